@@ -1,0 +1,3 @@
+"""CLI commands of this area; see design.md section 3. Registered by klmtui.cli via COMMANDS."""
+
+COMMANDS: list = []

@@ -1,0 +1,62 @@
+"""How the host reaches the agent: a local subprocess or an SSH session, behind one interface.
+
+`remote.bench` drives a benchmark through a `Transport` without knowing which one it has.
+`LocalTransport` lives in `remote.local`, `SshTransport` in `remote.ssh`; `transport_for(device)`
+picks one from a device record (the name `local` is the built-in local device).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Protocol, Sequence
+
+# progress(done_bytes, total_bytes, current_file)
+ProgressCallback = Callable[[int, int, str], None]
+
+
+class AgentProcess(Protocol):
+    """A running agent. Its stdout is one JSON object per line (design.md section 6)."""
+
+    def lines(self) -> Iterator[str]:
+        """Yield stdout lines (without newline) as they arrive; ends when the process exits or the link drops."""
+
+    def cancel(self) -> None:
+        """Kill the agent's whole process group (tegrastats included). Idempotent."""
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[int]:
+        """The exit status, or None if the link dropped before one was known."""
+
+    def stderr_tail(self, max_chars: int = 2000) -> str:
+        """The last part of the agent's stderr, for error messages."""
+
+
+class Transport(Protocol):
+    """One device's side of a benchmark."""
+
+    name: str
+
+    def prepare(self, progress: Optional[ProgressCallback] = None) -> str:
+        """Make sure the agent bundle is on the device (skip files whose checksum matches);
+        return the remote agent folder (where `python -m remote.agent.bench` runs)."""
+
+    def put_file(self, local: Path, remote_relative: str, progress: Optional[ProgressCallback] = None) -> str:
+        """Upload a file (e.g. a checkpoint) into the device's work folder; return its remote path.
+        `remote_relative` must stay inside the work folder (no '..', not absolute)."""
+
+    def start_agent(self, args: Sequence[str]) -> AgentProcess:
+        """Start `python -u -m remote.agent.bench ARGS` in the agent folder, in its own process group.
+        Every argument is quoted for the remote shell."""
+
+    def close(self) -> None:
+        ...
+
+
+def transport_for(device: dict, *, home: Optional[Path] = None) -> Transport:
+    """A transport for a device record from the store's `devices` table (or the built-in `local`)."""
+    if device.get("id") == "local" or device.get("host") in (None, "", "local"):
+        from remote.local import LocalTransport
+
+        return LocalTransport(device, home=home)
+    from remote.ssh import SshTransport
+
+    return SshTransport(device, home=home)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Set up klmtui in ./.venv on a fresh machine.
+#   bash scripts/setup.sh          # the app: torch, textual, paramiko, ...
+#   bash scripts/setup.sh --test   # plus the test tools, Ray, and (as root) openssh-server + tmux
+# Environment: PYTHON (default python3), KLMTUI_TORCH (pip spec for torch/torchvision, overrides the pins).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_tests=0
+case "${1:-}" in
+  --test) with_tests=1 ;;
+  "") ;;
+  *) echo "usage: bash scripts/setup.sh [--test]" >&2; exit 2 ;;
+esac
+
+if (( with_tests )) && { [ ! -x /usr/sbin/sshd ] || ! command -v tmux >/dev/null; }; then
+  # The SSH integration tests start a real sshd on loopback; the TUI is checked once in tmux.
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server tmux >/dev/null
+  else
+    echo "note: install openssh-server and tmux (sudo apt-get install openssh-server tmux) for the SSH tests" >&2
+  fi
+fi
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
+
+# PyTorch: the pins known to work here (x86_64: a CUDA build that also runs on CPU; aarch64: CPU build).
+if [ -n "${KLMTUI_TORCH:-}" ]; then
+  read -r -a torch_spec <<<"$KLMTUI_TORCH"
+else
+  case "$(uname -m)" in
+    x86_64) torch_spec=(torch==2.14.1 torchvision==0.29.1) ;;
+    aarch64) torch_spec=(torch==2.9.1 torchvision==0.24.1) ;;
+    *) torch_spec=(torch torchvision) ;;
+  esac
+fi
+"${pip[@]}" install "${torch_spec[@]}"
+
+if (( with_tests )); then
+  "${pip[@]}" install -e ".[test,ray]"
+else
+  "${pip[@]}" install -e .
+fi
+echo "klmtui is set up in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

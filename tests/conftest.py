@@ -1,0 +1,9 @@
+"""Shared fixtures live in tests/fixtures/*, one module per area, loaded as plugins."""
+
+pytest_plugins = [
+    "tests.fixtures.paths",
+    "tests.fixtures.cli",
+    "tests.fixtures.data",
+    "tests.fixtures.sshd",
+    "tests.fixtures.ray_cluster",
+]
