@@ -1,0 +1,599 @@
+"""`runs.json`: the study store, a TinyDB file made safe for several processes and for `kill -9`.
+
+TinyDB rewrites the whole file on every write, is not process-safe and has no atomic write. So
+every write here is: a file lock (`runs.json.lock`, via `filelock`), a read of the current file,
+the change, a temp file in the same folder, fsync, `os.replace` over the store, fsync of the
+folder. Readers take no lock: a rename is atomic, so a reader sees the old or the new file, whole.
+
+The file keeps TinyDB's layout (`{"table": {"<doc_id>": {record}}}`, so `TinyDB(path)` or
+`TinyDB(path, storage=AtomicJSONStorage)` can open it), one record per line (readable diffs of
+the committed study), plus a `_meta` table naming the app and the schema version. Every record
+carries a string `"id"`; the TinyDB doc ids are an implementation detail.
+
+Speed: a process keeps the last file it read or wrote (keyed by inode, mtime and size) and the
+serialised text of each record, so one status update in a long-lived process (the TUI, a
+training run) costs one record's `json.dumps` plus the write, not a parse and a full dump.
+
+Time series never go here: they are JSON-lines files in `store.run_dir(id)`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from core.errors import InputError, OperationFailed
+
+APP = "klmtui"
+SCHEMA_VERSION = 1
+META_TABLE = "_meta"
+TABLES = ("architectures", "runs", "benchmarks", "devices", "results")
+STATUSES = ("pending", "queued", "running", "done", "failed", "cancelled", "interrupted")
+ACTIVE_STATUSES = ("pending", "queued", "running")
+LOCK_TIMEOUT_S = 60.0
+
+_Tables = dict[str, dict[str, dict]]
+
+
+class StoreError(InputError):
+    """The store file is not a klmtui store, is corrupt, or a record is missing/duplicated."""
+
+
+class RecordNotFound(StoreError, KeyError):
+    """`update`/`remove` of an id that is not in the table (also a `KeyError`)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+def new_id(prefix: str) -> str:
+    """`prefix` + 8 hex chars: `new_id("t-")` for training runs, `new_id("b-")` for benchmarks."""
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+def now_iso() -> str:
+    """The store's time stamp: ISO-8601 UTC, seconds precision, `Z` suffix."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --------------------------------------------------------------------------- file format
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    raise TypeError(f"store records must be JSON data, got {type(obj).__name__}")
+
+
+def _dump_record(record: dict) -> str:
+    return json.dumps(record, default=_json_default, allow_nan=False)
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON data, several times faster than `copy.deepcopy`."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _table_order(names: Any) -> list[str]:
+    known = [META_TABLE, *TABLES]
+    return [n for n in known if n in names] + sorted(n for n in names if n not in known)
+
+
+def _meta_record() -> dict:
+    return {"id": "store", "app": APP, "schema": SCHEMA_VERSION, "created": now_iso()}
+
+
+class _Serialiser:
+    """Serialises tables one record per line, reusing the text of records that did not change.
+
+    Records in a snapshot are never mutated in place (writes copy them), so the identity of a
+    record object is a safe key for its text.
+    """
+
+    def __init__(self) -> None:
+        self._texts: dict[int, tuple[dict, str]] = {}
+
+    def dumps(self, tables: _Tables) -> str:
+        texts: dict[int, tuple[dict, str]] = {}
+        out = ["{\n"]
+        names = _table_order(tables)
+        for t_index, name in enumerate(names):
+            out.append(f"{json.dumps(name)}: {{")
+            rows = []
+            for key, record in tables[name].items():
+                cached = self._texts.get(id(record))
+                if cached is not None and cached[0] is record:
+                    text = cached[1]
+                else:
+                    text = _dump_record(record)
+                texts[id(record)] = (record, text)
+                rows.append(f"{json.dumps(key)}: {text}")
+            if rows:
+                out.append("\n")
+                out.append(",\n".join(rows))
+                out.append("\n")
+            out.append("}" + (",\n" if t_index < len(names) - 1 else "\n"))
+        out.append("}\n")
+        self._texts = texts
+        return "".join(out)
+
+
+def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _keep_aside(path: Path, data: bytes) -> Path | None:
+    """Copy a bad store file next to it (once per content); the original is never touched."""
+    for other in sorted(path.parent.glob(path.name + ".corrupt-*")):
+        try:
+            if other.stat().st_size == len(data) and other.read_bytes() == data:
+                return other
+        except OSError:
+            continue
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    try:
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except OSError:
+        return None
+    return target
+
+
+def _bad_file(path: Path, data: bytes, why: str) -> StoreError:
+    kept = _keep_aside(path, data)
+    where = f"a copy is kept at {kept}" if kept else "could not copy it aside"
+    return StoreError(f"{path} {why}; the file is left untouched ({where}); move it away or pass --store")
+
+
+def parse_store(path: Path, data: bytes) -> _Tables:
+    """Validate and decode a store file's bytes. Empty -> an empty store."""
+    if not data.strip():
+        return {}
+    try:
+        tables = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _bad_file(path, data, f"is not valid JSON (line {getattr(exc, 'lineno', '?')})") from None
+    if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+        raise _bad_file(path, data, "is JSON but not a TinyDB/klmtui store")
+    if not tables:
+        return {}
+    meta = next(iter(tables.get(META_TABLE, {}).values()), None)
+    if not isinstance(meta, dict) or meta.get("app") != APP:
+        raise _bad_file(path, data, "is not a klmtui store (no _meta entry with app 'klmtui')")
+    schema = meta.get("schema")
+    if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has store schema {schema!r}, this klmtui reads up to {SCHEMA_VERSION}: upgrade klmtui"
+        )
+    for name, table in tables.items():
+        for record in table.values():
+            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                raise _bad_file(path, data, f"has a record without a string id in table {name!r}")
+    return tables
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Temp file in the same folder, fsync, rename over `path`, fsync the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _lock_for(path: Path):
+    from filelock import FileLock
+
+    return FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S, poll_interval=0.002)
+
+
+@contextmanager
+def _locked(lock, path: Path) -> Iterator[None]:
+    from filelock import Timeout
+
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OperationFailed(f"{path} is locked by another process for over {LOCK_TIMEOUT_S:.0f} s") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+class _Snapshot:
+    """Decoded tables plus a lazily built `id -> doc key` index per table. Treated as immutable."""
+
+    def __init__(self, tables: _Tables, signature: tuple | None) -> None:
+        self.tables = tables
+        self.signature = signature
+        self._index: dict[str, dict[str, str]] = {}
+
+    def index(self, table: str) -> dict[str, str]:
+        idx = self._index.get(table)
+        if idx is None:
+            idx = {rec["id"]: key for key, rec in self.tables.get(table, {}).items()}
+            self._index[table] = idx
+        return idx
+
+    def get(self, table: str, id: str) -> dict | None:
+        key = self.index(table).get(id)
+        return None if key is None else self.tables[table][key]
+
+
+def _check_table(table: str) -> None:
+    if table not in TABLES:
+        raise ValueError(f"unknown store table {table!r}; tables are {', '.join(TABLES)}")
+
+
+def _matches(record: dict, equal: dict) -> bool:
+    return all(record.get(k) == v for k, v in equal.items())
+
+
+class Tx:
+    """A transaction: reads see its own writes; everything is written once, at exit.
+
+    Copy-on-write over the snapshot it started from: the snapshot (shared with readers of the
+    same process) is never mutated.
+    """
+
+    def __init__(self, base: _Snapshot) -> None:
+        self._base = base
+        self._tables: _Tables = dict(base.tables)  # table dicts copied on first write
+        self._copied: set[str] = set()
+        self._index: dict[str, dict[str, str]] = {}
+        self._next_key: dict[str, int] = {}
+        self.changed = False
+
+    # -- internals
+    def _idx(self, table: str) -> dict[str, str]:
+        if table not in self._index:
+            self._index[table] = dict(self._base.index(table)) if table in self._base.tables else {}
+        return self._index[table]
+
+    def _writable(self, table: str) -> dict[str, dict]:
+        if table not in self._copied:
+            self._tables[table] = dict(self._tables.get(table, {}))
+            self._copied.add(table)
+        self.changed = True
+        return self._tables[table]
+
+    def _new_key(self, table: str) -> str:
+        if table not in self._next_key:
+            keys = self._tables.get(table, {}).keys()
+            self._next_key[table] = max((int(k) for k in keys if k.isdigit()), default=0) + 1
+        key = self._next_key[table]
+        self._next_key[table] = key + 1
+        return str(key)
+
+    @staticmethod
+    def _checked(record: dict) -> dict:
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str) or not record["id"]:
+            raise ValueError("a store record must be a dict with a non-empty string 'id'")
+        return _copy(record)
+
+    def _ensure_meta(self) -> None:
+        if not self._tables.get(META_TABLE):
+            self._writable(META_TABLE)["1"] = _meta_record()
+
+    # -- reads
+    def get(self, table: str, id: str) -> dict | None:
+        _check_table(table)
+        key = self._idx(table).get(id)
+        return None if key is None else _copy(self._tables[table][key])
+
+    def all(self, table: str) -> list[dict]:
+        _check_table(table)
+        return [_copy(r) for r in self._tables.get(table, {}).values()]
+
+    def find(self, table: str, **equal: Any) -> list[dict]:
+        _check_table(table)
+        return [_copy(r) for r in self._tables.get(table, {}).values() if _matches(r, equal)]
+
+    # -- writes
+    def insert(self, table: str, record: dict) -> str:
+        _check_table(table)
+        rec = self._checked(record)
+        if rec["id"] in self._idx(table):
+            raise StoreError(f"{table}: a record with id {rec['id']!r} already exists")
+        key = self._new_key(table)
+        self._writable(table)[key] = rec
+        self._idx(table)[rec["id"]] = key
+        return rec["id"]
+
+    def upsert(self, table: str, record: dict) -> str:
+        """Insert, or update the existing record's fields (fields not given are kept)."""
+        _check_table(table)
+        rec = self._checked(record)
+        key = self._idx(table).get(rec["id"])
+        if key is None:
+            return self.insert(table, rec)
+        rows = self._writable(table)
+        rows[key] = {**rows[key], **rec}
+        return rec["id"]
+
+    def update(self, table: str, id: str, **fields: Any) -> dict:
+        _check_table(table)
+        key = self._idx(table).get(id)
+        if key is None:
+            raise RecordNotFound(f"{table}: no record with id {id!r}")
+        if fields.get("id", id) != id:
+            raise ValueError("update() cannot change a record's id")
+        rows = self._writable(table)
+        rows[key] = {**rows[key], **_copy(fields)}
+        return _copy(rows[key])
+
+    def remove(self, table: str, id: str) -> None:
+        _check_table(table)
+        key = self._idx(table).pop(id, None)
+        if key is None:
+            raise RecordNotFound(f"{table}: no record with id {id!r}")
+        del self._writable(table)[key]
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class Store:
+    """The one way to read and write `runs.json` (see the module docstring for the guarantees)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._lock = _lock_for(self.path)
+        self._guard = threading.RLock()
+        self._snapshot: _Snapshot | None = None
+        self._serialiser = _Serialiser()
+        self._in_tx = threading.local()
+        self._swept = False
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def exists(self) -> bool:
+        return self.path.is_file() and self.path.stat().st_size > 0
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def run_dir(self, id: str) -> Path:
+        """`<store folder>/runs/<id>/`, created on demand: where a run's time series live."""
+        if not id or "/" in id or id in (".", ".."):
+            raise ValueError(f"not a record id: {id!r}")
+        folder = self.folder / "runs" / id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def relative(self, path: str | os.PathLike) -> str:
+        """A path as stored in records: relative to the store folder when inside it (portable)."""
+        p = Path(path)
+        try:
+            return str(p.resolve().relative_to(self.folder.resolve()))
+        except ValueError:
+            return str(p)
+
+    def resolve(self, stored: str | os.PathLike) -> Path:
+        """The inverse of `relative`: a stored path made absolute against the store folder."""
+        p = Path(stored)
+        return p if p.is_absolute() else self.folder / p
+
+    # -- snapshot loading
+    def _load(self) -> _Snapshot:
+        """The current file, decoded (reused when inode, mtime and size are unchanged)."""
+        with self._guard:
+            try:
+                fh = open(self.path, "rb")
+            except FileNotFoundError:
+                return _Snapshot({}, None)
+            except OSError as exc:
+                raise OperationFailed(f"cannot read the store {self.path}: {exc.strerror}") from None
+            with fh:
+                sig = _signature(os.fstat(fh.fileno()))
+                if self._snapshot is not None and self._snapshot.signature == sig:
+                    return self._snapshot
+                data = fh.read()
+            snap = _Snapshot(parse_store(self.path, data), sig)
+            self._snapshot = snap
+            return snap
+
+    # -- reads (no lock: the file is only ever replaced whole)
+    def all(self, table: str) -> list[dict]:
+        _check_table(table)
+        return [_copy(r) for r in self._load().tables.get(table, {}).values()]
+
+    def get(self, table: str, id: str) -> dict | None:
+        _check_table(table)
+        rec = self._load().get(table, id)
+        return None if rec is None else _copy(rec)
+
+    def find(self, table: str, **equal: Any) -> list[dict]:
+        _check_table(table)
+        return [_copy(r) for r in self._load().tables.get(table, {}).values() if _matches(r, equal)]
+
+    def count(self, table: str) -> int:
+        _check_table(table)
+        return len(self._load().tables.get(table, {}))
+
+    def meta(self) -> dict:
+        """The `_meta` record (app, schema, created), or {} for an empty store."""
+        return _copy(next(iter(self._load().tables.get(META_TABLE, {}).values()), {}))
+
+    # -- writes
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """Lock, read, let the caller change things, then write once (nothing if unchanged).
+
+        An exception inside the block writes nothing. Transactions do not nest.
+        """
+        if getattr(self._in_tx, "active", False):
+            raise RuntimeError("Store.transaction() does not nest; use the Tx you already have")
+        self._in_tx.active = True
+        try:
+            with self._guard, _locked(self._lock, self.path):
+                if not self._swept:
+                    self._sweep_temp_files()
+                tx = Tx(self._load())
+                yield tx
+                if tx.changed:
+                    tx._ensure_meta()
+                    self._commit(tx._tables)
+        finally:
+            self._in_tx.active = False
+
+    def _sweep_temp_files(self) -> None:
+        """Remove temp files left by writers killed mid-write (under the lock, any is stale)."""
+        for stale in self.folder.glob(f".{self.path.name}.*.tmp"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass
+        self._swept = True
+
+    def _commit(self, tables: _Tables) -> None:
+        ordered = {name: tables[name] for name in _table_order(tables)}
+        text = self._serialiser.dumps(ordered)
+        atomic_write_text(self.path, text)
+        sig = _signature(os.stat(self.path))
+        self._snapshot = _Snapshot(ordered, sig)
+
+    def insert(self, table: str, record: dict) -> str:
+        with self.transaction() as tx:
+            return tx.insert(table, record)
+
+    def upsert(self, table: str, record: dict) -> str:
+        with self.transaction() as tx:
+            return tx.upsert(table, record)
+
+    def update(self, table: str, id: str, **fields: Any) -> dict:
+        with self.transaction() as tx:
+            return tx.update(table, id, **fields)
+
+    def remove(self, table: str, id: str) -> None:
+        with self.transaction() as tx:
+            tx.remove(table, id)
+
+    def initialise(self) -> bool:
+        """Create the file with its `_meta` entry if it does not exist yet. True if created."""
+        with self.transaction() as tx:
+            if tx._tables.get(META_TABLE):
+                return False
+            tx._ensure_meta()
+            tx.changed = True
+            return True
+
+    def tinydb_table(self, table: str):
+        """A read-only TinyDB `Table` (query cache off) over a snapshot, for `Query`-style searches."""
+        from tinydb import TinyDB
+        from tinydb.storages import MemoryStorage
+
+        _check_table(table)
+        db = TinyDB(storage=MemoryStorage)
+        db.storage.write(_copy(self._load().tables))
+        return db.table(table, cache_size=0)
+
+
+# --------------------------------------------------------------------------- TinyDB storage
+
+
+def _tinydb_storage_base():
+    from tinydb.storages import Storage
+
+    return Storage
+
+
+def AtomicJSONStorage(path: str, **kwargs: Any):  # noqa: N802 - used like a class by TinyDB
+    """A TinyDB storage with this module's guarantees: `TinyDB(path, storage=AtomicJSONStorage)`.
+
+    Each TinyDB write = lock + atomic replace; reads take no lock. Writing outside the klmtui
+    `Store` still keeps the `_meta` entry, so the file stays a klmtui store.
+    """
+    Base = _tinydb_storage_base()
+
+    class _Atomic(Base):
+        def __init__(self, path: str) -> None:
+            self._store = Store(path)
+
+        def read(self):
+            tables = self._store._load().tables
+            return _copy(tables) if tables else None
+
+        def write(self, data) -> None:
+            for name, rows in data.items():
+                if any(not isinstance(r.get("id"), str) for r in rows.values()):
+                    raise ValueError(f"klmtui store records need a string 'id' (table {name!r})")
+            with self._store._guard, _locked(self._store._lock, self._store.path):
+                if not self._store._swept:
+                    self._store._sweep_temp_files()
+                tables = {name: dict(rows) for name, rows in data.items()}
+                if not tables.get(META_TABLE):
+                    tables[META_TABLE] = {"1": _meta_record()}
+                self._store._commit(tables)
+
+        def close(self) -> None:
+            pass
+
+    return _Atomic(path, **kwargs)
+
+
+__all__ = [
+    "APP",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "STATUSES",
+    "ACTIVE_STATUSES",
+    "Store",
+    "StoreError",
+    "RecordNotFound",
+    "Tx",
+    "new_id",
+    "now_iso",
+    "parse_store",
+    "atomic_write_text",
+    "AtomicJSONStorage",
+]
