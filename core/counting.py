@@ -1,0 +1,156 @@
+"""Parameters and multiply-accumulates of a K-L-M network, computed from op shapes (no torch).
+
+Counted the DARTS way: every trainable parameter except the auxiliary head (which only exists
+while training). MACs are those of the convolutions and the classifier for one 32x32 image in
+inference (pooling, BatchNorm, additions and the `none` edges' x*0 are not counted; the
+auxiliary head is not run). The formulas mirror core.ops / core.network one module at a time;
+tests/test_counting.py checks them against instantiated torch models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from core.arch import Arch
+from core.genotypes import Genotype, cell_nodes
+from core.models import resolve_genotype
+
+STEM_MULTIPLIER = 3
+IMAGE_SIZE = 32
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Parameters and MACs of a module; `size` is its output's spatial side."""
+
+    params: int
+    macs: int
+    size: int
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.params + other.params, self.macs + other.macs, other.size)
+
+
+def _conv(c_in: int, c_out: int, k: int, size: int, stride: int = 1, padding: int = 0,
+          dilation: int = 1, groups: int = 1) -> Cost:
+    out = (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    weights = c_out * (c_in // groups) * k * k
+    return Cost(weights, weights * out * out, out)
+
+
+def _bn(c: int, size: int) -> Cost:
+    return Cost(2 * c, 0, size)
+
+
+def _relu_conv_bn(c_in: int, c_out: int, size: int) -> Cost:
+    return _conv(c_in, c_out, 1, size) + _bn(c_out, size)
+
+
+def _factorized_reduce(c_in: int, c_out: int, size: int) -> Cost:
+    half = c_out // 2
+    conv_1 = _conv(c_in, half, 1, size, stride=2)
+    conv_2 = _conv(c_in, half, 1, size - 1, stride=2)  # reads x[:, :, 1:, 1:]
+    return Cost(conv_1.params + conv_2.params, conv_1.macs + conv_2.macs, conv_1.size) + _bn(c_out, conv_1.size)
+
+
+def _sep_conv(c: int, k: int, stride: int, size: int) -> Cost:
+    pad = k // 2
+    first = _conv(c, c, k, size, stride, pad, groups=c)
+    first = first + _conv(c, c, 1, first.size) + _bn(c, first.size)
+    second = _conv(c, c, k, first.size, 1, pad, groups=c)
+    second = second + _conv(c, c, 1, second.size) + _bn(c, second.size)
+    return first + second
+
+
+def _dil_conv(c: int, k: int, stride: int, size: int) -> Cost:
+    depthwise = _conv(c, c, k, size, stride, padding=2 * (k // 2), dilation=2, groups=c)
+    return depthwise + _conv(c, c, 1, depthwise.size) + _bn(c, depthwise.size)
+
+
+def _pooled_size(size: int, stride: int) -> int:
+    return (size - 1) // stride + 1  # 3x3, padding 1
+
+
+def op_cost(name: str, c: int, stride: int, size: int) -> Cost:
+    """One edge operation of core.ops, applied to a `size` x `size` input with `c` channels."""
+    if name == "none":
+        return Cost(0, 0, _pooled_size(size, stride))
+    if name == "skip_connect":
+        return Cost(0, 0, size) if stride == 1 else _factorized_reduce(c, c, size)
+    if name in ("max_pool_3x3", "avg_pool_3x3"):
+        return _bn(c, _pooled_size(size, stride))
+    kind, _, kernel = name.rpartition("_")
+    k = int(kernel.split("x")[0])
+    if kind == "sep_conv":
+        return _sep_conv(c, k, stride, size)
+    if kind == "dil_conv":
+        return _dil_conv(c, k, stride, size)
+    raise ValueError(f"no cost formula for operation {name!r}")
+
+
+def _cell_cost(genotype: Genotype, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool,
+               size_pp: int, size_p: int) -> tuple[Cost, int]:
+    """Cost of one cell and its output channel count."""
+    if reduction_prev:
+        cost = _factorized_reduce(c_pp, c, size_pp)
+    else:
+        cost = _relu_conv_bn(c_pp, c, size_pp)
+    cost = cost + _relu_conv_bn(c_p, c, size_p)
+    edges, concat = (genotype.reduce, genotype.reduce_concat) if reduction else (genotype.normal, genotype.normal_concat)
+    sizes = [size_p, size_p]
+    for node in cell_nodes(edges, concat):
+        node_size = size_p
+        for _, name, source in node:
+            stride = 2 if reduction and source < 2 else 1
+            edge = op_cost(name, c, stride, sizes[source])
+            cost = Cost(cost.params + edge.params, cost.macs + edge.macs, cost.size)
+            node_size = edge.size
+        if not node:
+            node_size = size_p
+        sizes.append(node_size)
+    out_size = _pooled_size(size_p, 2) if reduction else size_p
+    return Cost(cost.params, cost.macs, out_size), len(list(concat)) * c
+
+
+def network_cost(C: int, K: int, L: int, M: int, genotype: Genotype, num_classes: int = NUM_CLASSES,
+                 image_size: int = IMAGE_SIZE) -> Cost:
+    """Parameters (without the auxiliary head) and inference MACs of core.network.Network."""
+    reductions = (K, K + L + 1)
+    c_curr = STEM_MULTIPLIER * C
+    total = _conv(3, c_curr, 3, image_size, padding=1) + _bn(c_curr, image_size)
+    c_pp, c_p, c_curr = c_curr, c_curr, C
+    size_pp = size_p = image_size
+    reduction_prev = False
+    for i in range(K + L + M + 2):
+        reduction = i in reductions
+        if reduction:
+            c_curr *= 2
+        cell, c_out = _cell_cost(genotype, c_pp, c_p, c_curr, reduction, reduction_prev, size_pp, size_p)
+        total = Cost(total.params + cell.params, total.macs + cell.macs, cell.size)
+        reduction_prev = reduction
+        c_pp, c_p = c_p, c_out
+        size_pp, size_p = size_p, cell.size
+    classifier = c_p * num_classes
+    return Cost(total.params + classifier + num_classes, total.macs + classifier, 1)
+
+
+@lru_cache(maxsize=4096)
+def _registered_cost(C: int, K: int, L: int, M: int, genotype_name: str) -> Cost:
+    return network_cost(C, K, L, M, resolve_genotype(genotype_name))
+
+
+def arch_cost(arch: Arch) -> Cost:
+    """Cost of an `Arch` (cached by K, L, M, C, genotype); an unknown genotype is an InputError."""
+    return _registered_cost(arch.channels, arch.K, arch.L, arch.M, arch.genotype)
+
+
+def count_params(arch: Arch) -> int:
+    """Trainable parameters except the auxiliary head (the DARTS / thesis count)."""
+    return arch_cost(arch).params
+
+
+def count_macs(arch: Arch) -> int:
+    """Multiply-accumulates of the convolutions and classifier for one 32x32 image."""
+    return arch_cost(arch).macs
