@@ -1,0 +1,235 @@
+"""The benchmark agent: `python -u -m remote.agent.bench ARGS`, run from the bundle folder ON the device.
+
+Python 3.6 + torch 1.10 compatible (a Jetson Nano stays on JetPack 4.6); no store access: the
+architecture comes as K, L, M, channels and genotype arguments, the weights as a plain
+state_dict file (or none: initial weights, marked `weights: initial`).
+
+Stdout carries one JSON object per line, flushed (remote.agent.events):
+  hello    {arch, weights, protocol, timing, images, drop_none, device, params, environment}
+  latency  {pass: latency|power, run, batch, seconds, warmup[, extra]}   one per timed batch
+  power    {board_power_mw, rails, temps_c, gpu_load_pct, ram_used_mb, in_window}  one per sample
+  summary  {latency_s, latency_p90_s, images_per_s, latency{...}, power_w, power{...}, ...}
+  error    {error, kind}   (then exit status 1, or 130 when cancelled by SIGTERM/SIGINT)
+
+Two passes, as the thesis did: a latency pass without tegrastats, then a power pass with
+`tegrastats --interval 100` running; power_w is the mean board power over the power pass' timed
+(non-warm-up) part. Inference drops the genotype's `none` edges by default (`--keep-none` to
+time them as the thesis' code did: they compute x*0, cost time and change nothing).
+"""
+
+import argparse
+import signal
+import sys
+import time
+
+from core.latency import FIELDS, PROTOCOLS, TIMINGS, Protocol, summarize
+from remote.agent import environment
+from remote.agent.events import Emitter
+from remote.agent.power import TegrastatsSampler
+from remote.agent.timing import SyncTimer, ThesisTimer, run_adaptive, run_extra, run_thesis
+
+AGENT_VERSION = 1
+
+
+class AgentError(Exception):
+    """A problem the user can act on (bad argument, unreadable weights): one clear message."""
+
+
+class Cancelled(BaseException):
+    """SIGTERM/SIGINT: unwinds through every `finally` so tegrastats is always stopped."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise AgentError("bad agent arguments: %s" % message)
+
+
+def build_parser():
+    p = _Parser(prog="python -m remote.agent.bench", description="klmtui's device benchmark agent")
+    p.add_argument("--K", type=int, required=True)
+    p.add_argument("--L", type=int, required=True)
+    p.add_argument("--M", type=int, required=True)
+    p.add_argument("--channels", type=int, required=True)
+    p.add_argument("--genotype", default="SNAS_mild")
+    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--weights", help="a plain state_dict file; none: initial weights")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="thesis")
+    p.add_argument("--timing", choices=TIMINGS, default="sync")
+    for field in FIELDS:
+        if field not in ("protocol", "timing"):
+            kind = float if field == "ci_rel" else int
+            p.add_argument("--" + field.replace("_", "-"), dest=field, type=kind, default=None)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--keep-none", action="store_true", help="keep the genotype's `none` edges")
+    p.add_argument("--cudnn-benchmark", action="store_true")
+    p.add_argument("--images", help="image folder for --timing thesis (default: synthetic images)")
+    p.add_argument("--tegrastats", default="tegrastats", help="the tegrastats command")
+    p.add_argument("--tegrastats-interval", type=int, default=100, help="ms")
+    p.add_argument("--no-power", action="store_true", help="skip the power pass")
+    p.add_argument("--power-min-samples", type=int, default=3,
+                   help="extend the power pass until this many samples fall in its timed part")
+    p.add_argument("--power-max-extra-s", type=float, default=60.0,
+                   help="give up extending the power pass after this many seconds")
+    return p
+
+
+def _raise_cancelled(signum, frame):
+    raise Cancelled("cancelled by signal %d" % signum)
+
+
+def build_model(torch, args, device):
+    """The network in eval mode, with the given weights or its initial ones."""
+    from core.genotypes import get_genotype
+    from core.network import Network
+
+    try:
+        genotype = get_genotype(args.genotype)
+    except (KeyError, ValueError) as exc:
+        raise AgentError(str(exc).strip("'\""))
+    torch.manual_seed(0)
+    model = Network(args.channels, args.num_classes, args.K, args.L, args.M, genotype,
+                    auxiliary=False, drop_none=not args.keep_none)
+    model.drop_path_prob = 0.0
+    if args.weights:
+        model.load_state_dict(load_state_dict(torch, args.weights))
+    return model.to(device).eval()
+
+
+def load_state_dict(torch, path):
+    try:
+        state = torch.load(path, map_location="cpu")
+    except Exception as exc:
+        raise AgentError("cannot read weights %s: %s" % (path, _first_line(exc)))
+    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
+        raise AgentError("weights %s are not a plain state_dict (name -> tensor)" % path)
+    # The auxiliary head only trains; inference builds the network without it.
+    return dict((k, v) for k, v in state.items() if not k.startswith("auxiliary_head."))
+
+
+def run(args, emit):
+    """Both passes; returns the summary fields. Raises AgentError / Cancelled."""
+    import torch
+
+    try:
+        protocol = Protocol(**dict((f, getattr(args, f)) for f in FIELDS))
+    except ValueError as exc:
+        raise AgentError(str(exc))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise AgentError("--device cuda but CUDA is not available on this device")
+    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+                          else "cpu")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
+    try:
+        model = build_model(torch, args, device)
+    except RuntimeError as exc:  # load_state_dict mismatch
+        raise AgentError("weights %s do not fit %d-%d-%d@%d: %s" % (
+            args.weights, args.K, args.L, args.M, args.channels, _first_line(exc)[:300]))
+    if args.timing == "thesis":
+        timer = ThesisTimer(torch, model, protocol.batch, device, args.images)
+    else:
+        timer = SyncTimer(torch, model, protocol.batch, device)
+    weights = "trained" if args.weights else "initial"
+    emit("hello", agent_version=AGENT_VERSION,
+         arch={"K": args.K, "L": args.L, "M": args.M, "channels": args.channels, "genotype": args.genotype},
+         weights=weights, weights_file=args.weights, protocol=protocol.to_dict(), timing=args.timing,
+         images=timer.images, drop_none=not args.keep_none, device=str(device),
+         params=sum(p.numel() for p in model.parameters()),
+         environment=environment.collect(torch, device))
+
+    started = time.time()
+    adaptive = None
+    if protocol.protocol == "thesis":
+        kept = run_thesis(timer, protocol, emit, "latency")
+    else:
+        kept, stop = run_adaptive(timer, protocol, emit, "latency")
+        adaptive = {"batches": len(kept), "reason": stop.reason, "converged": stop.reason == "converged"}
+    latency = summarize(kept)
+    median = latency["median_s"]
+
+    power_w, power_info, power_reason = None, {}, "skipped (--no-power)"
+    if not args.no_power:
+        power_info, power_w, power_reason = power_pass(args, protocol, timer, emit, len(kept))
+
+    return {
+        "latency_s": median,
+        "latency_p90_s": latency["p90_s"],
+        "images_per_s": protocol.batch / median if median else None,
+        "latency": latency,
+        "adaptive": adaptive,
+        "power_w": power_w,
+        "power_reason": power_reason,
+        "power": power_info,
+        "protocol": protocol.to_dict(),
+        "timing": args.timing,
+        "images": timer.images,
+        "weights": weights,
+        "drop_none": not args.keep_none,
+        "device": str(device),
+        "environment_end": environment.snapshot(),
+        "duration_s": time.time() - started,
+    }
+
+
+def power_pass(args, protocol, timer, emit, latency_batches):
+    """The separate power pass: the same protocol with tegrastats running; (info, power_w, reason)."""
+    sampler = TegrastatsSampler(args.tegrastats, args.tegrastats_interval, emit)
+    try:
+        if not sampler.start():
+            return sampler.result()
+
+        def measuring(on):
+            sampler.measuring = on
+
+        if protocol.protocol == "thesis":
+            run_thesis(timer, protocol, emit, "power", on_measure=measuring)
+        else:
+            run_adaptive(timer, protocol, emit, "power", on_measure=measuring, fixed=latency_batches)
+        # A short pass may end before tegrastats has said anything: keep the load on until the
+        # window holds enough samples (or tegrastats has died, or we have waited long enough).
+        run_extra(timer, emit, "power",
+                  until=lambda: sampler.window_count() >= args.power_min_samples or not sampler.alive(),
+                  start_batch=0, max_seconds=args.power_max_extra_s)
+        sampler.measuring = False
+    finally:
+        sampler.stop()
+    return sampler.result()
+
+
+def _first_line(exc):
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def main(argv=None):
+    emit = Emitter()
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        old[sig] = signal.signal(sig, _raise_cancelled)
+    try:
+        args = build_parser().parse_args(argv)
+        summary = run(args, emit)
+        emit("summary", **summary)
+        return 0
+    except Cancelled as exc:
+        emit("error", error=str(exc), kind="cancelled")
+        return 130
+    except AgentError as exc:
+        emit("error", error=str(exc), kind="input")
+        return 1
+    except Exception as exc:  # anything else: still one clear line for the host, and a traceback on stderr
+        import traceback
+
+        traceback.print_exc()
+        emit("error", error="%s: %s" % (type(exc).__name__, _first_line(exc)), kind="crash")
+        return 1
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,428 @@
+"""Host side of a device benchmark: record, push, run the agent, stream its events, store the summary.
+
+`run_benchmark(store, arch_id, device_name, options, on_event, cancel)`:
+1. validates the architecture, the device and the protocol (bad input creates no record),
+2. creates the `benchmarks` record (status `running`, this process' pid),
+3. picks the weights: the checkpoint of the latest `done` training run of that architecture
+   (exported here to a plain state_dict, which torch 1.10 on a Jetson Nano can load), else the
+   network's initial weights (`weights: initial`),
+4. `transport.prepare()` (the bundle), `put_file()` (the weights), `start_agent()`,
+5. reads the agent's JSON lines as they arrive: each event is appended to
+   `run_dir(id)/events.jsonl` (raw, append-only, kept on failure) and handed to `on_event`;
+   a line that is not JSON is counted and logged to `run_dir(id)/agent.log`,
+6. writes the outcome: `done` with the summary figures, `failed` with a clear `error`
+   ("connection lost ...", the agent's own error, its exit status and stderr), or `cancelled`.
+
+Cancelling: a `threading.Event` (the TUI), or `cancel_benchmark()` from another process (the
+CLI's `klmtui cancel b-...`), which drops a `cancel` file in the run folder that the running
+benchmark watches, and signals the recorded pid if nothing happens. Either way the agent's whole
+process group is killed through `AgentProcess.cancel()`.
+
+Host-side events given to `on_event` besides the agent's own (hello/latency/power/summary/error):
+`{"event": "benchmark", "id", "arch", "device", "weights", "run_id", "attempt"}` first,
+`{"event": "stage", "stage": "prepare"|"upload"|"start"}`, and `{"event": "finished", "status",
+"error"}` last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from core.arch import Arch, parse_arch
+from core.errors import InputError, KlmtuiError, OperationFailed
+from core.latency import FIELDS, Protocol
+
+EventCallback = Callable[[dict], None]
+CANCEL_FILE = "cancel"
+EVENTS_FILE = "events.jsonl"
+# Agent options beyond the protocol (name -> agent flag); booleans are flags.
+AGENT_EXTRAS = {
+    "compute": "--device",
+    "threads": "--threads",
+    "keep_none": "--keep-none",
+    "images": "--images",
+    "tegrastats_interval": "--tegrastats-interval",
+    "power_min_samples": "--power-min-samples",
+    "no_power": "--no-power",
+}
+LOCAL_DEVICE = {"id": "local", "name": "local", "host": "local"}
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def split_options(options: Optional[dict]) -> tuple[Protocol, dict]:
+    """(Protocol, agent extras) from a flat options dict; unknown keys or bad values -> InputError."""
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    unknown = sorted(set(options) - set(FIELDS) - set(AGENT_EXTRAS))
+    if unknown:
+        raise InputError(f"unknown benchmark option(s): {', '.join(unknown)}")
+    try:
+        protocol = Protocol(**{k: v for k, v in options.items() if k in FIELDS})
+    except ValueError as exc:
+        raise InputError(f"bad benchmark protocol: {exc}") from exc
+    return protocol, {k: v for k, v in options.items() if k in AGENT_EXTRAS}
+
+
+def device_record(store, name: str) -> dict:
+    device = store.get("devices", name) if store.exists() else None
+    if device is None and name == "local":
+        return dict(LOCAL_DEVICE)
+    if device is None:
+        raise InputError(f"unknown device {name!r}: add it with `klmtui device add {name} --host HOST` (or use --device local)")
+    return device
+
+
+def latest_checkpoint(store, arch_id: str) -> Optional[dict]:
+    """The latest `done` training run of this architecture that left a checkpoint file."""
+    runs = [r for r in store.find("runs", arch_id=arch_id, status="done") if r.get("checkpoint")]
+    runs.sort(key=lambda r: (r.get("finished") or "", r.get("created") or ""))
+    return runs[-1] if runs else None
+
+
+def agent_args(arch: Arch, protocol: Protocol, extras: dict, weights: Optional[str], tegrastats: Optional[str]) -> list[str]:
+    """The agent's argv (a list: the SSH transport quotes every word for the remote shell)."""
+    args = ["--K", str(arch.K), "--L", str(arch.L), "--M", str(arch.M),
+            "--channels", str(arch.channels), "--genotype", arch.genotype]
+    args += protocol.args()
+    if weights:
+        args += ["--weights", weights]
+    if tegrastats:
+        args += ["--tegrastats", tegrastats]
+    for key, flag in AGENT_EXTRAS.items():
+        value = extras.get(key)
+        if value is True:
+            args.append(flag)
+        elif value not in (None, False):
+            args += [flag, str(value)]
+    return args
+
+
+def export_state_dict(checkpoint: Path, out: Path) -> Path:
+    """Write the checkpoint's weights as a plain state_dict (name -> tensor) the agent can load."""
+    import torch
+
+    try:
+        data = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated, not a torch file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise OperationFailed(f"checkpoint {checkpoint} is not readable: {first[:200]}") from exc
+    state = data
+    if isinstance(data, dict):
+        for key in ("state_dict", "model", "model_state_dict", "network"):
+            if isinstance(data.get(key), dict):
+                state = data[key]
+                break
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise OperationFailed(f"checkpoint {checkpoint} holds no state_dict (name -> tensor)")
+    plain = {k.removeprefix("module."): v for k, v in state.items() if not k.startswith("auxiliary_head.")}
+    torch.save(plain, out)
+    return out
+
+
+# --------------------------------------------------------------------------- running
+
+
+class _Run:
+    """One attempt of one benchmark: the events file, the callback, the cancel watcher."""
+
+    def __init__(self, store, record: dict, on_event: Optional[EventCallback], cancel: Optional[threading.Event]):
+        self.store = store
+        self.record = record
+        self.folder = store.run_dir(record["id"])
+        self.on_event = on_event
+        self.cancel = cancel or threading.Event()
+        self.cancelled = False
+        self.agent = None
+        self.events = open(self.folder / EVENTS_FILE, "a", encoding="utf-8")
+        self.bad_lines = 0
+        self.counts: dict[str, int] = {}
+        self._done = threading.Event()
+
+    def deliver(self, event: dict) -> None:
+        self.events.write(json.dumps(event) + "\n")
+        self.events.flush()
+        name = event.get("event")
+        self.counts[name] = self.counts.get(name, 0) + 1
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def log(self, text: str) -> None:
+        with open(self.folder / "agent.log", "a", encoding="utf-8") as f:
+            f.write(text.rstrip("\n") + "\n")
+
+    def cancel_requested(self) -> bool:
+        return self.cancel.is_set() or (self.folder / CANCEL_FILE).exists()
+
+    def check_cancel(self) -> None:
+        if self.cancel_requested():
+            self.cancelled = True
+            raise _Cancelled()
+
+    def watch(self) -> None:
+        """Background: turn a cancel request into AgentProcess.cancel() while lines() blocks."""
+        while not self._done.wait(0.2):
+            if self.cancel_requested() and self.agent is not None:
+                self.cancelled = True
+                self.agent.cancel()
+                return
+
+    def close(self) -> None:
+        self._done.set()
+        self.events.close()
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def run_benchmark(store, arch_id: str, device_name: str, options: Optional[dict] = None,
+                  on_event: Optional[EventCallback] = None, cancel: Optional[threading.Event] = None,
+                  *, home: Optional[Path] = None) -> dict:
+    """Benchmark one architecture on one device; returns the final `benchmarks` record."""
+    from core.store import new_id, now_iso
+
+    arch = parse_arch(arch_id)
+    device = device_record(store, device_name)
+    protocol, extras = split_options(options)
+    run = latest_checkpoint(store, arch.id)
+    bench_id = new_id("b-")
+    record = {
+        "id": bench_id, "arch_id": arch.id, "arch": arch.triple, "K": arch.K, "L": arch.L, "M": arch.M,
+        "channels": arch.channels, "genotype": arch.genotype, "device": device.get("name") or device_name,
+        "run_id": run["id"] if run else None, "weights": "trained" if run else "initial",
+        "protocol": protocol.protocol, "timing": protocol.timing, "batch": protocol.batch,
+        "options": {**protocol.to_dict(), **extras}, "status": "running", "attempt": 1,
+        "latency_s": None, "latency_p90_s": None, "images_per_s": None, "power_w": None, "energy_j": None,
+        "environment": None, "error": None, "created": now_iso(), "started": now_iso(), "finished": None,
+        "pid": os.getpid(), "host": socket.gethostname(), "run_dir": None,
+    }
+    record["run_dir"] = store.relative(store.run_dir(bench_id))
+    store.insert("benchmarks", record)
+    return _execute(store, record, device, arch, protocol, extras, on_event, cancel, home)
+
+
+def resume_benchmark(store, bench_id: str, on_event: Optional[EventCallback] = None,
+                     cancel: Optional[threading.Event] = None, *, home: Optional[Path] = None) -> dict:
+    """Run a failed/cancelled/interrupted benchmark again under the same id (events are appended)."""
+    from core.store import now_iso
+
+    record = _get(store, bench_id)
+    refresh_benchmarks(store)
+    record = _get(store, bench_id)
+    if record["status"] == "running":
+        raise InputError(f"benchmark {bench_id} is still running (pid {record.get('pid')})")
+    if record["status"] == "done":
+        raise InputError(f"benchmark {bench_id} is already done: start a new one with `klmtui bench`")
+    arch = parse_arch(record["arch_id"])
+    device = device_record(store, record["device"])
+    protocol, extras = split_options(record.get("options") or {})
+    run = latest_checkpoint(store, arch.id)
+    cancel_file = store.run_dir(bench_id) / CANCEL_FILE
+    cancel_file.unlink(missing_ok=True)
+    record = store.update("benchmarks", bench_id, status="running", error=None, finished=None, pid=os.getpid(),
+                          host=socket.gethostname(), attempt=int(record.get("attempt") or 1) + 1,
+                          started=now_iso(), run_id=run["id"] if run else None,
+                          weights="trained" if run else "initial")
+    return _execute(store, record, device, arch, protocol, extras, on_event, cancel, home)
+
+
+def _execute(store, record, device, arch, protocol, extras, on_event, cancel, home) -> dict:
+    from remote.transport import transport_for
+
+    run = _Run(store, record, on_event, cancel)
+    outcome: dict[str, Any] = {}
+    transport = None
+    watcher = threading.Thread(target=run.watch, name=f"cancel-{record['id']}", daemon=True)
+    try:
+        run.deliver({"event": "benchmark", "id": record["id"], "arch": arch.id, "device": record["device"],
+                     "weights": record["weights"], "run_id": record["run_id"], "attempt": record["attempt"]})
+        transport = transport_for(device, home=home)
+        run.check_cancel()
+        run.deliver({"event": "stage", "stage": "prepare"})
+        transport.prepare()
+        weights = None
+        if record["run_id"]:
+            run.check_cancel()
+            run.deliver({"event": "stage", "stage": "upload"})
+            source = store.resolve(store.get("runs", record["run_id"])["checkpoint"])
+            plain = export_state_dict(source, run.folder / "weights.pt")
+            weights = transport.put_file(plain, f"checkpoints/{record['id']}.pt")
+        run.check_cancel()
+        run.deliver({"event": "stage", "stage": "start"})
+        args = agent_args(arch, protocol, extras, weights, device.get("tegrastats"))
+        run.agent = transport.start_agent(args)
+        watcher.start()
+        outcome = _stream(run, protocol)
+    except _Cancelled:
+        outcome = {"status": "cancelled", "error": "cancelled before the agent started"}
+    except KlmtuiError as exc:
+        outcome = {"status": "failed", "error": str(exc)}
+    except BaseException as exc:  # a bug or Ctrl-C: never leave the record `running`
+        status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+        _finish(store, run, {"status": status, "error": f"{type(exc).__name__}: {exc}".rstrip(": ")})
+        raise
+    finally:
+        if run.agent is not None and outcome.get("status") != "done":
+            run.agent.cancel()  # never leave the agent (or tegrastats) running behind us
+        if transport is not None:
+            try:
+                transport.close()
+            except Exception:
+                pass
+    return _finish(store, run, outcome)
+
+
+def _stream(run: _Run, protocol: Protocol) -> dict:
+    """Read the agent's lines to the end; the outcome (status, error, summary fields)."""
+    agent = run.agent
+    summary = error = None
+    for line in agent.lines():
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or "event" not in event:
+            run.bad_lines += 1
+            run.log(f"not an event: {line[:500]}")
+            continue
+        if event["event"] == "summary":
+            summary = event
+        elif event["event"] == "error":
+            error = event
+        elif event["event"] == "hello":
+            run.record["environment"] = event.get("environment")
+            run.record["params"] = event.get("params")
+        run.deliver(event)
+    code = agent.wait(timeout=30)
+    tail = agent.stderr_tail()
+    if tail.strip():
+        run.log("agent stderr:\n" + tail)
+    if run.cancelled or run.cancel_requested():
+        return {"status": "cancelled", "error": "cancelled"}
+    if summary is not None and code == 0:
+        return {"status": "done", "error": None, "summary": summary}
+    if error is not None:
+        return {"status": "failed", "error": str(error.get("error") or "the agent reported an error")}
+    if getattr(agent, "link_lost", False) or code is None:
+        return {"status": "failed", "error": f"connection lost to device {run.record['device']} during the benchmark "
+                                             f"({run.counts.get('latency', 0)} latency samples kept in {EVENTS_FILE})"}
+    last = [l for l in tail.strip().splitlines() if l.strip()][-1:] or ["no output"]
+    return {"status": "failed", "error": f"agent exited with status {code}: {last[0][:300]}"}
+
+
+def _finish(store, run: _Run, outcome: dict) -> dict:
+    from core.store import now_iso
+
+    record = run.record
+    fields: dict[str, Any] = {"status": outcome["status"], "error": outcome.get("error"), "finished": now_iso(),
+                              "bad_lines": run.bad_lines, "event_counts": dict(run.counts)}
+    if record.get("environment") is not None:
+        fields["environment"] = record["environment"]
+        fields["params"] = record.get("params")
+    summary = outcome.get("summary")
+    if summary:
+        fields.update(summary_fields(summary, record["batch"]))
+        if fields.get("environment") is not None:
+            fields["environment"] = {**fields["environment"], "end": summary.get("environment_end"),
+                                     "temps_c": (summary.get("power") or {}).get("temps_end_c")}
+    try:
+        run.deliver({"event": "finished", "status": fields["status"], "error": fields["error"]})
+    finally:
+        run.close()
+    return store.update("benchmarks", record["id"], **fields)
+
+
+def summary_fields(summary: dict, batch: int) -> dict:
+    """The store's benchmark figures from the agent's summary event."""
+    latency = summary.get("latency_s")
+    power = summary.get("power_w")
+    info = summary.get("power") or {}
+    return {
+        "latency_s": latency,
+        "latency_p90_s": summary.get("latency_p90_s"),
+        "images_per_s": summary.get("images_per_s"),
+        "latency_stats": summary.get("latency"),
+        "adaptive": summary.get("adaptive"),
+        "power_w": power,
+        "power_reason": summary.get("power_reason"),
+        "energy_j": power * latency / batch if power is not None and latency else None,
+        "tegrastats": info.get("tegrastats"),
+        "power_stats": {k: v for k, v in info.items() if k != "tegrastats"} or None,
+        "timing": summary.get("timing"),
+        "images": summary.get("images"),
+        "weights": summary.get("weights"),
+        "drop_none": summary.get("drop_none"),
+        "compute": summary.get("device"),
+    }
+
+
+# --------------------------------------------------------------------------- other processes
+
+
+def _get(store, bench_id: str) -> dict:
+    record = store.get("benchmarks", bench_id)
+    if record is None:
+        raise InputError(f"no benchmark {bench_id!r} in {store.path}")
+    return record
+
+
+def _alive(record: dict) -> bool:
+    """Is the process that runs this benchmark still there (only knowable on the same host)?"""
+    pid = record.get("pid")
+    if not pid or record.get("host") not in (None, socket.gethostname()):
+        return True  # another machine: assume so
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def refresh_benchmarks(store) -> list[str]:
+    """Mark `running` benchmarks whose process has vanished `interrupted`; their ids."""
+    from core.store import now_iso
+
+    gone = [r["id"] for r in store.find("benchmarks", status="running") if not _alive(r)]
+    for bench_id in gone:
+        store.update("benchmarks", bench_id, status="interrupted", finished=now_iso(),
+                     error="the benchmark process vanished (killed or machine restarted)")
+    return gone
+
+
+def cancel_benchmark(store, bench_id: str, wait_s: float = 20.0) -> dict:
+    """Stop a running benchmark from any process; returns its record once it has stopped."""
+    from core.store import now_iso
+
+    record = _get(store, bench_id)
+    if record["status"] != "running":
+        raise InputError(f"benchmark {bench_id} is not running (status {record['status']})")
+    (store.run_dir(bench_id) / CANCEL_FILE).write_text("cancel requested\n")
+    signalled = False
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        record = _get(store, bench_id)
+        if record["status"] != "running":
+            return record
+        if not _alive(record):
+            return store.update("benchmarks", bench_id, status="cancelled", finished=now_iso(),
+                                error="cancelled (the benchmark process had already gone)")
+        if not signalled and time.monotonic() > deadline - wait_s / 2:
+            try:  # the runner did not react to the cancel file: signal it (the CLI handles SIGTERM)
+                os.kill(int(record["pid"]), signal.SIGTERM)
+            except (OSError, TypeError, ValueError):
+                pass
+            signalled = True
+        time.sleep(0.2)
+    raise OperationFailed(f"benchmark {bench_id} did not stop within {wait_s:.0f} s (pid {record.get('pid')})")

@@ -1,0 +1,28 @@
+"""The agent bundle: exactly the files pushed to a device, with their paths inside the bundle.
+
+Everything listed here must run on the device's Python 3.6 / torch 1.10 (tests/test_agent_compat.py
+runs vermin over `bundle_files()`). The agent runs from the bundle root as
+`python -u -m remote.agent.bench ...`, so the relative paths mirror the repository's packages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The network definition and the protocol/statistics from core, the parser, the agent package.
+CORE_FILES = ("core/__init__.py", "core/genotypes.py", "core/ops.py", "core/network.py", "core/latency.py")
+REMOTE_FILES = ("remote/__init__.py", "remote/tegrastats.py")
+AGENT_PACKAGE = "remote/agent"
+
+
+def bundle_files(root: Path | None = None) -> list[tuple[Path, str]]:
+    """[(local path, relative path in the bundle)], sorted by relative path."""
+    root = Path(root) if root is not None else REPO_ROOT
+    relative = list(CORE_FILES) + list(REMOTE_FILES)
+    relative += sorted(p.relative_to(root).as_posix() for p in (root / AGENT_PACKAGE).glob("*.py"))
+    missing = [r for r in relative if not (root / r).is_file()]
+    if missing:
+        raise FileNotFoundError(f"agent bundle incomplete, missing: {', '.join(missing)}")
+    return sorted(((root / r, r) for r in set(relative)), key=lambda item: item[1])
