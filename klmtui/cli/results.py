@@ -1,3 +1,346 @@
-"""CLI commands of this area; see design.md section 3. Registered by klmtui.cli via COMMANDS."""
+"""`init`, `status`, `import-results`, `pareto`, `export`: the study store and its results.
 
-COMMANDS: list = []
+Composition only: the work is in core.study (sources), core.pareto (fronts) and core.report
+(tables, plots). Sources: imported ones (`thesis`, `import-results --source NAME`) and the
+pseudo-source `measured` (our runs + benchmarks; `measured:DEVICE` for one device).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from klmtui.cli.common import bad_input, emit_json, pass_app, print_table, stdout_console
+
+
+# --------------------------------------------------------------------------- init
+
+
+@click.command("init")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as a JSON array of one object.")
+@pass_app
+def init(app, as_json: bool) -> None:
+    """Create or update the store: sampled architectures + the thesis' Appendix A (source `thesis`).
+
+    Idempotent; runs, benchmarks and devices are never touched.
+    """
+    from core.study import init_study
+
+    store = app.store()
+    counts = init_study(store)
+    if as_json:
+        emit_json([{"store": str(store.path), **counts}])
+        return
+    click.echo(
+        f"{store.path}: {counts['architectures']} architectures "
+        f"({counts['architectures_added']} added, {counts['architectures_updated']} updated), "
+        f"{counts['results']} results "
+        f"({counts['results_added']} added, {counts['results_updated']} updated)"
+    )
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _status_rows(store) -> list[dict]:
+    """One object per architecture: its runs, benchmarks, and results by source."""
+    from core.report import with_derived
+    from core.study import arch_of, measured_rows
+
+    archs: dict[str, dict] = {a["id"]: a for a in store.all("architectures")}
+    runs, benches, results = store.all("runs"), store.all("benchmarks"), store.all("results")
+    for rec in [*runs, *benches, *results]:
+        if rec.get("arch_id") and rec["arch_id"] not in archs and "K" in rec:
+            arch = arch_of(rec)
+            archs[arch.id] = {"id": arch.id, "arch": arch.triple, "K": arch.K, "L": arch.L, "M": arch.M,
+                              "channels": arch.channels, "genotype": arch.genotype, "params": None, "macs": None,
+                              "in_thesis": None, "sampled": False}
+    measured = {r["arch_id"]: with_derived(r) for r in measured_rows(store)}
+    out = []
+    for arch_id, a in archs.items():
+        my_runs = [r for r in runs if r.get("arch_id") == arch_id]
+        my_benches = sorted((b for b in benches if b.get("arch_id") == arch_id),
+                            key=lambda b: b.get("finished") or b.get("created") or "")
+        done = [r["accuracy"] for r in my_runs if r.get("status") == "done" and r.get("accuracy") is not None]
+        by_source = {}
+        for res in results:
+            if res.get("arch_id") == arch_id:
+                d = with_derived(res)
+                by_source[res["source"]] = {k: d.get(k) for k in
+                                            ("accuracy", "params_m", "latency_s", "power_w", "batch", "energy_j")}
+        if arch_id in measured:
+            m = measured[arch_id]
+            by_source["measured"] = {k: m.get(k) for k in
+                                     ("accuracy", "params_m", "latency_s", "power_w", "batch", "energy_j")}
+        latest = my_benches[-1] if my_benches else None
+        out.append({
+            **{k: a.get(k) for k in ("id", "arch", "K", "L", "M", "channels", "genotype", "params", "macs",
+                                     "in_thesis", "sampled")},
+            "runs": {"total": len(my_runs), "by_status": _count_status(my_runs), "ids": [r["id"] for r in my_runs]},
+            "accuracy": sum(done) / len(done) if done else None,
+            "best_accuracy": max(done) if done else None,
+            "benchmarks": {
+                "total": len(my_benches),
+                "by_status": _count_status(my_benches),
+                "latest": None if latest is None else {
+                    k: with_derived(latest).get(k)
+                    for k in ("id", "device", "status", "batch", "latency_s", "power_w", "energy_j", "weights")
+                },
+            },
+            "results": by_source,
+        })
+    out.sort(key=lambda r: (r["K"], r["L"], r["M"], -r["channels"], r.get("genotype") or ""))
+    return out
+
+
+def _count_status(records: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.get("status") or "?"] = counts.get(r.get("status") or "?", 0) + 1
+    return counts
+
+
+def _short(result: dict | None) -> str:
+    if not result:
+        return "-"
+    parts = []
+    for key, fmt in (("accuracy", "{:.2f}%"), ("latency_s", "{:.2f}s"), ("power_w", "{:.2f}W"),
+                     ("energy_j", "{:.1f}mJ")):
+        value = result.get(key)
+        if value is not None:
+            parts.append(fmt.format(value * 1000 if key == "energy_j" else value))
+    return " ".join(parts) or "-"
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per architecture.")
+@pass_app
+def status(app, as_json: bool) -> None:
+    """Architectures with their runs, benchmarks and best results by source (energy per image derived)."""
+    store = app.store()
+    rows = _status_rows(store)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"{store.path}: empty store; run `klmtui init` to add the sampled study", err=True)
+        return
+    sources = sorted({s for r in rows for s in r["results"] if s != "measured"}, key=lambda s: (s != "thesis", s))
+    columns = ["arch", "params (M)", "thesis", "runs (done/all)", "acc % (ours)", "bench (latest)", "measured"]
+    columns += sources
+    table_rows = []
+    for r in rows:
+        runs = r["runs"]
+        active = sum(runs["by_status"].get(s, 0) for s in ("pending", "queued", "running"))
+        run_cell = f"{runs['by_status'].get('done', 0)}/{runs['total']}" + (f" ({active} active)" if active else "")
+        latest = r["benchmarks"]["latest"]
+        bench_cell = "-" if not latest else f"{latest['status']} on {latest['device']}"
+        table_rows.append([
+            r["id"],
+            None if r["params"] is None else f"{r['params'] / 1e6:.3f}",
+            {True: "yes", False: "no", None: "-"}[r["in_thesis"]],
+            run_cell,
+            None if r["accuracy"] is None else f"{r['accuracy']:.2f}",
+            bench_cell,
+            _short(r["results"].get("measured")),
+            *[_short(r["results"].get(s)) for s in sources],
+        ])
+    print_table(f"{store.path}: {len(rows)} architectures", columns, table_rows)
+
+
+# --------------------------------------------------------------------------- import-results
+
+
+@click.command("import-results")
+@click.argument("csv_file", metavar="FILE.csv", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--source", required=True, metavar="NAME", help="Name of this results source, e.g. snas-paper.")
+@click.option("--replace", is_flag=True, help="Also remove the source's rows that are not in FILE.csv.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as a JSON array of one object.")
+@pass_app
+def import_results(app, csv_file: Path, source: str, replace: bool, as_json: bool) -> None:
+    """Import a results table (columns K,L,M,channels,accuracy,params_m,latency_s,power_w; extras kept).
+
+    Every row is checked first; a bad row is reported by line number and nothing is imported.
+    """
+    from core.reference import read_results_csv
+    from core.study import import_results as do_import
+
+    records = read_results_csv(csv_file, source)
+    store = app.store()
+    store.all("results")  # a bad store file is reported before anything else
+    counts = do_import(store, records, replace=replace)
+    if as_json:
+        emit_json([counts])
+        return
+    click.echo(
+        f"{source}: {counts['added']} added, {counts['updated']} updated, {counts['removed']} removed "
+        f"({counts['architectures_added']} new architectures) in {store.path}"
+    )
+
+
+# --------------------------------------------------------------------------- pareto
+
+
+def _objectives(specs: tuple[str, ...]):
+    from core.pareto import DEFAULT_OBJECTIVES, parse_objective
+
+    return tuple(parse_objective(s) for s in specs) if specs else DEFAULT_OBJECTIVES
+
+
+def _tolerances(specs: tuple[str, ...]) -> dict:
+    from core.pareto import parse_tolerance
+
+    return dict(parse_tolerance(s) for s in specs)
+
+
+def _plot_axes(spec: str, objectives):
+    """`X,Y` with optional `:max`/`:min`; directions default to the objectives', else min."""
+    from core.pareto import DEFAULT_OBJECTIVES, parse_objective
+
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise bad_input(f"--plot wants two columns X,Y (e.g. latency_s,accuracy), got {spec!r}")
+    known = {o.name: o for o in (*DEFAULT_OBJECTIVES, *objectives)}
+    return tuple(parse_objective(p) if ":" in p else known.get(p, parse_objective(p)) for p in parts)
+
+
+def _exact_params(rows: list[dict]) -> list[dict]:
+    from core.counting import count_params
+    from core.study import arch_of
+
+    return [{**r, "params_m": count_params(arch_of(r)) / 1e6} for r in rows]
+
+
+def _params_note(source: str, exact: bool) -> str:
+    if exact:
+        return "params: exact counts (core.counting)"
+    if source == "thesis":
+        return "params: as published (rounded to 0.1M); --exact-params for exact counts"
+    if source.startswith("measured"):
+        return "params: exact counts"
+    return "params: as imported"
+
+
+@click.command("pareto")
+@click.option("--source", default="thesis", show_default=True, metavar="NAME",
+              help="Results source: thesis, an imported NAME, measured, or measured:DEVICE.")
+@click.option("--objective", "objective_specs", multiple=True, metavar="NAME:max|min",
+              help="Objective column and direction; repeat. Default accuracy:max params_m:min latency_s:min power_w:min.")
+@click.option("--tolerance", "tolerance_specs", multiple=True, metavar="OBJ=VALUE",
+              help="Tolerance per objective: absolute (accuracy=0.1) or relative (latency_s=5%). Default none.")
+@click.option("--exact-params", is_flag=True, help="Use exact parameter counts instead of the source's figures.")
+@click.option("--reference", "reference_specs", multiple=True, metavar="OBJ=VALUE",
+              help="Reference point for the hypervolume, one per objective (table output).")
+@click.option("--plot", "plot_spec", metavar="X,Y", help="Also draw X against Y with their 2-D front highlighted.")
+@click.option("--json", "as_json", is_flag=True, help="Print the front rows as a JSON array.")
+@pass_app
+def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: bool, reference_specs,
+           plot_spec: str | None, as_json: bool) -> None:
+    """The Pareto front over one source's own figures (plain dominance unless --tolerance)."""
+    from core.pareto import front_2d, hypervolume, pareto_front
+    from core.report import format_value, scatter, with_derived
+    from core.study import source_rows
+
+    objectives = _objectives(objective_specs)
+    tolerances = _tolerances(tolerance_specs)
+    reference = _reference(reference_specs, objectives)
+    axes = _plot_axes(plot_spec, objectives) if plot_spec else None
+    rows = source_rows(app.store(), source)
+    if exact_params:
+        rows = _exact_params(rows)
+    rows = [with_derived(r) for r in rows]
+    result = pareto_front(rows, objectives, tolerances)
+    names = [o.name for o in objectives]
+    if as_json:
+        emit_json([
+            {"arch": r["arch"], "arch_id": r["arch_id"], "K": r["K"], "L": r["L"], "M": r["M"],
+             "channels": r["channels"], "source": r.get("source", source), **{n: r.get(n) for n in names}}
+            for r in result.front
+        ])
+        return
+    from rich.text import Text
+
+    tie_ids = {r["arch_id"] for group in result.ties for r in group}
+    columns = ["front", "arch", "channels", *names, "energy (mJ/img)"]
+    table_rows = []
+    for r in result.rows:
+        mark = ("●=" if r["arch_id"] in tie_ids else "●") if r["on_front"] else ""
+        cells = [Text(mark, style="bold green"), r["arch"], r["channels"],
+                 *[format_value(n, r.get(n), rows) for n in names],
+                 format_value("energy_mj", r.get("energy_mj"), rows)]
+        table_rows.append(cells)
+    title = f"source {source}: {len(result.front)} of {len(result.rows)} rows on the front"
+    print_table(title, columns, table_rows, caption=_caption(result, source, exact_params, tie_ids))
+    console = stdout_console()
+    if result.excluded:
+        missing = ", ".join(r["arch_id"] for r in result.excluded)
+        console.print(f"excluded for a missing objective value: {missing}")
+    if reference:
+        console.print(f"hypervolume (reference {reference}): {hypervolume(result.front, objectives, reference):.6g}")
+    if axes:
+        x, y = axes
+        front2 = front_2d(rows, x, y, tolerances)
+        click.echo(scatter(rows, x, y, {r["arch_id"] for r in front2.front},
+                           title=f"{source}: 2-D Pareto front of {x} vs {y}"))
+
+
+def _caption(result, source: str, exact_params: bool, tie_ids: set) -> str:
+    text = f"{result.describe()} {_params_note(source, exact_params)}."
+    if tie_ids:
+        text += " ●= marks identical points (ties)."
+    return text
+
+
+def _reference(specs: tuple[str, ...], objectives) -> dict[str, float]:
+    reference: dict[str, float] = {}
+    for spec in specs:
+        name, _, raw = spec.partition("=")
+        try:
+            reference[name.strip()] = float(raw)
+        except ValueError:
+            raise bad_input(f"bad --reference {spec!r}: write OBJ=NUMBER, e.g. latency_s=3") from None
+    if reference:
+        missing = [o.name for o in objectives if o.name not in reference]
+        if missing:
+            raise bad_input(f"--reference needs a value for every objective; missing {', '.join(missing)}")
+    return reference
+
+
+# --------------------------------------------------------------------------- export
+
+
+@click.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "md", "latex"]), required=True,
+              help="csv (full precision, re-importable), md or latex (Table 1 / Appendix A shape).")
+@click.option("--source", default="thesis", show_default=True, metavar="NAME", help="Results source.")
+@click.option("--front", "front_only", is_flag=True,
+              help="Only the rows on the plain 4-objective Pareto front (the shape of Table 1).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE, not stdout.")
+@pass_app
+def export(app, fmt: str, source: str, front_only: bool, output: Path | None) -> None:
+    """Export a source's results table (Table 1 / Appendix A shape, energy per image derived)."""
+    from core.pareto import pareto_front
+    from core.report import render
+    from core.study import source_rows
+
+    rows = source_rows(app.store(), source)
+    result = pareto_front(rows)
+    on_front = {r["arch_id"] for r in result.front}
+    rows = [{**r, "on_front": r["arch_id"] in on_front} for r in rows]
+    if front_only:
+        rows = [r for r in rows if r["on_front"]]
+    caption = (f"Source {source}: {'Pareto front rows only. ' if front_only else ''}{result.describe()} "
+               f"{_params_note(source, False)}.")
+    text = render(rows, fmt, caption)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise bad_input(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"wrote {len(rows)} rows to {output}", err=True)
+
+
+COMMANDS: list = [init, status, import_results, pareto, export]

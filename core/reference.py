@@ -1,0 +1,187 @@
+"""Results tables from elsewhere: the thesis' Appendix A (shipped) and user CSVs (`import-results`).
+
+A results CSV has the columns `K,L,M,channels,accuracy,params_m,latency_s,power_w` (any order;
+instead of K,L,M an `arch` column `K-L-M` or `K-L-M@C` works too). Other columns are kept in
+each record's `extra`. Empty cells are missing values (the Pareto front excludes and counts such
+rows). Every row is validated before anything is written, and all of them are written in one
+transaction: a bad file is reported by line number and imports nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from pathlib import Path
+
+from core.arch import Arch, ArchError, parse_arch
+from core.errors import InputError
+
+THESIS_SOURCE = "thesis"
+MEASURED_SOURCE = "measured"
+RESULT_COLUMNS = ("accuracy", "params_m", "latency_s", "power_w")
+CSV_COLUMNS = ("K", "L", "M", "channels", *RESULT_COLUMNS)
+THESIS_CSV = Path(__file__).with_name("reference") / "thesis_appendix_a.csv"
+THESIS_BATCH = 64  # latency and power were measured with batch 64 on the Jetson Nano
+
+# Table 1 of the thesis: what it calls its multi-dimensional Pareto front.
+THESIS_TABLE1 = (
+    "3-9-6@36",
+    "4-10-4@36",
+    "4-10-4@24",
+    "4-10-4@12",
+    "5-7-6@24",
+    "6-4-8@36",
+    "7-7-4@36",
+    "8-8-2@24",
+    "9-3-6@12",
+)
+
+_SOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_MAX_ERRORS_SHOWN = 3
+
+
+def check_source_name(name: str) -> str:
+    """A source is a short name; `measured` (and `measured:DEVICE`) are our own measurements."""
+    if not _SOURCE_RE.match(name or ""):
+        raise InputError(f"bad source name {name!r}: use letters, digits, '_', '.', '-' (e.g. thesis, snas-paper)")
+    if name == MEASURED_SOURCE:
+        raise InputError(f"source name {name!r} is reserved for klmtui's own measurements")
+    return name
+
+
+def result_record(source: str, arch: Arch, values: dict[str, float | None], extra: dict | None = None) -> dict:
+    """A `results` table record (shape fixed by the team brief)."""
+    return {
+        "id": f"{source}:{arch.id}",
+        "source": source,
+        "arch_id": arch.id,
+        "arch": arch.triple,
+        "K": arch.K,
+        "L": arch.L,
+        "M": arch.M,
+        "channels": arch.channels,
+        "genotype": arch.genotype,
+        **{col: values.get(col) for col in RESULT_COLUMNS},
+        "extra": dict(extra or {}),
+    }
+
+
+def _number(text: str, column: str) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{column} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{column} {text!r} is not a finite number")
+    return value
+
+
+def _integer(text: str, column: str) -> int:
+    text = text.strip()
+    if not re.fullmatch(r"\d+", text):
+        raise ValueError(f"{column} {text!r} is not a whole number")
+    return int(text)
+
+
+def _row_arch(row: dict[str, str], genotype: str | None) -> Arch:
+    channels_text = (row.get("channels") or "").strip()
+    channels = _integer(channels_text, "channels") if channels_text else None
+    arch_text = (row.get("arch") or "").strip()
+    if arch_text and not all((row.get(c) or "").strip() for c in ("K", "L", "M")):
+        try:
+            arch = parse_arch(arch_text, channels=channels, genotype=genotype)
+        except ArchError as exc:
+            raise ValueError(str(exc)) from None
+        if channels is not None and arch.channels != channels:
+            raise ValueError(f"arch {arch_text!r} disagrees with channels {channels}")
+        return arch
+    k, l, m = (_integer(row.get(c) or "", c) for c in ("K", "L", "M"))
+    if channels is None:
+        raise ValueError("channels is empty")
+    try:
+        return Arch(k, l, m, channels, genotype or "SNAS_mild")
+    except ArchError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def parse_results_csv(text: str, source: str, *, name: str = "CSV", extra: dict | None = None) -> list[dict]:
+    """Validate a whole results CSV and return its `results` records; InputError names bad lines."""
+    if not text.strip():
+        raise InputError(f"{name} is empty: expected a header {','.join(CSV_COLUMNS)} and rows")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    has_klm = all(c in header for c in ("K", "L", "M"))
+    needed = [c for c in CSV_COLUMNS if c not in header and not (c in ("K", "L", "M") and "arch" in header)]
+    if "channels" not in header and "arch" in header and not has_klm:
+        needed = [c for c in needed if c != "channels"]  # K-L-M@C carries it
+    if needed:
+        raise InputError(f"{name}: missing column(s) {', '.join(needed)} (needs {','.join(CSV_COLUMNS)})")
+    known = set(CSV_COLUMNS) | {"arch", "genotype"}
+    records: list[dict] = []
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            errors.append(f"line {line}: more cells than header columns")
+            continue
+        if not any((v or "").strip() for v in row.values()):
+            continue  # blank line
+        try:
+            genotype = (row.get("genotype") or "").strip() or None
+            arch = _row_arch(row, genotype)
+            values = {col: _number(row.get(col) or "", col) for col in RESULT_COLUMNS}
+        except ValueError as exc:
+            errors.append(f"line {line}: {exc}")
+            continue
+        if arch.id in seen:
+            errors.append(f"line {line}: {arch.id} already on line {seen[arch.id]}")
+            continue
+        seen[arch.id] = line
+        row_extra = {k: v for k, v in row.items() if k not in known and k and (v or "").strip()}
+        records.append(result_record(source, arch, values, {**(extra or {}), **row_extra}))
+    if errors:
+        shown = "; ".join(errors[:_MAX_ERRORS_SHOWN])
+        more = f" (and {len(errors) - _MAX_ERRORS_SHOWN} more)" if len(errors) > _MAX_ERRORS_SHOWN else ""
+        raise InputError(f"{name}: {len(errors)} bad row(s), nothing imported: {shown}{more}")
+    if not records:
+        raise InputError(f"{name} has a header but no rows")
+    return records
+
+
+def read_results_csv(path: str | Path, source: str) -> list[dict]:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not a UTF-8 text CSV") from None
+    return parse_results_csv(text, check_source_name(source), name=str(path))
+
+
+def thesis_results() -> list[dict]:
+    """Appendix A of the thesis as `results` records of source `thesis`, as published.
+
+    Params are the published figures, rounded to 0.1M (design.md section 4); `extra` marks the
+    9 rows of Table 1 and records the measurement batch.
+    """
+    records = parse_results_csv(
+        THESIS_CSV.read_text(encoding="utf-8"),
+        THESIS_SOURCE,
+        name=str(THESIS_CSV),
+        extra={"batch": THESIS_BATCH, "device": "Jetson Nano", "params_rounding": 0.1},
+    )
+    for rec in records:
+        rec["extra"]["table1"] = rec["arch_id"] in THESIS_TABLE1
+    return records

@@ -1,0 +1,211 @@
+"""The study in the store: initialising it, importing results, and the rows each source offers.
+
+A *source* is a set of result rows, one per architecture, with the columns `accuracy`,
+`params_m`, `latency_s`, `power_w`:
+- an imported source (`thesis`, or any `import-results --source NAME`): the `results` table,
+  figures as published (the thesis' params are rounded to 0.1M);
+- the pseudo-source `measured`: klmtui's own measurements, assembled on the fly. Accuracy is the
+  mean over the `done` training runs of the architecture (one per seed; `extra` keeps the count
+  and the spread), latency and power come from its latest `done` benchmark (on any device, or on
+  one device with `measured:DEVICE`), params are the exact count. Energy per image uses the
+  benchmark's own batch.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any, Iterable
+
+from core.arch import Arch
+from core.counting import count_macs, count_params
+from core.errors import InputError
+from core.reference import MEASURED_SOURCE, THESIS_SOURCE, thesis_results
+from core.store import Store, Tx
+
+DEFAULT_SOURCE = THESIS_SOURCE
+
+
+def arch_of(record: dict) -> Arch:
+    """The `Arch` of any record carrying K, L, M, channels (and maybe genotype)."""
+    kwargs = {"genotype": record["genotype"]} if record.get("genotype") else {}
+    return Arch(int(record["K"]), int(record["L"]), int(record["M"]), int(record["channels"]), **kwargs)
+
+
+def architecture_record(arch: Arch, *, in_thesis: bool | None, sampled: bool) -> dict:
+    """An `architectures` record with analytic params and MACs (fast, no torch)."""
+    return {
+        "id": arch.id,
+        "arch": arch.triple,
+        "K": arch.K,
+        "L": arch.L,
+        "M": arch.M,
+        "channels": arch.channels,
+        "genotype": arch.genotype,
+        "params": count_params(arch),
+        "macs": count_macs(arch),
+        "in_thesis": in_thesis,
+        "sampled": sampled,
+    }
+
+
+def _ensure_architecture(tx: Tx, arch: Arch, *, in_thesis: bool | None = None) -> bool:
+    """Add an architecture seen in results but never sampled. True if added."""
+    if tx.get("architectures", arch.id) is not None:
+        return False
+    tx.insert("architectures", architecture_record(arch, in_thesis=in_thesis, sampled=False))
+    return True
+
+
+def init_study(store: Store, **sample_options: Any) -> dict:
+    """Create or update the store: the sampled architectures and the thesis reference results.
+
+    Idempotent, and it never touches runs, benchmarks or devices. Architecture records are
+    updated field by field (fields others added are kept); thesis rows are rewritten as shipped.
+    Returns counts for the user.
+    """
+    from core.space import sample
+
+    sampled = [s.to_dict() for s in sample(**sample_options)]
+    thesis = thesis_results()
+    counts = {"architectures_added": 0, "architectures_updated": 0, "results_added": 0, "results_updated": 0}
+    with store.transaction() as tx:
+        for item in sampled:
+            arch = arch_of(item)
+            record = architecture_record(arch, in_thesis=item.get("in_thesis"), sampled=True)
+            record["params"], record["macs"] = item.get("params", record["params"]), item.get("macs", record["macs"])
+            old = tx.get("architectures", arch.id)
+            if old is None:
+                tx.insert("architectures", record)
+                counts["architectures_added"] += 1
+            elif any(old.get(k) != v for k, v in record.items()):
+                tx.upsert("architectures", record)
+                counts["architectures_updated"] += 1
+        for rec in thesis:
+            _ensure_architecture(tx, arch_of(rec), in_thesis=True)
+            old = tx.get("results", rec["id"])
+            if old is None:
+                tx.insert("results", rec)
+                counts["results_added"] += 1
+            elif old != rec:
+                tx.upsert("results", rec)
+                counts["results_updated"] += 1
+    counts["architectures"] = store.count("architectures")
+    counts["results"] = store.count("results")
+    return counts
+
+
+def import_results(store: Store, records: Iterable[dict], *, replace: bool = False) -> dict:
+    """Write validated `results` records of one source in one transaction.
+
+    Architectures not yet in the store are added (not sampled, `in_thesis` None). With
+    `replace`, the source's rows absent from `records` are removed. Returns counts.
+    """
+    records = list(records)
+    sources = {r["source"] for r in records}
+    if len(sources) != 1:
+        raise InputError("an import holds exactly one source")
+    (source,) = sources
+    counts = {"source": source, "added": 0, "updated": 0, "removed": 0, "architectures_added": 0}
+    with store.transaction() as tx:
+        ids = {r["id"] for r in records}
+        if replace:
+            for old in tx.find("results", source=source):
+                if old["id"] not in ids:
+                    tx.remove("results", old["id"])
+                    counts["removed"] += 1
+        for rec in records:
+            counts["architectures_added"] += _ensure_architecture(tx, arch_of(rec))
+            if tx.get("results", rec["id"]) is None:
+                tx.insert("results", rec)
+                counts["added"] += 1
+            else:
+                tx.upsert("results", rec)
+                counts["updated"] += 1
+    return counts
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def source_names(store: Store) -> list[str]:
+    """Imported sources in the store, then `measured` (and `measured:DEVICE` per device)."""
+    names = sorted({r["source"] for r in store.all("results")})
+    devices = sorted({b.get("device") for b in store.all("benchmarks") if b.get("device")})
+    return names + [MEASURED_SOURCE] + [f"{MEASURED_SOURCE}:{d}" for d in devices]
+
+
+def _stamp(record: dict) -> str:
+    return record.get("finished") or record.get("created") or ""
+
+
+def measured_rows(store: Store, device: str | None = None) -> list[dict]:
+    """The `measured` pseudo-source (see the module docstring), one row per architecture."""
+    archs = {a["id"]: a for a in store.all("architectures")}
+    accuracies: dict[str, list[float]] = {}
+    templates: dict[str, dict] = {}
+    for run in store.all("runs"):
+        if run.get("status") == "done" and run.get("accuracy") is not None:
+            accuracies.setdefault(run["arch_id"], []).append(float(run["accuracy"]))
+            templates.setdefault(run["arch_id"], run)
+    latest: dict[str, dict] = {}
+    for bench in store.all("benchmarks"):
+        if bench.get("status") != "done" or (device and bench.get("device") != device):
+            continue
+        if bench.get("latency_s") is None and bench.get("power_w") is None:
+            continue
+        old = latest.get(bench["arch_id"])
+        if old is None or _stamp(bench) >= _stamp(old):
+            latest[bench["arch_id"]] = bench
+            templates.setdefault(bench["arch_id"], bench)
+
+    rows = []
+    for arch_id in sorted(set(accuracies) | set(latest)):
+        template = archs.get(arch_id) or templates[arch_id]
+        arch = arch_of(template)
+        params = archs.get(arch_id, {}).get("params") or count_params(arch)
+        accs = accuracies.get(arch_id, [])
+        bench = latest.get(arch_id, {})
+        extra: dict[str, Any] = {"seeds": len(accs)}
+        if len(accs) > 1:
+            extra["accuracy_std"] = statistics.stdev(accs)
+        if bench:
+            extra.update(
+                device=bench.get("device"),
+                benchmark=bench["id"],
+                batch=bench.get("batch"),
+                weights=bench.get("weights"),
+                timing=bench.get("timing"),
+            )
+        source = f"{MEASURED_SOURCE}:{device}" if device else MEASURED_SOURCE
+        rows.append(
+            {
+                "id": f"{source}:{arch_id}",
+                "source": source,
+                "arch_id": arch_id,
+                "arch": arch.triple,
+                "K": arch.K,
+                "L": arch.L,
+                "M": arch.M,
+                "channels": arch.channels,
+                "genotype": arch.genotype,
+                "accuracy": statistics.fmean(accs) if accs else None,
+                "params_m": params / 1e6,
+                "latency_s": bench.get("latency_s"),
+                "power_w": bench.get("power_w"),
+                "extra": extra,
+            }
+        )
+    return rows
+
+
+def source_rows(store: Store, source: str = DEFAULT_SOURCE) -> list[dict]:
+    """The rows of one source; InputError naming the known sources when it has none."""
+    if source == MEASURED_SOURCE or source.startswith(MEASURED_SOURCE + ":"):
+        device = source.partition(":")[2] or None
+        rows = measured_rows(store, device)
+    else:
+        rows = store.find("results", source=source)
+    if not rows:
+        known = ", ".join(n for n in source_names(store)) or "none (run `klmtui init`)"
+        raise InputError(f"source {source!r} has no results in {store.path}; sources: {known}")
+    return sorted(rows, key=lambda r: (r["K"], r["L"], r["M"], -r["channels"], r.get("genotype") or ""))
