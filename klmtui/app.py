@@ -1,7 +1,358 @@
-"""The Textual app (placeholder until the TUI issue lands)."""
+"""The Textual app: screens, bindings, and the wiring between workers and screens.
 
+Workers call `klmtui.services` (which calls core/remote) in threads and post typed messages
+(`klmtui.messages`) back; every error becomes a notification or a dialog, never a crash. The
+store is re-read once a second (a cheap snapshot read, skipped when the file is unchanged), so
+jobs started by this app, by an earlier session or by the CLI all show up: the app re-attaches
+to whatever the store says is running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
 from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from core.errors import KlmtuiError
+from klmtui.live import LiveStreams
+from klmtui.messages import ActionDone, ActionFailed, DeviceChecked, StoreLoaded, StreamEvent, TrustRequired
+from klmtui.services import Services, Snapshot
+
+STORE_POLL_S = 1.0
+JOBS_REFRESH_S = 5.0
+
+
+class KlmtuiApp(App):
+    """klmtui: the study's architectures, their training runs and device benchmarks."""
+
+    CSS_PATH = "klmtui.tcss"
+    TITLE = "klmtui"
+    BINDINGS = [
+        Binding("p", "pareto", "Pareto", id="klmtui.pareto"),
+        Binding("d", "devices", "Devices", id="klmtui.devices"),
+        Binding("i", "init_study", "Init", show=False, id="klmtui.init"),
+        Binding("question_mark", "help", "Help", id="klmtui.help"),
+        Binding("q", "quit", "Quit", id="klmtui.quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, store_path: Path | str, *, poll_s: float = STORE_POLL_S, train_defaults: dict | None = None,
+                 bench_defaults: dict | None = None) -> None:
+        super().__init__()
+        self.services = Services(Path(store_path))
+        self.snapshot: Snapshot | None = None
+        self.streams = LiveStreams()
+        self.poll_s = poll_s
+        self.train_defaults = {"profile": "quick", "seeds": 1, "executor": "local",
+                               "data": os.environ.get("KLMTUI_DATA", ""), **(train_defaults or {})}
+        self.bench_defaults = {"device": "local", "protocol": "thesis", **(bench_defaults or {})}
+        self._offered_init = False
+
+    # ------------------------------------------------------------------ start-up
+    def on_mount(self) -> None:
+        from klmtui.screens.home import HomeScreen
+
+        self._load_keymap()
+        self.push_screen(HomeScreen())
+        self.reload_store()
+        self.set_interval(self.poll_s, self.reload_store)
+        self.set_interval(JOBS_REFRESH_S, self.refresh_jobs)
+        self.refresh_jobs()
+
+    def _load_keymap(self) -> None:
+        """Remapped keys: `$KLMTUI_HOME/keys.json` = {"klmtui.train": "T", ...} (binding ids)."""
+        home = Path(os.environ.get("KLMTUI_HOME") or Path.home() / ".config" / "klmtui")
+        try:
+            keymap = json.loads((home / "keys.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(keymap, dict):
+            self.set_keymap({str(k): str(v) for k, v in keymap.items()})
+
+    # ------------------------------------------------------------------ the store
+    @work(thread=True, exclusive=True, group="store")
+    def reload_store(self) -> None:
+        self.post_message(StoreLoaded(self.services.snapshot()))
+
+    @work(thread=True, exclusive=True, group="jobs-refresh")
+    def refresh_jobs(self) -> None:
+        if self.snapshot is None or self.snapshot.error or not self.snapshot.table("runs"):
+            return
+        try:
+            self.services.refresh_jobs()
+        except Exception:  # a refresh that fails now will be retried in a few seconds
+            return
+
+    def on_store_loaded(self, message: StoreLoaded) -> None:
+        new = message.snapshot
+        old = self.snapshot
+        if old is not None and (old.signature, old.error) == (new.signature, new.error):
+            return
+        self.snapshot = new
+        if new.error and (old is None or old.error != new.error):
+            self.notify(new.error, title="Cannot read the store", severity="error", timeout=10)
+        for screen in self.screen_stack:
+            show = getattr(screen, "show_snapshot", None)
+            if show is not None:
+                show(new)
+        if new.missing and not self._offered_init:
+            self._offered_init = True
+            self.action_init_study()
+
+    # ------------------------------------------------------------------ running calls in workers
+    def call_in_worker(self, title: str, fn: Callable, *args: Any, done: str | None = None,
+                       then: Callable[[Any], None] | None = None, dialog: bool = False) -> None:
+        """Run `fn(*args)` in a thread; success -> ActionDone (+ `then(result)` on the UI thread),
+        a user-facing error -> ActionFailed (notification, or a dialog), anything else too."""
+
+        def job() -> None:
+            try:
+                result = fn(*args)
+            except KlmtuiError as exc:
+                fingerprint = getattr(exc, "fingerprint", None)
+                if fingerprint and title.startswith("check"):
+                    self.post_message(TrustRequired(str(args[0]), str(fingerprint), str(exc)))
+                else:
+                    self.post_message(ActionFailed(title, str(exc), dialog=dialog))
+                return
+            except Exception as exc:  # a bug or an unexpected failure: show it, keep running
+                self.post_message(ActionFailed(title, f"{type(exc).__name__}: {exc}", dialog=True))
+                return
+            self.post_message(ActionDone(done or "", result=(then, result)))
+            self.reload_store()
+
+        self.run_worker(job, thread=True, group=title, exit_on_error=False)
+
+    def on_action_done(self, message: ActionDone) -> None:
+        then, result = message.result
+        if message.message:
+            self.notify(message.message, timeout=4)
+        if then is not None:
+            then(result)
+
+    def on_action_failed(self, message: ActionFailed) -> None:
+        if message.dialog:
+            from klmtui.screens.dialogs import ErrorDialog
+
+            self.push_screen(ErrorDialog(message.title, message.message))
+        else:
+            self.notify(message.message, title=message.title, severity="error", timeout=8)
+
+    # ------------------------------------------------------------------ screens
+    def open_details(self, arch_id: str) -> None:
+        from klmtui.screens.details import DetailsScreen
+
+        self.push_screen(DetailsScreen(arch_id))
+
+    def action_pareto(self) -> None:
+        from klmtui.screens.pareto import ParetoScreen
+
+        home = self.home_screen_with_id("home")
+        self.push_screen(ParetoScreen(getattr(home, "source", "measured")))
+
+    def action_devices(self) -> None:
+        from klmtui.screens.devices import DevicesScreen
+
+        self.push_screen(DevicesScreen())
+
+    def action_help(self) -> None:
+        from klmtui.screens.dialogs import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def home_screen_with_id(self, screen_id: str) -> Screen | None:
+        return next((s for s in self.screen_stack if s.id == screen_id), None)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Pareto fronts", "N-objective front table and 2-objective scatter plots", self.action_pareto)
+        yield SystemCommand("Devices", "Jetson devices: add, check, trust", self.action_devices)
+        yield SystemCommand("Initialise the study", "Sampled architectures + the thesis' reference results", self.action_init_study)
+        yield SystemCommand("Help", "Keys and what they do", self.action_help)
+        home = self.home_screen_with_id("home")
+        if home is not None:
+            for action, title, text in (("train", "Train", "Train the selection (form)"),
+                                        ("bench", "Benchmark", "Benchmark the selection on a device"),
+                                        ("cancel", "Cancel", "Cancel the selection's running jobs"),
+                                        ("resume", "Resume", "Resume the selection's interrupted runs"),
+                                        ("export", "Export", "Export the results table (csv/md/latex)"),
+                                        ("cycle_source", "Switch figures source", "Measured / thesis / imported")):
+                yield SystemCommand(title, text, getattr(home, f"action_{action}"))
+
+    # ------------------------------------------------------------------ study
+    def action_init_study(self) -> None:
+        from klmtui.screens.dialogs import ConfirmDialog
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.notify("initialising the study ...", timeout=3)
+                self.call_in_worker("init", self.services.init_study, done="study initialised", dialog=True)
+
+        if self.snapshot is not None and self.snapshot.error:
+            self.notify(self.snapshot.error, title="Cannot initialise", severity="error", timeout=10)
+            return
+        self.push_screen(ConfirmDialog(
+            "Initialise the study?",
+            f"Store: {self.services.store_path}\n\nAdds the architectures sampled by the thesis' rules and the thesis' "
+            "Appendix A as the reference source 'thesis'. Existing runs and results are kept.",
+            ok="Initialise", cancel="Not now"), answer)
+
+    # ------------------------------------------------------------------ training
+    def ask_train(self, arch_ids: list[str]) -> None:
+        from klmtui.screens.dialogs import TrainForm
+
+        def answer(form: dict | None) -> None:
+            if form:
+                self.train_defaults.update({k: v for k, v in form.items()})
+                self.call_in_worker("train", self.services.train, arch_ids, form,
+                                    then=lambda ids: self.notify(f"submitted {len(ids)} run(s): {' '.join(ids)}", timeout=5))
+
+        self.push_screen(TrainForm(arch_ids, self.train_defaults), answer)
+
+    def _job_ids(self, arch_ids: list[str], statuses: tuple[str, ...], tables=("runs", "benchmarks")) -> list[str]:
+        snap = self.snapshot
+        if snap is None:
+            return []
+        wanted = set(arch_ids)
+        return [r["id"] for t in tables for r in snap.table(t) if r.get("arch_id") in wanted and r.get("status") in statuses]
+
+    def cancel_jobs(self, arch_ids: list[str]) -> None:
+        streams = [s for s in self.streams.active() if s.arch_id in arch_ids]
+        for stream in streams:
+            stream.cancel.set()
+        ids = [i for i in self._job_ids(arch_ids, ("pending", "queued", "running"))
+               if not any(s.bench_id == i for s in streams)]
+        if not ids and not streams:
+            self.notify("nothing running to cancel", severity="warning")
+            return
+        for job_id in ids:
+            self.call_in_worker("cancel", self.services.cancel, job_id, done=f"cancelled {job_id}")
+        if streams:
+            self.notify(f"cancelling {len(streams)} benchmark(s)", timeout=3)
+
+    def resume_jobs(self, arch_ids: list[str]) -> None:
+        ids = self._job_ids(arch_ids, ("interrupted", "failed", "cancelled"), tables=("runs",))
+        if not ids:
+            self.notify("no interrupted run to resume", severity="warning")
+            return
+        for run_id in ids:
+            self.call_in_worker("resume", self.services.resume, run_id, done=f"resumed {run_id}")
+
+    # ------------------------------------------------------------------ benchmarks
+    def ask_bench(self, arch_ids: list[str]) -> None:
+        from klmtui.screens.dialogs import BenchForm
+
+        devices = ["local"] + [d["id"] for d in (self.snapshot.table("devices") if self.snapshot else []) if d["id"] != "local"]
+
+        def answer(form: dict | None) -> None:
+            if form:
+                self.bench_defaults.update({"device": form["device"], **form["options"]})
+                for arch_id in arch_ids:
+                    self.start_benchmark(arch_id, form["device"], form["options"])
+
+        self.push_screen(BenchForm(arch_ids, devices, self.bench_defaults), answer)
+
+    def start_benchmark(self, arch_id: str, device: str, options: dict) -> None:
+        """Run one benchmark in a thread; its events stream in as StreamEvent messages."""
+        stream = self.streams.open(arch_id, device)
+        key = stream.key
+
+        def job() -> None:
+            try:
+                record = self.services.benchmark(arch_id, device, options,
+                                                 lambda event: self.post_message(StreamEvent(key, event)), stream.cancel)
+            except KlmtuiError as exc:
+                self.call_from_thread(stream.finish, None, str(exc))
+                self.post_message(ActionFailed(f"benchmark {arch_id} on {device}", str(exc)))
+            except Exception as exc:  # the device vanished in an unexpected way: report, keep running
+                self.call_from_thread(stream.finish, None, f"{type(exc).__name__}: {exc}")
+                self.post_message(ActionFailed(f"benchmark {arch_id} on {device}", f"{type(exc).__name__}: {exc}"))
+            else:
+                self.call_from_thread(stream.finish, record)
+                status = (record or {}).get("status", "done")
+                self.post_message(ActionDone(f"benchmark of {arch_id} on {device}: {status}", result=(None, record)))
+            self.reload_store()
+
+        self.notify(f"benchmarking {arch_id} on {device}", timeout=3)
+        self.run_worker(job, thread=True, group="bench", exit_on_error=False)
+
+    def on_stream_event(self, message: StreamEvent) -> None:
+        stream = self.streams.get(message.key)
+        if stream is not None:
+            stream.feed(message.event)  # drawn by the details screen's 10 Hz timer
+
+    # ------------------------------------------------------------------ devices
+    def ask_add_device(self) -> None:
+        from klmtui.screens.dialogs import DeviceForm
+
+        def answer(fields: dict | None) -> None:
+            if fields:
+                self.call_in_worker("add device", self.services.add_device, fields, done=f"added {fields['name']}")
+
+        self.push_screen(DeviceForm(), answer)
+
+    def check_device(self, name: str, trust: bool = False) -> None:
+        def checked(report: Any) -> None:
+            self.post_message(DeviceChecked(name, report if isinstance(report, dict) else {"result": report}))
+
+        title = "check" if not trust else "check (trust)"
+        self.call_in_worker(title, self.services.check_device, name, then=checked,
+                            done=None if not trust else f"{name}: host key already trusted")
+
+    def on_device_checked(self, message: DeviceChecked) -> None:
+        for screen in self.screen_stack:
+            if hasattr(screen, "show_report"):
+                screen.show_report(message.device, message.report)
+
+    def on_trust_required(self, message: TrustRequired) -> None:
+        from klmtui.screens.dialogs import TrustDialog
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.call_in_worker("trust", self.services.trust_device, message.device,
+                                    done=f"trusted {message.device} ({message.fingerprint})")
+            else:
+                self.notify(f"{message.device}: host key not trusted; nothing recorded", timeout=5)
+
+        self.push_screen(TrustDialog(message.device, message.fingerprint, message.message), answer)
+
+    def remove_device(self, name: str) -> None:
+        from klmtui.screens.dialogs import ConfirmDialog
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.call_in_worker("remove device", self.services.remove_device, name, done=f"removed {name}")
+
+        self.push_screen(ConfirmDialog("Remove device?", f"Remove {name} from the registry?"), answer)
+
+    # ------------------------------------------------------------------ export
+    def ask_export(self, source: str) -> None:
+        from klmtui.screens.dialogs import ExportForm
+
+        def answer(form: dict | None) -> None:
+            if form:
+                src = None if source == "measured" else source
+                self.call_in_worker("export", self.services.export, form["format"], src, form["path"],
+                                    then=lambda path: self.notify(f"exported to {path}", timeout=5))
+
+        default = str(self.services.store_path.parent / f"results-{source}.md")
+        self.push_screen(ExportForm(source, default), answer)
+
+    # ------------------------------------------------------------------ quitting
+    async def action_quit(self) -> None:
+        """Training runs are detached and keep going; in-app benchmarks are cancelled cleanly."""
+        for stream in self.streams.active():
+            stream.cancel.set()
+        self.exit()
 
 
 def run_app(store_path: Path) -> None:
-    print("TUI not built yet")
+    """`klmtui` with no command."""
+    KlmtuiApp(store_path).run()

@@ -1,0 +1,296 @@
+"""Modal dialogs: the train form, the device picker, confirmations, errors, help.
+
+Each returns its answer through `dismiss(value)` (None = cancelled); the app decides what to do.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Markdown, Select, Static
+
+from core.errors import InputError
+
+
+class Dialog(ModalScreen):
+    """Base: escape cancels; a title line; buttons at the bottom."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
+    DEFAULT_CLASSES = "dialog"
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "cancel":
+            self.dismiss(None)
+        elif event.button.id == "ok":
+            self.submit()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.submit()
+
+    def submit(self) -> None:  # overridden by forms
+        self.dismiss(True)
+
+    def buttons(self, ok: str = "OK", cancel: str | None = "Cancel") -> Horizontal:
+        items = [Button(ok, variant="primary", id="ok")]
+        if cancel:
+            items.append(Button(cancel, id="cancel"))
+        return Horizontal(*items, classes="buttons")
+
+    def field_error(self, message: str) -> None:
+        self.query_one("#form-error", Static).update(f"[b red]{message}[/]")
+
+
+def _int(value: str, name: str, minimum: int = 0, optional: bool = False) -> int | None:
+    value = value.strip()
+    if not value and optional:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise InputError(f"{name} must be a whole number (got {value!r})") from None
+    if number < minimum:
+        raise InputError(f"{name} must be >= {minimum} (got {number})")
+    return number
+
+
+class TrainForm(Dialog):
+    """Profile, epochs, seeds, executor (+ data folder and subsets for quick runs)."""
+
+    def __init__(self, arch_ids: list[str], defaults: dict) -> None:
+        super().__init__()
+        self.arch_ids = arch_ids
+        self.defaults = defaults
+
+    def compose(self) -> ComposeResult:
+        d = self.defaults
+        names = ", ".join(self.arch_ids[:6]) + (" ..." if len(self.arch_ids) > 6 else "")
+        with Vertical(id="train-form", classes="form"):
+            yield Label(f"[b]Train[/] {names}", classes="title")
+            with Grid(classes="fields"):
+                yield Label("profile")
+                yield Select([("quick", "quick"), ("paper (thesis recipe)", "paper")], value=d.get("profile", "quick"),
+                             allow_blank=False, id="profile")
+                yield Label("epochs")
+                yield Input(str(d.get("epochs", "")), placeholder="profile default", id="epochs")
+                yield Label("seeds")
+                yield Input(str(d.get("seeds", 1)), id="seeds")
+                yield Label("executor")
+                yield Select([("local (detached process)", "local"), ("ray", "ray")], value=d.get("executor", "local"),
+                             allow_blank=False, id="executor")
+                yield Label("ray address")
+                yield Input(d.get("address", ""), placeholder="auto / host:port (ray only)", id="address")
+                yield Label("data folder")
+                yield Input(d.get("data", ""), placeholder="CIFAR-10 folder (ImageFolder or torchvision)", id="data")
+                yield Label("train subset")
+                yield Input(str(d.get("train_subset", "") or ""), placeholder="all", id="train_subset")
+                yield Label("test subset")
+                yield Input(str(d.get("test_subset", "") or ""), placeholder="all", id="test_subset")
+                yield Label("batch size")
+                yield Input(str(d.get("batch_size", "") or ""), placeholder="profile default", id="batch_size")
+            yield Static("", id="form-error")
+            yield self.buttons("Train", "Cancel")
+
+    def submit(self) -> None:
+        value = lambda name: self.query_one(f"#{name}", Input).value  # noqa: E731
+        try:
+            answer = {
+                "profile": self.query_one("#profile", Select).value,
+                "epochs": _int(value("epochs"), "epochs", 1, optional=True),
+                "seeds": _int(value("seeds"), "seeds", 1),
+                "executor": self.query_one("#executor", Select).value,
+                "address": value("address").strip() or None,
+                "data": value("data").strip() or None,
+                "train_subset": _int(value("train_subset"), "train subset", 1, optional=True),
+                "test_subset": _int(value("test_subset"), "test subset", 1, optional=True),
+                "batch_size": _int(value("batch_size"), "batch size", 1, optional=True),
+            }
+        except InputError as exc:
+            self.field_error(str(exc))
+            return
+        self.dismiss(answer)
+
+
+class BenchForm(Dialog):
+    """Pick a device and the protocol (short protocols are handy for a first look)."""
+
+    def __init__(self, arch_ids: list[str], devices: list[str], defaults: dict) -> None:
+        super().__init__()
+        self.arch_ids = arch_ids
+        self.devices = devices
+        self.defaults = defaults
+
+    def compose(self) -> ComposeResult:
+        d = self.defaults
+        names = ", ".join(self.arch_ids[:6]) + (" ..." if len(self.arch_ids) > 6 else "")
+        device = d.get("device") if d.get("device") in self.devices else self.devices[0]
+        with Vertical(id="bench-form", classes="form"):
+            yield Label(f"[b]Benchmark[/] {names}", classes="title")
+            with Grid(classes="fields"):
+                yield Label("device")
+                yield Select([(n, n) for n in self.devices], value=device, allow_blank=False, id="device")
+                yield Label("protocol")
+                yield Select([("thesis (50 runs x 50 batches)", "thesis"), ("adaptive (CI of median <= 1%)", "adaptive")],
+                             value=d.get("protocol", "thesis"), allow_blank=False, id="protocol")
+                yield Label("timing")
+                yield Select([("sync (device time)", "sync"), ("thesis (host clock, as Appendix A)", "thesis")],
+                             value=d.get("timing", "sync"), allow_blank=False, id="timing")
+                for name, label in (("batch", "batch"), ("runs", "runs"), ("batches", "batches per run"),
+                                    ("warmup_runs", "warm-up runs"), ("warmup_batches", "warm-up batches")):
+                    yield Label(label)
+                    yield Input(str(d.get(name, "") or ""), placeholder="protocol default", id=name)
+            yield Static("", id="form-error")
+            yield self.buttons("Benchmark", "Cancel")
+
+    def submit(self) -> None:
+        options: dict = {
+            "protocol": self.query_one("#protocol", Select).value,
+            "timing": self.query_one("#timing", Select).value,
+        }
+        try:
+            for name in ("batch", "runs", "batches", "warmup_runs", "warmup_batches"):
+                options[name] = _int(self.query_one(f"#{name}", Input).value, name.replace("_", " "), 0, optional=True)
+        except InputError as exc:
+            self.field_error(str(exc))
+            return
+        self.dismiss({"device": self.query_one("#device", Select).value,
+                      "options": {k: v for k, v in options.items() if v is not None}})
+
+
+class DeviceForm(Dialog):
+    """`device add`: name and host, the rest optional."""
+
+    FIELDS = (("name", "name", "jetson-nano"), ("host", "host", "hostname, IP or ~/.ssh/config alias"),
+              ("user", "user", "from ~/.ssh/config"), ("port", "port", "22"), ("key", "key file", "path (never the key)"),
+              ("python", "python", "python3"), ("tegrastats", "tegrastats", "tegrastats command"))
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="device-form", classes="form"):
+            yield Label("[b]Add a device[/]", classes="title")
+            with Grid(classes="fields"):
+                for key, label, hint in self.FIELDS:
+                    yield Label(label)
+                    yield Input(placeholder=hint, id=key)
+            yield Static("", id="form-error")
+            yield self.buttons("Add", "Cancel")
+
+    def submit(self) -> None:
+        answer = {key: self.query_one(f"#{key}", Input).value.strip() for key, _, _ in self.FIELDS}
+        if not answer["name"] or not answer["host"]:
+            self.field_error("name and host are required")
+            return
+        try:
+            answer["port"] = _int(answer["port"], "port", 1, optional=True)
+        except InputError as exc:
+            self.field_error(str(exc))
+            return
+        self.dismiss(answer)
+
+
+class ExportForm(Dialog):
+    def __init__(self, source: str, default_path: str) -> None:
+        super().__init__()
+        self.source = source
+        self.default_path = default_path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="export-form", classes="form"):
+            yield Label(f"[b]Export[/] the results table ({self.source})", classes="title")
+            with Grid(classes="fields"):
+                yield Label("format")
+                yield Select([("csv", "csv"), ("markdown", "md"), ("latex", "latex")], value="md", allow_blank=False, id="format")
+                yield Label("file")
+                yield Input(self.default_path, id="path")
+            yield Static("", id="form-error")
+            yield self.buttons("Export", "Cancel")
+
+    def submit(self) -> None:
+        path = self.query_one("#path", Input).value.strip()
+        if not path:
+            self.field_error("a file name is needed")
+            return
+        self.dismiss({"format": self.query_one("#format", Select).value, "path": path})
+
+
+class ConfirmDialog(Dialog):
+    """A yes/no question (init the study, trust a host key)."""
+
+    def __init__(self, title: str, body: str, ok: str = "Yes", cancel: str = "No") -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.ok = ok
+        self.cancel = cancel
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="form confirm"):
+            yield Label(f"[b]{self.title_text}[/]", classes="title")
+            yield Static(self.body, classes="body")
+            yield self.buttons(self.ok, self.cancel)
+
+
+class TrustDialog(ConfirmDialog):
+    """Shows the host key fingerprint; records it only on an explicit yes."""
+
+    def __init__(self, device: str, fingerprint: str, message: str) -> None:
+        body = (
+            f"{message}\n\nDevice [b]{device}[/] presented the host key\n\n    [b yellow]{fingerprint}[/]\n\n"
+            "Compare it with the device's own (e.g. `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the "
+            "device). Record it in klmtui's known_hosts?"
+        )
+        super().__init__("Unknown host key", body, ok="Trust", cancel="Do not trust")
+        self.device = device
+        self.fingerprint = fingerprint
+
+
+class ErrorDialog(Dialog):
+    def __init__(self, title: str, message: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.message = message
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="form error-dialog"):
+            yield Label(f"[b red]{self.title_text}[/]", classes="title")
+            yield Static(self.message, classes="body")
+            yield self.buttons("OK", None)
+
+
+HELP = """\
+# klmtui
+
+The study lives in the store (`runs.json`); jobs run as detached processes and survive the TUI.
+
+| key | does |
+|---|---|
+| `t` | train the selection (or the row under the cursor) |
+| `b` | benchmark it on a device |
+| `c` / `r` | cancel / resume its runs (interrupted runs resume from their checkpoint) |
+| `enter` | details: training curves and log, live latency and power |
+| `space` | select / unselect a row |
+| `/` | filter (`@24`, `running`, `6-6-`) |
+| `o` or click a header | sort (again to reverse) |
+| `s` | figures source: our measurements / the thesis / imported |
+| `p` | Pareto fronts |
+| `d` | devices |
+| `e` | export the results table |
+| `i` | initialise the study (sampled architectures + thesis reference) |
+| `ctrl+p` | command palette |
+| `q` | quit (jobs keep running) |
+
+`*` after an architecture: sampled by the thesis' rules but not in the thesis (5-5-8).
+Keys can be remapped in `$KLMTUI_HOME/keys.json`, e.g. `{"klmtui.train": "T"}`.
+"""
+
+
+class HelpScreen(Dialog):
+    BINDINGS = [Binding("escape,q,question_mark", "cancel", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="form help"):
+            yield Markdown(HELP)
+            yield self.buttons("Close", None)

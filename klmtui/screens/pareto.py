@@ -1,0 +1,163 @@
+"""Pareto screen: the N-objective front as a table, and a 2-objective ASCII scatter.
+
+Objectives, tolerances and the figure source are chosen on screen; `core.pareto` computes
+(the front over 54 rows is a few milliseconds: it runs on the UI thread).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static
+
+from core.errors import KlmtuiError
+from klmtui.views import DEFAULT_OBJECTIVES, MEASURED, arch_rows, fmt, front, sources
+from klmtui.widgets.plot import Figure, PlotView, Series
+
+UNITS = {"accuracy": "%", "params_m": "M", "latency_s": "s/batch", "power_w": "W", "energy_mj": "mJ/img", "macs_m": "M"}
+
+
+def scatter(rows: list[dict], x: str, y: str, front_ids: set[str]) -> Figure:
+    """Dominated points dim, the 2-objective front joined as a staircase, the N-front starred."""
+    from core import pareto
+
+    objs = {o.split(":")[0]: pareto.parse_objective(o) for o in DEFAULT_OBJECTIVES}
+    known = [r for r in rows if r.get(x) is not None and r.get(y) is not None]
+    fx = objs.get(x) or pareto.parse_objective(f"{x}:min")
+    fy = objs.get(y) or pareto.parse_objective(f"{y}:min")
+    two = pareto.front_2d(known, fx, fy).front if known else []
+    dominated = [r for r in known if r["id"] not in front_ids]
+    on_n = [r for r in known if r["id"] in front_ids]
+    return Figure(
+        f"{y} vs {x}",
+        [
+            Series("dominated", [r[x] for r in dominated], [r[y] for r in dominated], lines=False, marker="·"),
+            Series("N-front", [r[x] for r in on_n], [r[y] for r in on_n], lines=False, marker="x"),
+            Series("2-D front", [r[x] for r in two], [r[y] for r in two], lines=True, marker="o"),
+        ],
+        xlabel=f"{x} ({UNITS.get(x, '')})",
+        ylabel=f"{y} ({UNITS.get(y, '')})",
+    )
+
+
+class ParetoScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("n", "next_pair", "Next plot", id="klmtui.pareto.next"),
+        Binding("s", "cycle_source", "Source", id="klmtui.pareto.source"),
+    ]
+
+    def __init__(self, source: str = MEASURED) -> None:
+        super().__init__()
+        self.source = source
+        self.pair_index = 0
+        self.result = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="pareto-controls"):
+            yield Label("source")
+            yield Select([], allow_blank=True, id="source")
+            yield Label("objectives")
+            yield Input(" ".join(DEFAULT_OBJECTIVES), id="objectives")
+            yield Label("tolerance")
+            yield Input("", placeholder="e.g. accuracy=0.1 latency_s=5%", id="tolerances")
+        yield Static("", id="front-description")
+        with Horizontal(id="pareto-body"):
+            yield DataTable(id="front-table", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="plot-pane"):
+                yield PlotView(id="scatter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Pareto fronts"
+        self.show_snapshot(self.app.snapshot)
+
+    def show_snapshot(self, snapshot) -> None:
+        if snapshot is None:
+            return
+        names = sources(snapshot)
+        if self.source not in names:
+            # no measurements yet: the thesis' figures are the interesting default
+            self.source = "thesis" if "thesis" in names else MEASURED
+        select = self.query_one("#source", Select)
+        options = [(n if n != MEASURED else "measured (ours)", n) for n in names]
+        if getattr(self, "_options", None) != options:
+            self._options = options
+            with select.prevent(Select.Changed):
+                select.set_options(options)
+                select.value = self.source
+        self.recompute()
+
+    def objectives(self) -> list[str]:
+        return self.query_one("#objectives", Input).value.split()
+
+    def recompute(self) -> None:
+        snapshot = self.app.snapshot
+        if snapshot is None:
+            return
+        description = self.query_one("#front-description", Static)
+        rows = arch_rows(snapshot, self.source)
+        try:
+            result = front(rows, self.objectives(), self.query_one("#tolerances", Input).value.split())
+        except (KlmtuiError, ValueError) as exc:
+            description.update(f"[b red]{exc}[/]")
+            return
+        self.result = result
+        over = "published figures (params rounded to 0.1M)" if self.source == "thesis" else f"{self.source} figures"
+        description.update(f"{result.describe()}  [dim]Source: {over}.[/]")
+        self._fill_table(result)
+        self._draw_plot()
+
+    def _fill_table(self, result) -> None:
+        table = self.query_one("#front-table", DataTable)
+        names = [o.name for o in result.objectives]
+        table.clear(columns=True)
+        table.add_columns("", "arch", "C", *[f"{o.name} {'↑' if o.direction == 'max' else '↓'}" for o in result.objectives])
+        ordered = sorted(result.rows, key=lambda r: (not r["on_front"], r["arch"], r["channels"]))
+        for r in ordered:
+            style = "bold" if r["on_front"] else "dim"
+            cells = [Text("★" if r["on_front"] else "·", style="yellow" if r["on_front"] else "dim"),
+                     Text(r["arch"], style=style), Text(str(r["channels"]), style=style)]
+            cells += [Text(fmt(r.get(n), ".4g"), style=style) for n in names]
+            table.add_row(*cells, key=r["id"])
+
+    def pairs(self) -> list[tuple[str, str]]:
+        names = [o.name for o in self.result.objectives] if self.result else ["accuracy", "latency_s"]
+        pairs = [(b, a) if a == "accuracy" else (a, b) for a, b in combinations(names, 2)]
+        return pairs or [(names[0], names[0])]
+
+    def _draw_plot(self) -> None:
+        if self.result is None:
+            return
+        pairs = self.pairs()
+        x, y = pairs[self.pair_index % len(pairs)]
+        front_ids = {r["id"] for r in self.result.front}
+        self.query_one("#scatter", PlotView).plot(scatter(self.result.rows, x, y, front_ids))
+
+    # ------------------------------------------------------------------ events / actions
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.pair_index = 0
+        self.recompute()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.value is not Select.BLANK and event.value != self.source:
+            self.source = str(event.value)
+            self.recompute()
+
+    def action_next_pair(self) -> None:
+        self.pair_index += 1
+        self._draw_plot()
+
+    def action_cycle_source(self) -> None:
+        names = [v for _, v in getattr(self, "_options", [])] or [MEASURED]
+        self.source = names[(names.index(self.source) + 1) % len(names)] if self.source in names else names[0]
+        select = self.query_one("#source", Select)
+        with select.prevent(Select.Changed):
+            select.value = self.source
+        self.recompute()

@@ -1,0 +1,214 @@
+"""Turn a store snapshot into what the screens display: rows of formatted figures.
+
+Presentation only: which record is the latest, how a figure is printed. Statistics and fronts
+come from `core` (`core.latency.summarize`, `core.pareto`); nothing here decides a result.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+MEASURED = "measured"
+DEFAULT_OBJECTIVES = ("accuracy:max", "params_m:min", "latency_s:min", "power_w:min")
+OBJECTIVE_NAMES = ("accuracy", "params_m", "latency_s", "power_w", "energy_mj", "macs_m")
+ACTIVE = ("pending", "queued", "running")
+
+
+@dataclass
+class ArchRow:
+    """One line of the architectures table, for one figure source."""
+
+    id: str
+    arch: str
+    channels: int
+    params: int | None
+    macs: int | None
+    in_thesis: bool | None
+    status: str = "-"
+    accuracy: float | None = None
+    accuracy_std: float | None = None
+    seeds: int = 0
+    latency_s: float | None = None
+    power_w: float | None = None
+    energy_mj: float | None = None
+    on_front: bool = False
+    ref_params_m: float | None = None  # a reference source's own (published, rounded) figure
+    runs: list[dict] = field(default_factory=list)
+    benchmarks: list[dict] = field(default_factory=list)
+
+    @property
+    def params_m(self) -> float | None:
+        if self.ref_params_m is not None:
+            return self.ref_params_m
+        return None if self.params is None else self.params / 1e6
+
+    def as_dict(self) -> dict:
+        """The row as result columns (what `core.pareto` compares)."""
+        return {
+            "id": self.id, "arch": self.arch, "channels": self.channels, "status": self.status,
+            **{name: self.objective(name) for name in OBJECTIVE_NAMES},
+        }
+
+    def objective(self, name: str) -> float | None:
+        return {
+            "accuracy": self.accuracy,
+            "params_m": self.params_m,
+            "latency_s": self.latency_s,
+            "power_w": self.power_w,
+            "energy_mj": self.energy_mj,
+            "macs_m": None if self.macs is None else self.macs / 1e6,
+        }.get(name)
+
+
+def sources(snapshot) -> list[str]:
+    """`measured` (our runs and benchmarks) first, then every imported source (thesis first)."""
+    names = sorted({r.get("source") for r in snapshot.table("results") if r.get("source")})
+    names.sort(key=lambda s: (s != "thesis", s))
+    return [MEASURED, *names]
+
+
+def _latest(records: Iterable[dict]) -> dict | None:
+    records = list(records)
+    if not records:
+        return None
+    return max(records, key=lambda r: (r.get("finished") or r.get("started") or r.get("created") or "", r["id"]))
+
+
+def training_status(runs: list[dict]) -> str:
+    """`running 3/10`, `queued`, `done x2`, `interrupted (r)`...: the state of an architecture's runs."""
+    if not runs:
+        return "-"
+    running = [r for r in runs if r.get("status") == "running"]
+    if running:
+        r = running[0]
+        more = f" +{len(running) - 1}" if len(running) > 1 else ""
+        return f"running {r.get('epoch') or 0}/{r.get('epochs') or '?'}{more}"
+    for state in ("queued", "pending"):
+        if any(r.get("status") == state for r in runs):
+            return state
+    latest = _latest(runs) or {}
+    status = latest.get("status") or "-"
+    done = sum(1 for r in runs if r.get("status") == "done")
+    if status == "done" and done > 1:
+        return f"done x{done}"
+    if status == "interrupted":
+        return "interrupted (r)"
+    return status
+
+
+def bench_status(benchmarks: list[dict]) -> str | None:
+    if any(b.get("status") in ACTIVE for b in benchmarks):
+        return "bench"
+    return None
+
+
+def _measured_figures(row: ArchRow) -> None:
+    done = [r for r in row.runs if r.get("status") == "done" and r.get("accuracy") is not None]
+    if done:
+        latest = _latest(done) or {}
+        same = [r for r in done if (r.get("profile"), r.get("epochs")) == (latest.get("profile"), latest.get("epochs"))]
+        accs = [float(r["accuracy"]) for r in same]
+        row.accuracy = statistics.fmean(accs)
+        row.accuracy_std = statistics.stdev(accs) if len(accs) > 1 else None
+        row.seeds = len(accs)
+    bench = _latest(b for b in row.benchmarks if b.get("status") == "done")
+    if bench:
+        row.latency_s = bench.get("latency_s")
+        row.power_w = bench.get("power_w")
+        if bench.get("energy_j") is not None:
+            row.energy_mj = bench["energy_j"] * 1000.0
+
+
+def _reference_figures(row: ArchRow, result: dict | None) -> None:
+    if not result:
+        return
+    row.accuracy = result.get("accuracy")
+    row.latency_s = result.get("latency_s")
+    row.power_w = result.get("power_w")
+    extra = result.get("extra") or {}
+    energy = result.get("energy_j", extra.get("energy_j"))
+    if energy is not None:
+        row.energy_mj = float(energy) * 1000.0
+    elif row.latency_s is not None and row.power_w is not None:
+        batch = extra.get("batch") or 64  # the thesis' protocol: batches of 64 images
+        row.energy_mj = row.power_w * row.latency_s / float(batch) * 1000.0
+    if result.get("params_m") is not None:
+        row.ref_params_m = float(result["params_m"])
+
+
+def arch_rows(snapshot, source: str = MEASURED) -> list[ArchRow]:
+    """Every architecture of the store (plus those only a reference source knows), for `source`."""
+    runs_by: dict[str, list[dict]] = {}
+    for r in snapshot.table("runs"):
+        runs_by.setdefault(r.get("arch_id"), []).append(r)
+    benches_by: dict[str, list[dict]] = {}
+    for b in snapshot.table("benchmarks"):
+        benches_by.setdefault(b.get("arch_id"), []).append(b)
+    results = {r.get("arch_id"): r for r in snapshot.table("results") if r.get("source") == source}
+
+    rows: dict[str, ArchRow] = {}
+    for a in snapshot.table("architectures"):
+        rows[a["id"]] = ArchRow(
+            id=a["id"], arch=a.get("arch") or a["id"].split("@")[0], channels=a.get("channels") or 0,
+            params=a.get("params"), macs=a.get("macs"), in_thesis=a.get("in_thesis"),
+        )
+    if source != MEASURED:
+        for arch_id, res in results.items():
+            if arch_id not in rows:
+                rows[arch_id] = ArchRow(id=arch_id, arch=res.get("arch") or arch_id.split("@")[0],
+                                        channels=res.get("channels") or 0, params=None, macs=None, in_thesis=None)
+    for row in rows.values():
+        row.runs = runs_by.get(row.id, [])
+        row.benchmarks = benches_by.get(row.id, [])
+        row.status = training_status(row.runs)
+        if bench_status(row.benchmarks):
+            row.status = f"{row.status} +bench" if row.status != "-" else "bench"
+        if source == MEASURED:
+            _measured_figures(row)
+        else:
+            _reference_figures(row, results.get(row.id))
+    out = list(rows.values())
+    mark_front(out, DEFAULT_OBJECTIVES)
+    return out
+
+
+def front(rows: list[ArchRow], objectives: Iterable[str] = DEFAULT_OBJECTIVES, tolerances: Iterable[str] = ()):
+    """`core.pareto`'s front over the rows' figures; sets `on_front` on the rows. Returns the FrontResult."""
+    from core import pareto
+
+    objs = [pareto.parse_objective(o) for o in objectives]
+    tols = dict(pareto.parse_tolerance(t) for t in tolerances)
+    result = pareto.pareto_front([r.as_dict() for r in rows], objs, tols)
+    on = {r["id"] for r in result.front}
+    for r in rows:
+        r.on_front = r.id in on
+    return result
+
+
+def mark_front(rows: list[ArchRow], objectives: Iterable[str] = DEFAULT_OBJECTIVES) -> None:
+    """The on-front marker of the table (default objectives, plain dominance)."""
+    front(rows, objectives)
+
+
+# ---------------------------------------------------------------------- formatting
+
+
+def fmt(value: Any, spec: str = ".3g", none: str = "-") -> str:
+    if value is None:
+        return none
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def fmt_accuracy(row: ArchRow) -> str:
+    if row.accuracy is None:
+        return "-"
+    if row.accuracy_std is not None:
+        return f"{row.accuracy:.2f}±{row.accuracy_std:.2f}"
+    return f"{row.accuracy:.2f}"
+
+

@@ -1,0 +1,1 @@
+"""Reusable widgets: plotext plots in a Static, the architectures table."""
