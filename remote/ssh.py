@@ -1,0 +1,525 @@
+"""SSH sessions to devices: ~/.ssh/config, keys and the agent, verified host keys, timeouts.
+
+`connect(device)` turns a device record (store table `devices`) into an authenticated
+`SshSession`. The record's `host` is looked up in `~/.ssh/config` like `ssh` would (HostName,
+User, Port, IdentityFile, IdentitiesOnly, ProxyCommand, ProxyJump, UserKnownHostsFile,
+HostKeyAlias); explicit record fields win over the config. Authentication uses keys only: the
+record's key file, the config's IdentityFiles, the ssh-agent and the default keys. No password is
+ever asked for or stored. Host keys are verified (remote.hostkeys); an unknown key raises
+`UnknownHostKey` with its fingerprint, `fetch_host_key` + `remote.hostkeys.record` is the trust flow.
+
+`SshTransport` (remote.transport.Transport over SSH) lives in remote.ssh_transport and is
+re-exported here. paramiko is imported lazily: the CLI starts without it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from core.errors import InputError, OperationFailed
+from remote.hostkeys import ChangedHostKey, UnknownHostKey, host_entry, known_keys, verify
+
+DEFAULT_TIMEOUT = 10.0  # seconds, for TCP connect, SSH banner, auth and channel opening
+KEEPALIVE_S = 15
+MAX_JUMPS = 8
+
+__all__ = [
+    "klmtui_home",
+    "klmtui_known_hosts",
+    "ssh_timeout",
+    "SshTarget",
+    "SshSession",
+    "SshUnreachable",
+    "SshAuthFailed",
+    "UnknownHostKey",
+    "ChangedHostKey",
+    "resolve_target",
+    "connect",
+    "fetch_host_key",
+    "remote_word",
+    "SshTransport",
+]
+
+
+def klmtui_home() -> Path:
+    """klmtui's own folder (known_hosts lives here): $KLMTUI_HOME, else ~/.config/klmtui."""
+    return Path(os.environ.get("KLMTUI_HOME") or Path.home() / ".config" / "klmtui").expanduser()
+
+
+def klmtui_known_hosts(home: Optional[Path] = None) -> Path:
+    return Path(home or klmtui_home()) / "known_hosts"
+
+
+def ssh_timeout(value: Optional[float] = None) -> float:
+    """The connect/banner/auth timeout: the argument, else $KLMTUI_SSH_TIMEOUT, else 10 s."""
+    if value is not None:
+        return float(value)
+    raw = os.environ.get("KLMTUI_SSH_TIMEOUT")
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise InputError(f"KLMTUI_SSH_TIMEOUT must be a number of seconds, not {raw!r}") from None
+    if seconds <= 0:
+        raise InputError(f"KLMTUI_SSH_TIMEOUT must be positive, not {raw!r}")
+    return seconds
+
+
+class SshUnreachable(OperationFailed):
+    """No SSH conversation with the host: refused, no answer, no banner, DNS failure, link lost."""
+
+
+class SshAuthFailed(OperationFailed):
+    """The host answered but accepted none of our keys."""
+
+
+def remote_word(value: str) -> str:
+    """Quote one word for the remote POSIX shell, keeping a leading `~/` meaning the home folder."""
+    if value == "~":
+        return '"$HOME"'
+    if value.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(value[2:])
+    return shlex.quote(value)
+
+
+@dataclass
+class SshTarget:
+    """Where and how to connect, after ~/.ssh/config is applied."""
+
+    device: str  # the device name, for messages
+    alias: str  # what the record says (a Host pattern in ~/.ssh/config, or a plain host name)
+    hostname: str
+    port: int
+    user: str
+    key_files: list[str] = field(default_factory=list)
+    identities_only: bool = False
+    proxy_command: Optional[str] = None
+    proxy_jump: list[str] = field(default_factory=list)
+    known_hosts: list[Path] = field(default_factory=list)  # the user's files, read only
+    host_key_alias: Optional[str] = None
+
+    @property
+    def entry(self) -> str:
+        """The known_hosts name of this host (`[host]:port` unless port 22)."""
+        return host_entry(self.host_key_alias or self.hostname, self.port)
+
+    @property
+    def where(self) -> str:
+        return f"{self.user}@{self.hostname}:{self.port}"
+
+
+def _ssh_config(path: Optional[Path], alias: str, overrides: dict) -> Any:
+    """The parsed ~/.ssh/config, with the record's explicit fields as a first `Host` stanza, so that
+    they win (first value wins, as in ssh) and %p/%r in ProxyCommand expand to them."""
+    import paramiko
+
+    path = Path(path) if path is not None else Path(os.path.expanduser("~/.ssh/config"))
+    try:
+        text = path.read_text() if path.is_file() else ""
+    except OSError as exc:
+        raise InputError(f"cannot read SSH config {path}: {exc.strerror}") from None
+    first = "".join(f"  {key} {value}\n" for key, value in overrides.items() if value is not None)
+    if first and alias and not any(c.isspace() for c in alias):
+        text = f"Host {alias}\n{first}\n" + text
+    try:
+        return paramiko.SSHConfig.from_text(text)
+    except Exception as exc:  # paramiko raises ConfigParseError and friends
+        raise InputError(f"cannot read SSH config {path}: {exc}") from None
+
+
+def _parse_port(value: Any, what: str) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what}: port must be a number, not {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise InputError(f"{what}: port {port} is out of range 1-65535")
+    return port
+
+
+def _split_jump(spec: str) -> tuple[Optional[str], str, Optional[int]]:
+    """`[user@]host[:port]` (also `ssh://user@host:port`) from a ProxyJump list."""
+    spec = spec.strip()
+    if spec.startswith("ssh://"):
+        spec = spec[len("ssh://") :]
+    user, _, hostport = spec.rpartition("@")
+    host, port = hostport, None
+    if hostport.startswith("["):  # [v6]:port
+        host, _, rest = hostport[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") else None
+    elif hostport.count(":") == 1:
+        host, port_text = hostport.split(":")
+        port = _parse_port(port_text, f"ProxyJump {spec}")
+    return (user or None), host, port
+
+
+def resolve_target(
+    device: dict,
+    *,
+    ssh_config: Optional[Path] = None,
+    jump: Optional[str] = None,
+) -> SshTarget:
+    """Apply ~/.ssh/config to a device record (or, with `jump`, to one ProxyJump hop)."""
+    name = device.get("id") or device.get("name") or "?"
+    if jump is not None:
+        jump_user, alias, jump_port = _split_jump(jump)
+        record_user, record_port, record_key = jump_user, jump_port, None
+    else:
+        alias = str(device.get("host") or "")
+        record_user, record_port, record_key = device.get("user"), device.get("port"), device.get("key")
+    if not alias:
+        raise InputError(f"device {name} has no host")
+    if record_port is not None:
+        record_port = _parse_port(record_port, f"device {name}")
+    config = _ssh_config(ssh_config, alias, {"Port": record_port, "User": record_user})
+    found = config.lookup(alias)
+    port = _parse_port(record_port or found.get("port") or 22, f"device {name}")
+    keys = [str(Path(record_key).expanduser())] if record_key else []
+    keys += [os.path.expanduser(k) for k in found.get("identityfile", []) if os.path.exists(os.path.expanduser(k))]
+    known = [Path(os.path.expanduser(p)) for p in str(found.get("userknownhostsfile", "~/.ssh/known_hosts")).split()]
+    proxy_jump = found.get("proxyjump")
+    proxy_command = found.get("proxycommand")
+    return SshTarget(
+        device=name,
+        alias=alias,
+        hostname=found.get("hostname") or alias,
+        port=port,
+        user=record_user or found.get("user") or getpass.getuser(),
+        key_files=keys,
+        identities_only=str(found.get("identitiesonly", "no")).lower() == "yes",
+        proxy_command=None if not proxy_command or proxy_command.lower() == "none" else proxy_command,
+        proxy_jump=[] if not proxy_jump or proxy_jump.lower() == "none" else proxy_jump.split(","),
+        known_hosts=known,
+        host_key_alias=found.get("hostkeyalias"),
+    )
+
+
+def _known_host_files(target: SshTarget, home: Optional[Path]) -> list[Path]:
+    return [klmtui_known_hosts(home), *target.known_hosts]
+
+
+class _VerifyingPolicy:
+    """paramiko's missing-host-key hook, called for EVERY connection (no keys are preloaded)."""
+
+    def __init__(self, target: SshTarget, files: list[Path]):
+        self.target, self.files = target, files
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        verify(known_keys(self.files, hostname), self.target.device, hostname, key)
+
+
+def _transport_factory(preferred: list[str]):
+    """A paramiko Transport that asks first for the key types we already know (as ssh does)."""
+    import paramiko
+
+    order: list[str] = []
+    for key_type in preferred:
+        order += ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] if key_type == "ssh-rsa" else [key_type]
+
+    def make(sock: Any, disabled_algorithms: Any = None) -> Any:
+        transport = paramiko.Transport(sock, disabled_algorithms=disabled_algorithms)
+        options = transport.get_security_options()
+        available = list(options.key_types)
+        first = [k for k in order if k in available]
+        if first:
+            options.key_types = first + [k for k in available if k not in first]
+        return transport
+
+    return make
+
+
+def _tcp(target: SshTarget, timeout: float) -> socket.socket:
+    try:
+        return socket.create_connection((target.hostname, target.port), timeout=timeout)
+    except socket.gaierror:
+        raise SshUnreachable(f"device {target.device}: cannot resolve host {target.hostname!r}") from None
+    except ConnectionRefusedError:
+        raise SshUnreachable(
+            f"device {target.device}: connection refused by {target.hostname}:{target.port} (is sshd running?)"
+        ) from None
+    except (socket.timeout, TimeoutError):
+        raise SshUnreachable(
+            f"device {target.device}: no answer from {target.hostname}:{target.port} within {timeout:g} s"
+        ) from None
+    except OSError as exc:
+        raise SshUnreachable(f"device {target.device}: cannot reach {target.hostname}:{target.port}: {exc.strerror or exc}") from None
+
+
+def _open_socket(target: SshTarget, timeout: float, home: Optional[Path], ssh_config: Optional[Path], hops: list, depth: int) -> Any:
+    """A connected byte stream to the target: TCP, a ProxyCommand, or a direct-tcpip channel via ProxyJump."""
+    import paramiko
+
+    if target.proxy_jump:
+        if depth >= MAX_JUMPS:
+            raise InputError(f"device {target.device}: ProxyJump chain is longer than {MAX_JUMPS} hops (a loop?)")
+        *earlier, last = target.proxy_jump
+        hop = resolve_target({"id": target.device}, ssh_config=ssh_config, jump=last)
+        if earlier:
+            hop.proxy_jump = earlier
+        jump_client = _connect_client(hop, timeout, home, ssh_config, hops, depth + 1)
+        hops.append(jump_client)
+        try:
+            return jump_client.get_transport().open_channel(
+                "direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0), timeout=timeout
+            )
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise SshUnreachable(
+                f"device {target.device}: jump host {hop.hostname} cannot reach {target.hostname}:{target.port}: {exc}"
+            ) from None
+    if target.proxy_command:
+        try:
+            proxy = paramiko.ProxyCommand(target.proxy_command)
+        except Exception as exc:
+            raise SshUnreachable(f"device {target.device}: ProxyCommand failed to start: {exc}") from None
+        proxy.settimeout(timeout)
+        return proxy
+    return _tcp(target, timeout)
+
+
+def _quiet_paramiko() -> None:
+    """paramiko logs failed handshakes with tracebacks; our errors already say it in one line."""
+    import logging
+
+    logger = logging.getLogger("paramiko")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+
+def _connect_client(target: SshTarget, timeout: float, home: Optional[Path], ssh_config: Optional[Path], hops: list, depth: int = 0) -> Any:
+    import paramiko
+
+    _quiet_paramiko()
+
+    files = _known_host_files(target, home)
+    sock = _open_socket(target, timeout, home, ssh_config, hops, depth)
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(_VerifyingPolicy(target, files))
+    preferred = [k.key_type for k in known_keys(files, target.entry) if not k.revoked]
+    try:
+        client.connect(
+            target.host_key_alias or target.hostname,
+            port=target.port,
+            username=target.user,
+            password=None,
+            passphrase=None,
+            key_filename=target.key_files or None,
+            allow_agent=not target.identities_only,
+            look_for_keys=not target.identities_only,
+            sock=sock,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            channel_timeout=timeout,
+            transport_factory=_transport_factory(preferred),
+        )
+    except BaseException as exc:
+        client.close()
+        _close_quietly(sock)
+        raise _explain(exc, target, timeout) from None
+    client.get_transport().set_keepalive(KEEPALIVE_S)
+    return client
+
+
+def _close_quietly(thing: Any) -> None:
+    try:
+        thing.close()
+    except Exception:
+        pass
+
+
+def _explain(exc: BaseException, target: SshTarget, timeout: float) -> BaseException:
+    """One clear line for what went wrong while connecting (KlmtuiErrors pass through)."""
+    import paramiko
+
+    from core.errors import KlmtuiError
+
+    if isinstance(exc, KlmtuiError) or not isinstance(exc, Exception):
+        return exc
+    who = f"device {target.device} ({target.where})"
+    if isinstance(exc, paramiko.PasswordRequiredException):
+        return SshAuthFailed(f"{who}: the private key is passphrase-protected; load it into ssh-agent (ssh-add) first")
+    if isinstance(exc, paramiko.AuthenticationException):
+        tried = ", ".join(target.key_files) if target.key_files else "no key file"
+        agent = "" if target.identities_only else " plus ssh-agent and default keys"
+        return SshAuthFailed(f"{who}: authentication failed (tried {tried}{agent}; klmtui never uses passwords)")
+    text = str(exc)
+    if "banner" in text.lower():
+        return SshUnreachable(f"{who}: no SSH banner within {timeout:g} s (is this an SSH server?)")
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return SshUnreachable(f"{who}: timed out after {timeout:g} s")
+    if isinstance(exc, (paramiko.SSHException, EOFError, OSError)):
+        return SshUnreachable(f"{who}: SSH connection failed: {text or type(exc).__name__}")
+    return OperationFailed(f"{who}: {type(exc).__name__}: {text}")
+
+
+class SshSession:
+    """An authenticated connection (plus any jump hosts), with helpers for commands and SFTP."""
+
+    def __init__(self, client: Any, target: SshTarget, hops: list, timeout: float):
+        self.client, self.target, self.hops, self.timeout = client, target, hops, timeout
+        self._sftp = None
+
+    @property
+    def transport(self) -> Any:
+        return self.client.get_transport()
+
+    def alive(self) -> bool:
+        transport = self.transport
+        return transport is not None and transport.is_active()
+
+    def _fail(self, what: str, exc: BaseException) -> OperationFailed:
+        return SshUnreachable(f"device {self.target.device}: {what} failed: {exc or type(exc).__name__}")
+
+    def open_exec(self, command: str) -> Any:
+        """Start `command` in the remote login shell; return the paramiko channel."""
+        import paramiko
+
+        try:
+            channel = self.transport.open_session(timeout=self.timeout)
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError, AttributeError) as exc:
+            raise self._fail("starting a remote command", exc) from None
+        return channel
+
+    def run(self, command: str, timeout: float = 120.0) -> tuple[int, str, str]:
+        """Run a short command to completion: (exit status, stdout, stderr). -1 if the link dropped."""
+        channel = self.open_exec(command)
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                busy = False
+                if channel.recv_ready():
+                    out += channel.recv(65536)
+                    busy = True
+                if channel.recv_stderr_ready():
+                    err += channel.recv_stderr(65536)
+                    busy = True
+                if busy:
+                    continue
+                if channel.closed or (channel.exit_status_ready() and channel.eof_received):
+                    break
+                if time.monotonic() > deadline:
+                    raise OperationFailed(f"device {self.target.device}: remote command timed out after {timeout:g} s")
+                time.sleep(0.01)
+            status = channel.exit_status if channel.exit_status_ready() else -1
+        finally:
+            channel.close()
+        return status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+    def sftp(self) -> Any:
+        import paramiko
+
+        if self._sftp is None:
+            try:
+                self._sftp = self.client.open_sftp()
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise self._fail("opening SFTP", exc) from None
+        return self._sftp
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            _close_quietly(self._sftp)
+            self._sftp = None
+        _close_quietly(self.client)
+        for hop in reversed(self.hops):
+            _close_quietly(hop)
+
+
+def connect(
+    device: dict,
+    *,
+    home: Optional[Path] = None,
+    timeout: Optional[float] = None,
+    ssh_config: Optional[Path] = None,
+) -> SshSession:
+    """Open an authenticated, host-key-verified session to a device record."""
+    seconds = ssh_timeout(timeout)
+    target = resolve_target(device, ssh_config=ssh_config)
+    hops: list = []
+    try:
+        client = _connect_client(target, seconds, home, ssh_config, hops)
+    except BaseException:
+        for hop in reversed(hops):
+            _close_quietly(hop)
+        raise
+    return SshSession(client, target, hops, seconds)
+
+
+@dataclass
+class PresentedKey:
+    """What a host showed during key exchange, and what our known_hosts files say about it."""
+
+    device: str
+    entry: str  # known_hosts name, `[host]:port` for non-22 ports
+    key: Any  # paramiko.PKey
+    key_type: str
+    fingerprint: str
+    status: str  # "trusted" | "unknown" | "changed"
+    expected_fingerprint: Optional[str] = None  # the recorded key when status == "changed"
+
+
+def fetch_host_key(
+    device: dict,
+    *,
+    home: Optional[Path] = None,
+    timeout: Optional[float] = None,
+    ssh_config: Optional[Path] = None,
+) -> PresentedKey:
+    """Key-exchange with the device (no authentication, nothing run) and report its host key.
+
+    Jump hosts on the way must already be trusted. The result's `status` tells whether the key is
+    already trusted, unknown, or different from the recorded one.
+    """
+    from remote.hostkeys import fingerprint
+
+    _quiet_paramiko()
+    seconds = ssh_timeout(timeout)
+    target = resolve_target(device, ssh_config=ssh_config)
+    files = _known_host_files(target, home)
+    hops: list = []
+    sock = None
+    transport = None
+    try:
+        sock = _open_socket(target, seconds, home, ssh_config, hops, 0)
+        preferred = [k.key_type for k in known_keys(files, target.entry) if not k.revoked]
+        transport = _transport_factory(preferred)(sock)
+        transport.banner_timeout = seconds
+        transport.start_client(timeout=seconds)
+        key = transport.get_remote_server_key()
+    except BaseException as exc:
+        raise _explain(exc, target, seconds) from None
+    finally:
+        if transport is not None:
+            _close_quietly(transport)
+        if sock is not None:
+            _close_quietly(sock)
+        for hop in reversed(hops):
+            _close_quietly(hop)
+    presented = PresentedKey(target.device, target.entry, key, key.get_name(), fingerprint(key), "trusted")
+    try:
+        verify(known_keys(files, target.entry), target.device, target.entry, key)
+    except UnknownHostKey:
+        presented.status = "unknown"
+    except ChangedHostKey as changed:
+        presented.status, presented.expected_fingerprint = "changed", changed.expected_fingerprint
+    except OperationFailed:  # @revoked
+        presented.status = "revoked"
+    return presented
+
+
+def __getattr__(name: str) -> Any:
+    # SshTransport is re-exported lazily so `remote.ssh` stays small to import.
+    if name == "SshTransport":
+        from remote.ssh_transport import SshTransport
+
+        return SshTransport
+    raise AttributeError(name)
