@@ -51,18 +51,19 @@ def check_source_name(name: str) -> str:
     return name
 
 
+def arch_fields(arch: Arch) -> dict:
+    """The architecture columns every record repeats (so tables need no join)."""
+    return {"arch": arch.triple, "K": arch.K, "L": arch.L, "M": arch.M, "channels": arch.channels,
+            "genotype": arch.genotype}
+
+
 def result_record(source: str, arch: Arch, values: dict[str, float | None], extra: dict | None = None) -> dict:
     """A `results` table record (shape fixed by the team brief)."""
     return {
         "id": f"{source}:{arch.id}",
         "source": source,
         "arch_id": arch.id,
-        "arch": arch.triple,
-        "K": arch.K,
-        "L": arch.L,
-        "M": arch.M,
-        "channels": arch.channels,
-        "genotype": arch.genotype,
+        **arch_fields(arch),
         **{col: values.get(col) for col in RESULT_COLUMNS},
         "extra": dict(extra or {}),
     }
@@ -156,6 +157,7 @@ def parse_results_csv(text: str, source: str, *, name: str = "CSV", extra: dict 
 
 
 def read_results_csv(path: str | Path, source: str) -> list[dict]:
+    check_source_name(source)
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -167,7 +169,7 @@ def read_results_csv(path: str | Path, source: str) -> list[dict]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"{path} is not a UTF-8 text CSV") from None
-    return parse_results_csv(text, check_source_name(source), name=str(path))
+    return parse_results_csv(text, source, name=str(path))
 
 
 def thesis_results() -> list[dict]:

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 from core.arch import Arch
 from core.counting import count_macs, count_params
 from core.errors import InputError
-from core.reference import MEASURED_SOURCE, THESIS_SOURCE, thesis_results
+from core.reference import MEASURED_SOURCE, THESIS_SOURCE, arch_fields, result_record, thesis_results
 from core.store import Store, Tx
 
 DEFAULT_SOURCE = THESIS_SOURCE
@@ -35,12 +35,7 @@ def architecture_record(arch: Arch, *, in_thesis: bool | None, sampled: bool) ->
     """An `architectures` record with analytic params and MACs (fast, no torch)."""
     return {
         "id": arch.id,
-        "arch": arch.triple,
-        "K": arch.K,
-        "L": arch.L,
-        "M": arch.M,
-        "channels": arch.channels,
-        "genotype": arch.genotype,
+        **arch_fields(arch),
         "params": count_params(arch),
         "macs": count_macs(arch),
         "in_thesis": in_thesis,
@@ -159,7 +154,9 @@ def measured_rows(store: Store, device: str | None = None) -> list[dict]:
             templates.setdefault(bench["arch_id"], bench)
 
     rows = []
-    for arch_id in sorted(set(accuracies) | set(latest)):
+    # per device: only what was benchmarked there; otherwise anything with a run or a benchmark
+    arch_ids = set(latest) if device else set(accuracies) | set(latest)
+    for arch_id in sorted(arch_ids):
         template = archs.get(arch_id) or templates[arch_id]
         arch = arch_of(template)
         params = archs.get(arch_id, {}).get("params") or count_params(arch)
@@ -177,24 +174,13 @@ def measured_rows(store: Store, device: str | None = None) -> list[dict]:
                 timing=bench.get("timing"),
             )
         source = f"{MEASURED_SOURCE}:{device}" if device else MEASURED_SOURCE
-        rows.append(
-            {
-                "id": f"{source}:{arch_id}",
-                "source": source,
-                "arch_id": arch_id,
-                "arch": arch.triple,
-                "K": arch.K,
-                "L": arch.L,
-                "M": arch.M,
-                "channels": arch.channels,
-                "genotype": arch.genotype,
-                "accuracy": statistics.fmean(accs) if accs else None,
-                "params_m": params / 1e6,
-                "latency_s": bench.get("latency_s"),
-                "power_w": bench.get("power_w"),
-                "extra": extra,
-            }
-        )
+        values = {
+            "accuracy": statistics.fmean(accs) if accs else None,
+            "params_m": params / 1e6,
+            "latency_s": bench.get("latency_s"),
+            "power_w": bench.get("power_w"),
+        }
+        rows.append(result_record(source, arch, values, extra))
     return rows
 
 

@@ -46,16 +46,14 @@ def init(app, as_json: bool) -> None:
 def _status_rows(store) -> list[dict]:
     """One object per architecture: its runs, benchmarks, and results by source."""
     from core.report import with_derived
-    from core.study import arch_of, measured_rows
+    from core.study import arch_of, architecture_record, measured_rows
 
     archs: dict[str, dict] = {a["id"]: a for a in store.all("architectures")}
     runs, benches, results = store.all("runs"), store.all("benchmarks"), store.all("results")
     for rec in [*runs, *benches, *results]:
         if rec.get("arch_id") and rec["arch_id"] not in archs and "K" in rec:
             arch = arch_of(rec)
-            archs[arch.id] = {"id": arch.id, "arch": arch.triple, "K": arch.K, "L": arch.L, "M": arch.M,
-                              "channels": arch.channels, "genotype": arch.genotype, "params": None, "macs": None,
-                              "in_thesis": None, "sampled": False}
+            archs[arch.id] = architecture_record(arch, in_thesis=None, sampled=False)
     measured = {r["arch_id"]: with_derived(r) for r in measured_rows(store)}
     out = []
     for arch_id, a in archs.items():
