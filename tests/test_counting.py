@@ -15,14 +15,7 @@ from tests.fixtures.paths import shared_file
 torch = pytest.importorskip("torch")
 
 from core.models import build_network  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.test_network import _one_thread  # noqa: E402,F401  (autouse: torch on one thread)
 
 
 def torch_params(net) -> int:
