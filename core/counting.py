@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from core.arch import Arch
-from core.genotypes import Genotype, cell_nodes
+from core.genotypes import Edge, Genotype, cell_nodes
 from core.models import resolve_genotype
 
 STEM_MULTIPLIER = 3
@@ -73,6 +73,7 @@ def _pooled_size(size: int, stride: int) -> int:
     return (size - 1) // stride + 1  # 3x3, padding 1
 
 
+@lru_cache(maxsize=None)
 def op_cost(name: str, c: int, stride: int, size: int) -> Cost:
     """One edge operation of core.ops, applied to a `size` x `size` input with `c` channels."""
     if name == "none":
@@ -90,17 +91,16 @@ def op_cost(name: str, c: int, stride: int, size: int) -> Cost:
     raise ValueError(f"no cost formula for operation {name!r}")
 
 
-def _cell_cost(genotype: Genotype, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool,
-               size_pp: int, size_p: int) -> tuple[Cost, int]:
+def _cell_cost(nodes: list[list[Edge]], multiplier: int, c_pp: int, c_p: int, c: int, reduction: bool,
+               reduction_prev: bool, size_pp: int, size_p: int) -> tuple[Cost, int]:
     """Cost of one cell and its output channel count."""
     if reduction_prev:
         cost = _factorized_reduce(c_pp, c, size_pp)
     else:
         cost = _relu_conv_bn(c_pp, c, size_pp)
     cost = cost + _relu_conv_bn(c_p, c, size_p)
-    edges, concat = (genotype.reduce, genotype.reduce_concat) if reduction else (genotype.normal, genotype.normal_concat)
     sizes = [size_p, size_p]
-    for node in cell_nodes(edges, concat):
+    for node in nodes:
         node_size = size_p
         for _, name, source in node:
             stride = 2 if reduction and source < 2 else 1
@@ -111,13 +111,15 @@ def _cell_cost(genotype: Genotype, c_pp: int, c_p: int, c: int, reduction: bool,
             node_size = size_p
         sizes.append(node_size)
     out_size = _pooled_size(size_p, 2) if reduction else size_p
-    return Cost(cost.params, cost.macs, out_size), len(list(concat)) * c
+    return Cost(cost.params, cost.macs, out_size), multiplier * c
 
 
 def network_cost(C: int, K: int, L: int, M: int, genotype: Genotype, num_classes: int = NUM_CLASSES,
                  image_size: int = IMAGE_SIZE) -> Cost:
     """Parameters (without the auxiliary head) and inference MACs of core.network.Network."""
     reductions = (K, K + L + 1)
+    normal = (cell_nodes(genotype.normal, genotype.normal_concat), len(list(genotype.normal_concat)))
+    reduce = (cell_nodes(genotype.reduce, genotype.reduce_concat), len(list(genotype.reduce_concat)))
     c_curr = STEM_MULTIPLIER * C
     total = _conv(3, c_curr, 3, image_size, padding=1) + _bn(c_curr, image_size)
     c_pp, c_p, c_curr = c_curr, c_curr, C
@@ -127,7 +129,8 @@ def network_cost(C: int, K: int, L: int, M: int, genotype: Genotype, num_classes
         reduction = i in reductions
         if reduction:
             c_curr *= 2
-        cell, c_out = _cell_cost(genotype, c_pp, c_p, c_curr, reduction, reduction_prev, size_pp, size_p)
+        nodes, multiplier = reduce if reduction else normal
+        cell, c_out = _cell_cost(nodes, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev, size_pp, size_p)
         total = Cost(total.params + cell.params, total.macs + cell.macs, cell.size)
         reduction_prev = reduction
         c_pp, c_p = c_p, c_out

@@ -143,7 +143,7 @@ def sample(cells: int = 20, channels: Sequence[int] = (12, 24, 36), balance: int
            max_params: float = 3.3e6, params_channels: int | None = None, min_block: int = 2,
            genotype: str = DEFAULT_GENOTYPE) -> list[SampledArch]:
     """The sampled configurations: every kept triple at every channel count (triple-major order)."""
-    channels = list(channels)
+    channels = list(dict.fromkeys(channels))  # keep the order, drop repeats
     _check(cells, channels, balance, min_distance, max_params, params_channels, min_block)
     resolve_genotype(genotype)
     cap_channels = params_channels if params_channels is not None else max(channels)
