@@ -116,9 +116,8 @@ class KlmtuiApp(App):
             try:
                 result = fn(*args)
             except KlmtuiError as exc:
-                fingerprint = getattr(exc, "fingerprint", None)
-                if fingerprint and title.startswith("check"):
-                    self.post_message(TrustRequired(str(args[0]), str(fingerprint), str(exc)))
+                if getattr(exc, "fingerprint", None) and title == "check":
+                    self.post_message(TrustRequired(str(args[0]), str(exc)))
                 else:
                     self.post_message(ActionFailed(title, str(exc), dialog=dialog))
                 return
@@ -193,7 +192,7 @@ class KlmtuiApp(App):
         def answer(yes: bool | None) -> None:
             if yes:
                 self.notify("initialising the study ...", timeout=3)
-                self.call_in_worker("init", self.services.init_study, done="study initialised", dialog=True)
+                self.call_in_worker("init", self.services.init_study, then=lambda text: self.notify(text, timeout=6), dialog=True)
 
         if self.snapshot is not None and self.snapshot.error:
             self.notify(self.snapshot.error, title="Cannot initialise", severity="error", timeout=10)
@@ -298,13 +297,11 @@ class KlmtuiApp(App):
 
         self.push_screen(DeviceForm(), answer)
 
-    def check_device(self, name: str, trust: bool = False) -> None:
+    def check_device(self, name: str) -> None:
         def checked(report: Any) -> None:
             self.post_message(DeviceChecked(name, report if isinstance(report, dict) else {"result": report}))
 
-        title = "check" if not trust else "check (trust)"
-        self.call_in_worker(title, self.services.check_device, name, then=checked,
-                            done=None if not trust else f"{name}: host key already trusted")
+        self.call_in_worker("check", self.services.check_device, name, then=checked)
 
     def on_device_checked(self, message: DeviceChecked) -> None:
         for screen in self.screen_stack:
@@ -312,16 +309,29 @@ class KlmtuiApp(App):
                 screen.show_report(message.device, message.report)
 
     def on_trust_required(self, message: TrustRequired) -> None:
+        self.notify(message.message, title=f"{message.device}: unknown host key", severity="warning", timeout=6)
+        self.ask_trust(message.device)
+
+    def ask_trust(self, name: str) -> None:
+        """Fetch the presented key (worker), show its fingerprint, record exactly that key on yes."""
         from klmtui.screens.dialogs import TrustDialog
 
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.call_in_worker("trust", self.services.trust_device, message.device,
-                                    done=f"trusted {message.device} ({message.fingerprint})")
-            else:
-                self.notify(f"{message.device}: host key not trusted; nothing recorded", timeout=5)
+        def fetched(answer: tuple) -> None:
+            presented, prompt = answer
+            if presented.status == "trusted":
+                self.notify(f"{name}: host key {presented.fingerprint} is already trusted", timeout=5)
+                return
 
-        self.push_screen(TrustDialog(message.device, message.fingerprint, message.message), answer)
+            def decided(yes: bool | None) -> None:
+                if yes:
+                    self.call_in_worker("trust", self.services.record_host_key, presented,
+                                        done=f"trusted {name} ({presented.fingerprint})")
+                else:
+                    self.notify(f"{name}: host key not trusted; nothing recorded", timeout=5)
+
+            self.push_screen(TrustDialog(name, presented.fingerprint, prompt), decided)
+
+        self.call_in_worker("host key", self.services.host_key, name, then=fetched)
 
     def remove_device(self, name: str) -> None:
         from klmtui.screens.dialogs import ConfirmDialog
@@ -338,7 +348,7 @@ class KlmtuiApp(App):
 
         def answer(form: dict | None) -> None:
             if form:
-                src = None if source == "measured" else source
+                src = source
                 self.call_in_worker("export", self.services.export, form["format"], src, form["path"],
                                     then=lambda path: self.notify(f"exported to {path}", timeout=5))
 

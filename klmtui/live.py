@@ -34,6 +34,7 @@ class LiveStream:
     summary: dict | None = None
     error: str | None = None
     events: int = 0
+    warmup: int = 0
     dirty: bool = True
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -54,6 +55,9 @@ class LiveStream:
             self.environment.update(env if isinstance(env, dict) else {k: v for k, v in event.items() if k not in ("event", "t")})
         elif kind == "latency":
             self.status = "running"
+            if event.get("warmup") or event.get("pass") == "power":
+                self.warmup += 1  # shown as progress, kept out of the statistics
+                return
             values = _first(event, "samples", "seconds_list")
             if isinstance(values, list):
                 self.latencies.extend(float(v) for v in values if v is not None)
@@ -72,6 +76,9 @@ class LiveStream:
                 del self.power_w[:-MAX_KEEP]
         elif kind == "summary":
             self.summary = dict(event)
+        elif kind == "finished":
+            self.status = event.get("status") or self.status
+            self.error = self.error or event.get("error")
         elif kind == "error":
             self.error = str(_first(event, "message", "error") or "the device reported an error")
         elif kind == "environment" and isinstance(event.get("environment"), dict):

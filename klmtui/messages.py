@@ -44,12 +44,11 @@ class StreamEvent(Message):
 
 
 class TrustRequired(Message):
-    """A device presented a host key klmtui does not know: ask the user before recording it."""
+    """A device presented a host key klmtui does not know: fetch it and ask before recording it."""
 
-    def __init__(self, device: str, fingerprint: str, message: str) -> None:
+    def __init__(self, device: str, message: str) -> None:
         super().__init__()
         self.device = device
-        self.fingerprint = fingerprint
         self.message = message
 
 

@@ -24,6 +24,7 @@ class Snapshot:
 
     path: Path
     tables: dict[str, list[dict]] = field(default_factory=dict)
+    figures: dict[str, list[dict]] = field(default_factory=dict)  # source -> result rows (core.study)
     error: str | None = None
     signature: tuple | None = None
 
@@ -64,26 +65,37 @@ class Services:
     # ------------------------------------------------------------------ reading
     def snapshot(self) -> Snapshot:
         """Read every table. A corrupt store gives a Snapshot with `error` (file left untouched)."""
+        from core import report, study
+
         sig = file_signature(self.store_path)
         try:
             store = self.store()
             tables = {name: store.all(name) for name in TABLES}
+            figures = {}
+            for source in study.source_names(store):
+                try:
+                    figures[source] = [report.with_derived(r) for r in study.source_rows(store, source)]
+                except KlmtuiError:  # a source with no rows yet (e.g. nothing measured)
+                    figures[source] = []
         except KlmtuiError as exc:
-            return Snapshot(self.store_path, {}, str(exc), sig)
-        return Snapshot(self.store_path, tables, None, sig)
+            return Snapshot(self.store_path, {}, {}, str(exc), sig)
+        return Snapshot(self.store_path, tables, figures, None, sig)
 
     def refresh_jobs(self) -> None:
-        """Mark runs whose process vanished as `interrupted` (what re-attaching after a restart needs)."""
+        """Mark runs and benchmarks whose process vanished as `interrupted` (re-attaching after a restart)."""
         from core import jobs
+        from remote.bench import refresh_benchmarks
 
         jobs.refresh(self.store())
+        refresh_benchmarks(self.store())
 
     # ------------------------------------------------------------------ study
     def init_study(self) -> str:
         from core import study
 
-        result = study.init_study(self.store())
-        return _describe(result, "study initialised")
+        counts = study.init_study(self.store())
+        return (f"study initialised: {counts.get('architectures')} architectures "
+                f"({counts.get('architectures_added')} new), {counts.get('results')} reference results")
 
     # ------------------------------------------------------------------ training
     def train(self, arch_ids: list[str], form: dict) -> list[str]:
@@ -99,6 +111,12 @@ class Services:
         return ids
 
     def cancel(self, job_id: str) -> None:
+        """A training run (`t-...`) or a benchmark started by another process (`b-...`)."""
+        if job_id.startswith("b-"):
+            from remote.bench import cancel_benchmark
+
+            cancel_benchmark(self.store(), job_id)
+            return
         from core import jobs
 
         jobs.cancel(self.store(), job_id)
@@ -158,10 +176,18 @@ class Services:
 
         return check_device(self.store(), name)
 
-    def trust_device(self, name: str) -> Any:
-        from remote.devices import trust_device
+    def host_key(self, name: str) -> tuple[Any, str]:
+        """The key the device presents now, and the question to ask about it (nothing recorded)."""
+        from remote.devices import host_key, trust_prompt
 
-        return trust_device(self.store(), name, yes=True)
+        presented = host_key(self.store(), name)
+        return presented, trust_prompt(presented)
+
+    def record_host_key(self, presented: Any) -> str:
+        """Record exactly the key the user saw and accepted (not a key fetched again)."""
+        from remote.devices import record_host_key
+
+        return str(record_host_key(presented))
 
     def remove_device(self, name: str) -> None:
         from remote.devices import remove_device
@@ -169,17 +195,15 @@ class Services:
         remove_device(self.store(), name)
 
     # ------------------------------------------------------------------ results
-    def export(self, fmt: str, source: str | None, out: str) -> str:
-        from core import report
+    def export(self, fmt: str, source: str, out: str) -> str:
+        """The same table as `klmtui export --format FMT --source SOURCE -o OUT`."""
+        from core.pareto import pareto_front
+        from core.report import render
+        from core.study import source_rows
 
-        text = report.export_table(self.store(), fmt=fmt, source=source)
-        Path(out).write_text(text, encoding="utf-8")
+        rows = source_rows(self.store(), source)
+        result = pareto_front(rows)
+        on_front = {r["arch_id"] for r in result.front}
+        rows = [{**r, "on_front": r["arch_id"] in on_front} for r in rows]
+        Path(out).write_text(render(rows, fmt, f"Source {source}: {result.describe()}"), encoding="utf-8")
         return out
-
-
-def _describe(result: Any, default: str) -> str:
-    if isinstance(result, str):
-        return result
-    if isinstance(result, dict) and result.get("message"):
-        return str(result["message"])
-    return default

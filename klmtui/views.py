@@ -6,7 +6,6 @@ come from `core` (`core.latency.summarize`, `core.pareto`); nothing here decides
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -63,10 +62,10 @@ class ArchRow:
 
 
 def sources(snapshot) -> list[str]:
-    """`measured` (our runs and benchmarks) first, then every imported source (thesis first)."""
-    names = sorted({r.get("source") for r in snapshot.table("results") if r.get("source")})
-    names.sort(key=lambda s: (s != "thesis", s))
-    return [MEASURED, *names]
+    """`measured` (our runs and benchmarks, also per device) and every imported source, thesis first."""
+    names = list(snapshot.figures) or [MEASURED]
+    names.sort(key=lambda s: (not s.startswith(MEASURED), s != "thesis", s))
+    return names
 
 
 def _latest(records: Iterable[dict]) -> dict | None:
@@ -104,37 +103,18 @@ def bench_status(benchmarks: list[dict]) -> str | None:
     return None
 
 
-def _measured_figures(row: ArchRow) -> None:
-    done = [r for r in row.runs if r.get("status") == "done" and r.get("accuracy") is not None]
-    if done:
-        latest = _latest(done) or {}
-        same = [r for r in done if (r.get("profile"), r.get("epochs")) == (latest.get("profile"), latest.get("epochs"))]
-        accs = [float(r["accuracy"]) for r in same]
-        row.accuracy = statistics.fmean(accs)
-        row.accuracy_std = statistics.stdev(accs) if len(accs) > 1 else None
-        row.seeds = len(accs)
-    bench = _latest(b for b in row.benchmarks if b.get("status") == "done")
-    if bench:
-        row.latency_s = bench.get("latency_s")
-        row.power_w = bench.get("power_w")
-        if bench.get("energy_j") is not None:
-            row.energy_mj = bench["energy_j"] * 1000.0
-
-
-def _reference_figures(row: ArchRow, result: dict | None) -> None:
+def _figures(row: ArchRow, result: dict | None, exact_params: bool) -> None:
+    """Copy one source row's figures (from `core.study.source_rows` + `core.report.with_derived`)."""
     if not result:
         return
+    extra = result.get("extra") or {}
     row.accuracy = result.get("accuracy")
+    row.accuracy_std = extra.get("accuracy_std")
+    row.seeds = extra.get("seeds") or 0
     row.latency_s = result.get("latency_s")
     row.power_w = result.get("power_w")
-    extra = result.get("extra") or {}
-    energy = result.get("energy_j", extra.get("energy_j"))
-    if energy is not None:
-        row.energy_mj = float(energy) * 1000.0
-    elif row.latency_s is not None and row.power_w is not None:
-        batch = extra.get("batch") or 64  # the thesis' protocol: batches of 64 images
-        row.energy_mj = row.power_w * row.latency_s / float(batch) * 1000.0
-    if result.get("params_m") is not None:
+    row.energy_mj = result.get("energy_mj")
+    if not exact_params and result.get("params_m") is not None:
         row.ref_params_m = float(result["params_m"])
 
 
@@ -146,7 +126,7 @@ def arch_rows(snapshot, source: str = MEASURED) -> list[ArchRow]:
     benches_by: dict[str, list[dict]] = {}
     for b in snapshot.table("benchmarks"):
         benches_by.setdefault(b.get("arch_id"), []).append(b)
-    results = {r.get("arch_id"): r for r in snapshot.table("results") if r.get("source") == source}
+    results = {r.get("arch_id"): r for r in snapshot.figures.get(source, [])}
 
     rows: dict[str, ArchRow] = {}
     for a in snapshot.table("architectures"):
@@ -154,7 +134,7 @@ def arch_rows(snapshot, source: str = MEASURED) -> list[ArchRow]:
             id=a["id"], arch=a.get("arch") or a["id"].split("@")[0], channels=a.get("channels") or 0,
             params=a.get("params"), macs=a.get("macs"), in_thesis=a.get("in_thesis"),
         )
-    if source != MEASURED:
+    if not source.startswith(MEASURED):
         for arch_id, res in results.items():
             if arch_id not in rows:
                 rows[arch_id] = ArchRow(id=arch_id, arch=res.get("arch") or arch_id.split("@")[0],
@@ -165,10 +145,7 @@ def arch_rows(snapshot, source: str = MEASURED) -> list[ArchRow]:
         row.status = training_status(row.runs)
         if bench_status(row.benchmarks):
             row.status = f"{row.status} +bench" if row.status != "-" else "bench"
-        if source == MEASURED:
-            _measured_figures(row)
-        else:
-            _reference_figures(row, results.get(row.id))
+        _figures(row, results.get(row.id), exact_params=source.startswith(MEASURED))
     out = list(rows.values())
     mark_front(out, DEFAULT_OBJECTIVES)
     return out

@@ -88,7 +88,7 @@ class DevicesScreen(Screen):
 
     def action_trust(self) -> None:
         if name := self.current():
-            self.app.check_device(name, trust=True)
+            self.app.ask_trust(name)
 
     def action_remove(self) -> None:
         if (name := self.current()) and name != "local":

@@ -238,9 +238,9 @@ class TrustDialog(ConfirmDialog):
 
     def __init__(self, device: str, fingerprint: str, message: str) -> None:
         body = (
-            f"{message}\n\nDevice [b]{device}[/] presented the host key\n\n    [b yellow]{fingerprint}[/]\n\n"
-            "Compare it with the device's own (e.g. `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the "
-            "device). Record it in klmtui's known_hosts?"
+            f"{message}\n\nFingerprint:  [b yellow]{fingerprint}[/]\n\n"
+            "Compare it with the device's own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the "
+            "device) before recording it in klmtui's known_hosts."
         )
         super().__init__("Unknown host key", body, ok="Trust", cancel="Do not trust")
         self.device = device

@@ -82,11 +82,13 @@ class ParetoScreen(Screen):
         if snapshot is None:
             return
         names = sources(snapshot)
-        if self.source not in names:
-            # no measurements yet: the thesis' figures are the interesting default
+        measured = [r for r in snapshot.figures.get(self.source, []) if all(r.get(k) is not None for k in
+                                                                          ("accuracy", "latency_s", "power_w"))]
+        if self.source not in names or (self.source.startswith(MEASURED) and not measured and getattr(self, "_options", None) is None):
+            # nothing measured yet: the thesis' figures are the interesting default
             self.source = "thesis" if "thesis" in names else MEASURED
         select = self.query_one("#source", Select)
-        options = [(n if n != MEASURED else "measured (ours)", n) for n in names]
+        options = [(n, n) for n in names]
         if getattr(self, "_options", None) != options:
             self._options = options
             with select.prevent(Select.Changed):

@@ -1,0 +1,225 @@
+"""The TUI driven with real key presses (Textual's Pilot) on temp stores: init, table, Pareto,
+a live benchmark over the loopback sshd (trust dialog included), bad stores, a small terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.arch import parse_arch
+from core.store import Store
+from core.study import architecture_record, init_study
+from klmtui.app import KlmtuiApp
+
+TINY = "1-1-1@8"
+
+
+def sync(fn):
+    """Run an async test body in its own event loop (no asyncio pytest plugin needed)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+async def wait_until(pilot, condition, timeout: float = 60.0, what: str = "condition") -> None:
+    """Let the app run until `condition()` holds (the app keeps processing messages meanwhile)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.1)
+
+
+def table_ids(app) -> list[str]:
+    table = app.screen.query_one("#arch-table")
+    return [row.key.value for row in table.ordered_rows]
+
+
+def study_store(tmp_path: Path, extra: tuple[str, ...] = ()) -> Store:
+    store = Store(tmp_path / "runs.json")
+    init_study(store)
+    for text in extra:
+        store.upsert("architectures", architecture_record(parse_arch(text), in_thesis=None, sampled=False))
+    return store
+
+
+@sync
+async def test_missing_store_offers_init_and_table_lists_the_study(tmp_path):
+    path = tmp_path / "runs.json"
+    app = KlmtuiApp(path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog", what="the init offer")
+        await pilot.press("enter")  # "Initialise"
+        await wait_until(pilot, lambda: app.snapshot is not None and not app.snapshot.missing, what="init")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "HomeScreen")
+        store = Store(path)
+        expected = {a["id"] for a in store.all("architectures")}
+        await wait_until(pilot, lambda: set(table_ids(app)) == expected, what="the table")
+        assert "6-6-6@36" in expected and len(expected) >= 23
+        # filter by channels, then clear
+        await pilot.press("slash", *"@24", "enter")
+        await pilot.pause(0.2)
+        assert table_ids(app) and all(i.endswith("@24") for i in table_ids(app))
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert len(table_ids(app)) == len(expected)
+        # multi-select with space
+        await pilot.press("space", "space")
+        assert len(app.screen.query_one("#arch-table").selected) == 2
+        # the thesis' figures: a source toggle, with its own front markers
+        await pilot.press("s")
+        await pilot.pause(0.2)
+        assert app.screen.source == "thesis"
+        assert any(r.on_front for r in app.screen.query_one("#arch-table").rows_by_id.values())
+
+
+@sync
+async def test_pareto_screen_shows_the_thesis_front(tmp_path):
+    study_store(tmp_path)
+    app = KlmtuiApp(tmp_path / "runs.json")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
+        await pilot.press("p")
+        await wait_until(pilot, lambda: getattr(app.screen, "result", None) is not None, what="the front")
+        screen = app.screen
+        assert screen.source == "thesis"
+        # the plain 4-objective front over the thesis' published figures (design.md section 4)
+        assert len(screen.result.front) == 35
+        table = screen.query_one("#front-table")
+        assert table.row_count == len(screen.result.rows)
+        # objectives chosen on screen: a 2-objective front is smaller
+        objectives = screen.query_one("#objectives")
+        objectives.value = ""
+        await pilot.click("#objectives")
+        await pilot.press(*"accuracy:max latency_s:min", "enter")
+        await pilot.pause(0.3)
+        assert 0 < len(screen.result.front) < 35
+        await pilot.press("escape")  # leave the input
+        await pilot.press("n")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "HomeScreen")
+
+
+@sync
+async def test_corrupt_store_is_reported_and_left_untouched(tmp_path):
+    path = tmp_path / "runs.json"
+    path.write_text('{"architectures": {"1": {"id": "x"')
+    before = path.read_bytes()
+    app = KlmtuiApp(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.snapshot is not None, what="a snapshot")
+        assert app.snapshot.error and "not valid JSON" in app.snapshot.error
+        message = str(app.screen.query_one("#store-message").render())
+        assert "Cannot read the store" in message
+        await pilot.press("p", "escape", "d", "escape", "question_mark", "escape")  # still alive
+        assert type(app.screen).__name__ == "HomeScreen"
+    assert path.read_bytes() == before
+
+
+@sync
+async def test_small_terminal_and_help_and_palette(tmp_path):
+    study_store(tmp_path)
+    app = KlmtuiApp(tmp_path / "runs.json")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
+        for key in ("question_mark", "escape", "enter", "escape", "d", "escape", "t", "escape", "b", "escape"):
+            await pilot.press(key)
+            await pilot.pause(0.1)
+        assert type(app.screen).__name__ == "HomeScreen"
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Pareto fronts", "Train", "Benchmark", "Devices"} <= set(titles)
+
+
+def _sshd_device(sshd, tmp_path: Path) -> dict:
+    """The loopback sshd as a device: the venv's python (torch) and a replaying tegrastats."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import fake_tegrastats
+
+    from tests.fixtures.sshd import device_record
+
+    bin_dir = fake_tegrastats.install(tmp_path / "bin")
+    return device_record(sshd, "jet", python=sys.executable, tegrastats=str(bin_dir / "tegrastats"))
+
+
+@pytest.mark.slow
+@sync
+async def test_benchmark_over_ssh_streams_live_then_summary(tmp_path, sshd, ssh_env):
+    store = study_store(tmp_path, extra=(TINY,))
+    store.upsert("devices", _sshd_device(sshd, tmp_path))
+    app = KlmtuiApp(tmp_path / "runs.json", bench_defaults={
+        "device": "jet", "batch": 2, "runs": 6, "batches": 6, "warmup_runs": 1, "warmup_batches": 1})
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
+        # devices screen: trust the device's host key after seeing its fingerprint
+        await pilot.press("d")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "DevicesScreen")
+        await pilot.press("down")  # local, then jet
+        await pilot.press("t")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "TrustDialog", what="the trust dialog")
+        assert app.screen.fingerprint == sshd.fingerprint
+        body = " ".join(str(s.render()) for s in app.screen.query(".body"))
+        assert sshd.fingerprint in body
+        await pilot.press("enter")  # Trust
+        known_hosts = Path(ssh_env["KLMTUI_HOME"]) / "known_hosts"
+        await wait_until(pilot, lambda: known_hosts.exists(), what="the key to be recorded")
+        assert known_hosts.read_text() == sshd.known_hosts_line()
+        await pilot.press("escape")
+        # benchmark the tiny architecture: filter, b, confirm the form
+        await pilot.press("slash", *"1-1-1@8", "enter")
+        await wait_until(pilot, lambda: table_ids(app) == [TINY])
+        await pilot.press("b")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "BenchForm", what="the device picker")
+        await pilot.click("#ok")
+        await pilot.press("enter")  # details: the live panel
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "DetailsScreen", what="details")
+        stream = app.streams.for_arch(TINY)
+        await wait_until(pilot, lambda: stream.latencies and stream.power_w, timeout=120, what="live latency and power")
+        live_stats = str(app.screen.query_one("#bench-stats").render())
+        await wait_until(pilot, lambda: not stream.active, timeout=180, what="the benchmark to end")
+        assert stream.status == "done", stream.error
+        await pilot.pause(0.3)
+        stats = str(app.screen.query_one("#bench-stats").render())
+        assert "latency median" in stats and "summary" in stats and "power" in stats
+        assert "batches timed" in live_stats
+        record = Store(tmp_path / "runs.json").get("benchmarks", stream.bench_id)
+        assert record["status"] == "done" and record["latency_s"] > 0 and record["power_w"] > 0
+        # the home table now shows the measured latency and power
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen.query_one("#arch-table").rows_by_id[TINY].latency_s is not None)
+
+
+@pytest.mark.slow
+@sync
+async def test_device_vanishing_mid_stream_is_an_error_not_a_crash(tmp_path, sshd, ssh_env):
+    store = study_store(tmp_path, extra=(TINY,))
+    store.upsert("devices", _sshd_device(sshd, tmp_path))
+    known_hosts = Path(ssh_env["KLMTUI_HOME"]) / "known_hosts"
+    known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    known_hosts.write_text(sshd.known_hosts_line())
+    app = KlmtuiApp(tmp_path / "runs.json", bench_defaults={
+        "device": "jet", "batch": 2, "runs": 400, "batches": 10, "warmup_runs": 1, "warmup_batches": 1})
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
+        await pilot.press("slash", *"1-1-1@8", "enter")
+        await wait_until(pilot, lambda: table_ids(app) == [TINY])
+        await pilot.press("b")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "BenchForm")
+        await pilot.click("#ok")
+        await wait_until(pilot, lambda: app.streams.for_arch(TINY) is not None)
+        stream = app.streams.for_arch(TINY)
+        await wait_until(pilot, lambda: len(stream.latencies) > 3, timeout=120, what="samples")
+        sshd.kill()
+        await wait_until(pilot, lambda: not stream.active, timeout=120, what="the failure")
+        assert stream.status == "failed" and stream.error
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "DetailsScreen")
+        await pilot.pause(0.3)
+        assert "error" in str(app.screen.query_one("#bench-stats").render())
