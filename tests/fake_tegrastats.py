@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tegrastats.txt"
+SHARED = Path(os.environ.get("KLMTUI_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+DEFAULT_FIXTURE = SHARED / "fixtures" / "tegrastats.txt"
 
 
 def read_fixture(path):
@@ -72,7 +73,8 @@ def main(argv=None):
     parser.add_argument("--logfile", help="accepted and ignored (real tegrastats option)")
     args = parser.parse_args(argv)
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    stopping = []  # SIGTERM finishes the current line (and its log entry) and then exits
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     records = read_fixture(args.fixture)
     wanted = [r for r in args.records.split(",") if r]
     if wanted:
@@ -85,16 +87,16 @@ def main(argv=None):
     log = open(args.log, "a") if args.log else None
 
     def emit(kind, name, power, line):
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-        if log:
+        if log:  # logged first: when the reader sees a line, its log entry is already there
             log.write(json.dumps({"pid": os.getpid(), "kind": kind, "name": name,
                                   "board_power_mw": power, "line": line}) + "\n")
             log.flush()
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
     try:
         i = 0
-        while not args.count or i < args.count:
+        while (not args.count or i < args.count) and not stopping:
             name, power, line = records[i % len(records)]
             emit("real", name, power, line)
             if "garbage" in faults:
@@ -104,7 +106,9 @@ def main(argv=None):
                 emit("torn", name, None, line[:cut])
                 emit("torn", name, None, line[cut:])
             i += 1
-            time.sleep(args.interval / 1000.0)
+            deadline = time.time() + args.interval / 1000.0
+            while not stopping and time.time() < deadline:
+                time.sleep(min(0.02, max(0.0, deadline - time.time())))
     except (BrokenPipeError, KeyboardInterrupt):
         pass
     finally:

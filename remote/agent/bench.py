@@ -109,12 +109,12 @@ def load_state_dict(torch, path):
 
 def run(args, emit):
     """Both passes; returns the summary fields. Raises AgentError / Cancelled."""
-    import torch
-
     try:
         protocol = Protocol(**dict((f, getattr(args, f)) for f in FIELDS))
     except ValueError as exc:
         raise AgentError(str(exc))
+    import torch  # after the cheap checks: importing torch takes seconds on a Nano
+
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
