@@ -26,7 +26,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from core.errors import InputError, OperationFailed
 
@@ -97,43 +97,116 @@ def _meta_record() -> dict:
     return {"id": "store", "app": APP, "schema": SCHEMA_VERSION, "created": now_iso()}
 
 
-class _Serialiser:
-    """Serialises tables one record per line, reusing the text of records that did not change.
+class _TableText:
+    """The serialised lines of one table dict object, and where each key's line is."""
 
-    Records in a snapshot are never mutated in place (writes copy them), so the identity of a
-    record object is a safe key for its text.
+    __slots__ = ("table", "lines", "pos", "block")
+
+    def __init__(self, name: str, table: dict, lines: list[str], pos: dict[str, int]) -> None:
+        self.table, self.lines, self.pos = table, lines, pos
+        head = f"{json.dumps(name)}: {{"
+        self.block = head + ("\n" + ",\n".join(lines) + "\n}" if lines else "}")
+
+
+def _record_line(key: str, record: dict) -> str:
+    return f"{json.dumps(key)}: {_dump_record(record)}"
+
+
+class _Serialiser:
+    """Writes tables one record per line, re-serialising only what a transaction changed.
+
+    Table dicts of a snapshot are never mutated in place (transactions copy on write), so
+    identity says what is unchanged: an untouched table reuses its text; a table a transaction
+    changed reuses its base's lines and redoes only the keys it touched. After a fresh parse,
+    `seed` takes the lines from the file's own text, so a first write is just as cheap.
     """
 
     def __init__(self) -> None:
-        self._texts: dict[int, tuple[dict, str]] = {}
+        self._tables: dict[str, _TableText] = {}
 
-    def dumps(self, tables: _Tables) -> str:
-        texts: dict[int, tuple[dict, str]] = {}
-        out = ["{\n"]
-        names = _table_order(tables)
-        for t_index, name in enumerate(names):
-            out.append(f"{json.dumps(name)}: {{")
-            rows = []
-            for key, record in tables[name].items():
-                cached = self._texts.get(id(record))
-                if cached is not None and cached[0] is record:
-                    text = cached[1]
-                else:
-                    text = _dump_record(record)
-                texts[id(record)] = (record, text)
-                rows.append(f"{json.dumps(key)}: {text}")
-            if rows:
-                out.append("\n")
-                out.append(",\n".join(rows))
-                out.append("\n")
-            out.append("}" + (",\n" if t_index < len(names) - 1 else "\n"))
-        out.append("}\n")
-        self._texts = texts
-        return "".join(out)
+    def seed(self, tables: _Tables, text: str) -> None:
+        """Learn each record's line from a file in our layout; silently skip any other layout."""
+        lines = text.split("\n")
+        if len(lines) < 2 or lines[0] != "{":
+            return
+        learned: dict[str, _TableText] = {}
+        i = 1
+        for name, table in tables.items():
+            head = f"{json.dumps(name)}: {{"
+            if i >= len(lines):
+                return
+            body: list[str] = []
+            if lines[i].rstrip(",") == head + "}":
+                if table:
+                    return
+            elif lines[i] == head:
+                for key in table:
+                    i += 1
+                    if i >= len(lines) or not lines[i].startswith(f"{json.dumps(key)}: "):
+                        return
+                    body.append(lines[i][:-1] if lines[i].endswith(",") else lines[i])
+                i += 1
+                if i >= len(lines) or lines[i].rstrip(",") != "}":
+                    return
+            else:
+                return
+            learned[name] = _TableText(name, table, body, {key: n for n, key in enumerate(table)})
+            i += 1
+        if i < len(lines) and lines[i] == "}":
+            self._tables = learned
+
+    def _incremental(self, name: str, table: dict, base: _TableText, touched: Iterable[str]) -> _TableText | None:
+        lines, pos = base.lines.copy(), base.pos
+        for key in dict.fromkeys(touched):
+            line = _record_line(key, table[key])
+            if key in pos:
+                lines[pos[key]] = line
+            else:
+                if pos is base.pos:
+                    pos = dict(pos)
+                pos[key] = len(lines)
+                lines.append(line)
+        if len(lines) != len(table):
+            return None
+        return _TableText(name, table, lines, pos)
+
+    def dumps(self, tables: _Tables, base: _Tables | None = None,
+              touched: dict[str, list[str]] | None = None, removed: Iterable[str] = ()) -> list[str]:
+        """The file's text in chunks. `base`/`touched`/`removed` describe a transaction."""
+        removed = set(removed)
+        learned: dict[str, _TableText] = {}
+        for name in _table_order(tables):
+            table = tables[name]
+            cached = self._tables.get(name)
+            text = None
+            if cached is not None and cached.table is table:
+                text = cached
+            elif (cached is not None and base is not None and touched is not None and name not in removed
+                  and cached.table is base.get(name)):
+                text = self._incremental(name, table, cached, touched.get(name, ()))
+            if text is None:
+                keys = list(table)
+                text = _TableText(name, table, [_record_line(k, table[k]) for k in keys],
+                                  {k: n for n, k in enumerate(keys)})
+            learned[name] = text
+        self._tables = learned
+        chunks = ["{\n"]
+        for n, text in enumerate(learned.values()):
+            chunks.append(text.block if n == 0 else ",\n" + text.block)
+        chunks.append("\n}\n")
+        return chunks
 
 
-def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+_HEAD_BYTES = 256  # the file's start holds the `_meta` record, with a revision tag per write
+
+
+def _signature(st: os.stat_result, head: bytes) -> tuple:
+    """What identifies one version of the file: inode, mtime, size, and its first bytes.
+
+    Timestamps can be coarse and inode numbers are reused, so the `_meta` revision tag near the
+    start of the file is what makes two versions differ for sure.
+    """
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size, head)
 
 
 def _keep_aside(path: Path, data: bytes) -> Path | None:
@@ -205,13 +278,16 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str | Iterable[str]) -> None:
     """Temp file in the same folder, fsync, rename over `path`, fsync the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            if isinstance(text, str):
+                fh.write(text)
+            else:
+                fh.writelines(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -253,6 +329,7 @@ class _Snapshot:
     def __init__(self, tables: _Tables, signature: tuple | None) -> None:
         self.tables = tables
         self.signature = signature
+        self.raw: bytes | None = None  # the file's bytes, until a write has learnt its lines
         self._index: dict[str, dict[str, str]] = {}
 
     def index(self, table: str) -> dict[str, str]:
@@ -290,6 +367,8 @@ class Tx:
         self._index: dict[str, dict[str, str]] = {}
         self._next_key: dict[str, int] = {}
         self.changed = False
+        self.touched: dict[str, list[str]] = {}  # doc keys written, per table (for the serialiser)
+        self.removed: set[str] = set()  # tables that lost a record
 
     # -- internals
     def _idx(self, table: str) -> dict[str, str]:
@@ -297,11 +376,16 @@ class Tx:
             self._index[table] = dict(self._base.index(table)) if table in self._base.tables else {}
         return self._index[table]
 
-    def _writable(self, table: str) -> dict[str, dict]:
+    def _writable(self, table: str, key: str | None = None) -> dict[str, dict]:
+        """The table, copied on first write; `key` is recorded as touched."""
         if table not in self._copied:
             self._tables[table] = dict(self._tables.get(table, {}))
             self._copied.add(table)
         self.changed = True
+        if key is None:
+            self.removed.add(table)
+        else:
+            self.touched.setdefault(table, []).append(key)
         return self._tables[table]
 
     def _new_key(self, table: str) -> str:
@@ -319,8 +403,10 @@ class Tx:
         return _copy(record)
 
     def _ensure_meta(self) -> None:
-        if not self._tables.get(META_TABLE):
-            self._writable(META_TABLE)["1"] = _meta_record()
+        """Add the `_meta` record if missing, and give this write a fresh revision tag."""
+        meta = self._tables.get(META_TABLE)
+        key, record = next(iter(meta.items())) if meta else ("1", _meta_record())
+        self._writable(META_TABLE, key)[key] = {**record, "rev": secrets.token_hex(6)}
 
     # -- reads
     def get(self, table: str, id: str) -> dict | None:
@@ -343,7 +429,7 @@ class Tx:
         if rec["id"] in self._idx(table):
             raise StoreError(f"{table}: a record with id {rec['id']!r} already exists")
         key = self._new_key(table)
-        self._writable(table)[key] = rec
+        self._writable(table, key)[key] = rec
         self._idx(table)[rec["id"]] = key
         return rec["id"]
 
@@ -354,7 +440,7 @@ class Tx:
         key = self._idx(table).get(rec["id"])
         if key is None:
             return self.insert(table, rec)
-        rows = self._writable(table)
+        rows = self._writable(table, key)
         rows[key] = {**rows[key], **rec}
         return rec["id"]
 
@@ -365,7 +451,7 @@ class Tx:
             raise RecordNotFound(f"{table}: no record with id {id!r}")
         if fields.get("id", id) != id:
             raise ValueError("update() cannot change a record's id")
-        rows = self._writable(table)
+        rows = self._writable(table, key)
         rows[key] = {**rows[key], **_copy(fields)}
         return _copy(rows[key])
 
@@ -434,11 +520,13 @@ class Store:
             except OSError as exc:
                 raise OperationFailed(f"cannot read the store {self.path}: {exc.strerror}") from None
             with fh:
-                sig = _signature(os.fstat(fh.fileno()))
+                head = fh.read(_HEAD_BYTES)
+                sig = _signature(os.fstat(fh.fileno()), head)
                 if self._snapshot is not None and self._snapshot.signature == sig:
                     return self._snapshot
-                data = fh.read()
+                data = head + fh.read()
             snap = _Snapshot(parse_store(self.path, data), sig)
+            snap.raw = data
             self._snapshot = snap
             return snap
 
@@ -478,11 +566,15 @@ class Store:
             with self._guard, _locked(self._lock, self.path):
                 if not self._swept:
                     self._sweep_temp_files()
-                tx = Tx(self._load())
+                base = self._load()
+                tx = Tx(base)
                 yield tx
                 if tx.changed:
                     tx._ensure_meta()
-                    self._commit(tx._tables)
+                    if base.raw is not None:
+                        self._serialiser.seed(base.tables, base.raw.decode("utf-8", "replace"))
+                        base.raw = None
+                    self._commit(tx._tables, base.tables, tx.touched, tx.removed)
         finally:
             self._in_tx.active = False
 
@@ -495,11 +587,13 @@ class Store:
                 pass
         self._swept = True
 
-    def _commit(self, tables: _Tables) -> None:
+    def _commit(self, tables: _Tables, base: _Tables | None = None, touched: dict | None = None,
+                removed: Iterable[str] = ()) -> None:
         ordered = {name: tables[name] for name in _table_order(tables)}
-        text = self._serialiser.dumps(ordered)
-        atomic_write_text(self.path, text)
-        sig = _signature(os.stat(self.path))
+        chunks = self._serialiser.dumps(ordered, base, touched, removed)
+        atomic_write_text(self.path, chunks)
+        head = "".join(chunks[:3]).encode("utf-8")[:_HEAD_BYTES]
+        sig = _signature(os.stat(self.path), head)
         self._snapshot = _Snapshot(ordered, sig)
 
     def insert(self, table: str, record: dict) -> str:
@@ -571,8 +665,8 @@ def AtomicJSONStorage(path: str, **kwargs: Any):  # noqa: N802 - used like a cla
                 if not self._store._swept:
                     self._store._sweep_temp_files()
                 tables = {name: dict(rows) for name, rows in data.items()}
-                if not tables.get(META_TABLE):
-                    tables[META_TABLE] = {"1": _meta_record()}
+                meta = next(iter(tables.get(META_TABLE, {}).values()), None) or _meta_record()
+                tables[META_TABLE] = {"1": {**meta, "rev": secrets.token_hex(6)}}
                 self._store._commit(tables)
 
         def close(self) -> None:

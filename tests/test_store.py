@@ -189,3 +189,48 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     assert ids == {f"t-{w}-{i}" for w in range(workers) for i in range(per_worker)}
     assert store.get("devices", "counter")["n"] == workers * per_worker
     assert not list(tmp_path.glob(".runs.json.*.tmp"))
+
+
+def test_incremental_writes_equal_a_full_rewrite(tmp_path):
+    """Two writers (one Store each, as two processes would have) doing random operations: after
+    every write the file is exactly what serialising the whole state from scratch gives."""
+    import random
+
+    from core.store import _Serialiser, parse_store
+
+    path = tmp_path / "runs.json"
+    stores = [Store(path), Store(path)]
+    rng = random.Random(7)
+    model: dict[str, dict] = {}
+    for step in range(300):
+        store = stores[rng.randrange(2)]
+        op = rng.choice(["insert", "insert", "update", "upsert", "remove", "tx"])
+        ids = sorted(model)
+        if op == "insert" or not ids:
+            rid = f"t-{step:04d}"
+            store.insert("runs", {"id": rid, "status": "pending", "note": "é\n\"q\""})
+            model[rid] = {"id": rid, "status": "pending", "note": "é\n\"q\""}
+        elif op == "update":
+            rid = rng.choice(ids)
+            store.update("runs", rid, status=rng.choice(STATUSES), epoch=step)
+            model[rid].update(epoch=step)
+            model[rid]["status"] = store.get("runs", rid)["status"]
+        elif op == "upsert":
+            rid = rng.choice(ids)
+            store.upsert("runs", {"id": rid, "best": step})
+            model[rid]["best"] = step
+        elif op == "remove":
+            rid = rng.choice(ids)
+            store.remove("runs", rid)
+            del model[rid]
+        else:
+            with store.transaction() as tx:
+                rid = f"t-{step:04d}"
+                tx.insert("runs", {"id": rid, "status": "queued"})
+                tx.update("runs", rid, status="running")
+                tx.upsert("benchmarks", {"id": f"b-{step % 5}", "step": step})
+            model[rid] = {"id": rid, "status": "running"}
+        text = path.read_text(encoding="utf-8")
+        tables = parse_store(path, text.encode())
+        assert {r["id"]: r for r in tables["runs"].values()} == model
+        assert "".join(_Serialiser().dumps(tables)) == text
