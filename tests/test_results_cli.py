@@ -209,3 +209,17 @@ def test_status_of_an_empty_store(cli):
     r = cli("status", "--json")
     assert r.returncode == 0 and r.json() == []
     assert not cli.store.exists()
+
+
+def test_committed_runs_json_is_the_initialised_study(cli, repo_root):
+    """The repository's runs.json is exactly `klmtui init`: re-running init changes nothing."""
+    committed = (repo_root / "runs.json").read_bytes()
+    cli.store.write_bytes(committed)
+    r = cli("init", "--json")
+    assert r.returncode == 0, r.stderr
+    counts = r.json()[0]
+    assert counts["architectures_added"] == counts["architectures_updated"] == 0
+    assert counts["results_added"] == counts["results_updated"] == 0
+    assert cli.store.read_bytes() == committed
+    assert b"/work/" not in committed and b"/tmp/" not in committed and b"/home/" not in committed
+    assert len(cli("pareto", "--json").json()) == 35
