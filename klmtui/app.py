@@ -43,13 +43,14 @@ class KlmtuiApp(App):
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, store_path: Path | str, *, poll_s: float = STORE_POLL_S, train_defaults: dict | None = None,
-                 bench_defaults: dict | None = None) -> None:
+    def __init__(self, store_path: Path | str, *, poll_s: float = STORE_POLL_S, jobs_refresh_s: float | None = JOBS_REFRESH_S,
+                 train_defaults: dict | None = None, bench_defaults: dict | None = None) -> None:
         super().__init__()
         self.services = Services(Path(store_path))
         self.snapshot: Snapshot | None = None
         self.streams = LiveStreams()
         self.poll_s = poll_s
+        self.jobs_refresh_s = jobs_refresh_s
         self.train_defaults = {"profile": "quick", "seeds": 1, "executor": "local",
                                "data": os.environ.get("KLMTUI_DATA", ""), **(train_defaults or {})}
         self.bench_defaults = {"device": "local", "protocol": "thesis", **(bench_defaults or {})}
@@ -63,8 +64,9 @@ class KlmtuiApp(App):
         self.push_screen(HomeScreen())
         self.reload_store()
         self.set_interval(self.poll_s, self.reload_store)
-        self.set_interval(JOBS_REFRESH_S, self.refresh_jobs)
-        self.refresh_jobs()
+        if self.jobs_refresh_s:
+            self.set_interval(self.jobs_refresh_s, self.refresh_jobs)
+            self.refresh_jobs()
 
     def _load_keymap(self) -> None:
         """Remapped keys: `$KLMTUI_HOME/keys.json` = {"klmtui.train": "T", ...} (binding ids)."""

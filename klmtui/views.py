@@ -134,6 +134,11 @@ def arch_rows(snapshot, source: str = MEASURED) -> list[ArchRow]:
             id=a["id"], arch=a.get("arch") or a["id"].split("@")[0], channels=a.get("channels") or 0,
             params=a.get("params"), macs=a.get("macs"), in_thesis=a.get("in_thesis"),
         )
+    for record in [*snapshot.table("runs"), *snapshot.table("benchmarks")]:  # runs of unsampled architectures
+        arch_id = record.get("arch_id")
+        if arch_id and arch_id not in rows:
+            rows[arch_id] = ArchRow(id=arch_id, arch=record.get("arch") or arch_id.split("@")[0],
+                                    channels=record.get("channels") or 0, params=None, macs=None, in_thesis=None)
     if not source.startswith(MEASURED):
         for arch_id, res in results.items():
             if arch_id not in rows:

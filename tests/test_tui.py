@@ -102,8 +102,9 @@ async def test_pareto_screen_shows_the_thesis_front(tmp_path):
         await pilot.press(*"accuracy:max latency_s:min", "enter")
         await pilot.pause(0.3)
         assert 0 < len(screen.result.front) < 35
-        await pilot.press("escape")  # leave the input
-        await pilot.press("n")
+        assert [o.name for o in screen.result.objectives] == ["accuracy", "latency_s"]
+        await pilot.press("n", "s")  # next plot, next source: still alive
+        await pilot.pause(0.2)
         await pilot.press("escape")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "HomeScreen")
 

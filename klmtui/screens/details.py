@@ -79,7 +79,7 @@ class DetailsScreen(Screen):
                 yield Sparkline([], id="power-spark")
                 yield Static("", id="bench-stats")
                 yield Static("", id="bench-env")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = self.arch_id

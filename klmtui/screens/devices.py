@@ -33,7 +33,7 @@ class DevicesScreen(Screen):
         yield DataTable(id="devices-table", cursor_type="row", zebra_stripes=True)
         yield Static("Select a device: k checks it (JetPack/L4T, torch, tegrastats, nvpmodel), t trusts its host key.",
                      id="device-report")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "Devices"

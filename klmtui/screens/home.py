@@ -41,11 +41,11 @@ class HomeScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="home-bar"):
-            yield Input(placeholder="filter: @24  running  6-6-  (/ to focus, esc clears)", id="filter")
+            yield Input(placeholder="/ filter: @24  running  6-6-  (esc clears)", id="filter", compact=True)
             yield Static("", id="source-label")
         yield Static("", id="store-message")
         yield ArchTable(id="arch-table")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(ArchTable).focus()

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static
+from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from core.errors import KlmtuiError
 from klmtui.views import DEFAULT_OBJECTIVES, MEASURED, arch_rows, fmt, front, sources
@@ -38,10 +38,10 @@ def scatter(rows: list[dict], x: str, y: str, front_ids: set[str]) -> Figure:
         [
             Series("dominated", [r[x] for r in dominated], [r[y] for r in dominated], lines=False, marker="·"),
             Series("N-front", [r[x] for r in on_n], [r[y] for r in on_n], lines=False, marker="x"),
-            Series("2-D front", [r[x] for r in two], [r[y] for r in two], lines=True, marker="o"),
+            Series("2-D front", [r[x] for r in two], [r[y] for r in two], lines=False, marker="●"),
         ],
         xlabel=f"{x} ({UNITS.get(x, '')})",
-        ylabel=f"{y} ({UNITS.get(y, '')})",
+        legend=False,
     )
 
 
@@ -61,22 +61,24 @@ class ParetoScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="pareto-controls"):
-            yield Label("source")
-            yield Select([], allow_blank=True, id="source")
+            yield Static("", id="source-label")
             yield Label("objectives")
-            yield Input(" ".join(DEFAULT_OBJECTIVES), id="objectives")
+            yield Input(" ".join(DEFAULT_OBJECTIVES), id="objectives", compact=True)
             yield Label("tolerance")
-            yield Input("", placeholder="e.g. accuracy=0.1 latency_s=5%", id="tolerances")
+            yield Input("", placeholder="accuracy=0.1 latency_s=5%", id="tolerances", compact=True)
         yield Static("", id="front-description")
         with Horizontal(id="pareto-body"):
             yield DataTable(id="front-table", cursor_type="row", zebra_stripes=True)
             with Vertical(id="plot-pane"):
                 yield PlotView(id="scatter")
-        yield Footer()
+                yield Static("[dim]·[/] dominated   [b]x[/] on the N-objective front   [b]●[/] on this 2-objective front   "
+                             "(n: next pair)", id="plot-legend")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "Pareto fronts"
         self.show_snapshot(self.app.snapshot)
+        self.query_one("#front-table", DataTable).focus()
 
     def show_snapshot(self, snapshot) -> None:
         if snapshot is None:
@@ -87,13 +89,7 @@ class ParetoScreen(Screen):
         if self.source not in names or (self.source.startswith(MEASURED) and not measured and getattr(self, "_options", None) is None):
             # nothing measured yet: the thesis' figures are the interesting default
             self.source = "thesis" if "thesis" in names else MEASURED
-        select = self.query_one("#source", Select)
-        options = [(n, n) for n in names]
-        if getattr(self, "_options", None) != options:
-            self._options = options
-            with select.prevent(Select.Changed):
-                select.set_options(options)
-                select.value = self.source
+        self._options = names
         self.recompute()
 
     def objectives(self) -> list[str]:
@@ -111,6 +107,7 @@ class ParetoScreen(Screen):
             description.update(f"[b red]{exc}[/]")
             return
         self.result = result
+        self.query_one("#source-label", Static).update(f"source [b]{self.source}[/] (s)")
         over = "published figures (params rounded to 0.1M)" if self.source == "thesis" else f"{self.source} figures"
         description.update(f"{result.describe()}  [dim]Source: {over}.[/]")
         self._fill_table(result)
@@ -146,20 +143,13 @@ class ParetoScreen(Screen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.pair_index = 0
         self.recompute()
-
-    def on_select_changed(self, event: Select.Changed) -> None:
-        if event.value is not Select.BLANK and event.value != self.source:
-            self.source = str(event.value)
-            self.recompute()
+        self.query_one("#front-table", DataTable).focus()
 
     def action_next_pair(self) -> None:
         self.pair_index += 1
         self._draw_plot()
 
     def action_cycle_source(self) -> None:
-        names = [v for _, v in getattr(self, "_options", [])] or [MEASURED]
+        names = getattr(self, "_options", None) or [MEASURED]
         self.source = names[(names.index(self.source) + 1) % len(names)] if self.source in names else names[0]
-        select = self.query_one("#source", Select)
-        with select.prevent(Select.Changed):
-            select.value = self.source
         self.recompute()

@@ -14,14 +14,14 @@ COLUMNS: list[tuple[str, str]] = [
     ("sel", " "),
     ("arch", "K-L-M"),
     ("channels", "C"),
-    ("params", "Params M"),
-    ("macs", "MMACs"),
+    ("front", "★"),
     ("status", "Status"),
     ("accuracy", "Acc %"),
     ("latency", "Lat s/b"),
     ("power", "Power W"),
     ("energy", "mJ/img"),
-    ("front", "Front"),
+    ("params", "Params M"),
+    ("macs", "MMACs"),
 ]
 
 STATUS_STYLE = {
@@ -63,14 +63,14 @@ def row_cells(row: ArchRow, selected: bool) -> list:
         Text("✓", style="bold green") if selected else Text(" "),
         arch,
         str(row.channels),
-        fmt(row.params_m, ".2f"),
-        fmt(None if row.macs is None else row.macs / 1e6, ".1f"),
+        Text("★", style="bold yellow") if row.on_front else Text(""),
         Text(row.status, style=STATUS_STYLE.get(status_word, "")),
         fmt_accuracy(row),
         fmt(row.latency_s, ".4f"),
         fmt(row.power_w, ".2f"),
         fmt(row.energy_mj, ".3f"),
-        Text("★", style="bold yellow") if row.on_front else Text(""),
+        fmt(row.params_m, ".2f"),
+        fmt(None if row.macs is None else row.macs / 1e6, ".1f"),
     ]
 
 

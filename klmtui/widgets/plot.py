@@ -29,6 +29,7 @@ class Figure:
     series: list[Series] = field(default_factory=list)
     xlabel: str = ""
     ylabel: str = ""
+    legend: bool = True
 
 
 def render_figure(figure: Figure, width: int, height: int) -> str:
@@ -39,6 +40,7 @@ def render_figure(figure: Figure, width: int, height: int) -> str:
     fig.clear.all()
     fig.theme("dark")
     fig.plot_size(max(width, 20), max(height, 6))
+    fig.legend(active=figure.legend)
     drawn = False
     for s in figure.series:
         if not s.x:
