@@ -20,6 +20,7 @@ from core.arch import Arch
 from core.counting import count_macs, count_params
 from core.errors import InputError
 from core.reference import MEASURED_SOURCE, THESIS_SOURCE, arch_fields, result_record, thesis_results
+from core.report import with_derived
 from core.store import Store, Tx
 
 DEFAULT_SOURCE = THESIS_SOURCE
@@ -195,3 +196,62 @@ def source_rows(store: Store, source: str = DEFAULT_SOURCE) -> list[dict]:
         known = ", ".join(n for n in source_names(store)) or "none (run `klmtui init`)"
         raise InputError(f"source {source!r} has no results in {store.path}; sources: {known}")
     return sorted(rows, key=lambda r: (r["K"], r["L"], r["M"], -r["channels"], r.get("genotype") or ""))
+
+
+_SUMMARY_KEYS = ("accuracy", "params_m", "latency_s", "power_w", "batch", "energy_j")
+_BENCH_KEYS = ("id", "device", "status", "batch", "latency_s", "power_w", "energy_j", "weights")
+_ARCH_KEYS = ("id", "arch", "K", "L", "M", "channels", "genotype", "params", "macs", "in_thesis", "sampled")
+
+
+def _by_arch(records: Iterable[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for rec in records:
+        if rec.get("arch_id"):
+            grouped.setdefault(rec["arch_id"], []).append(rec)
+    return grouped
+
+
+def count_status(records: Iterable[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for rec in records:
+        status = rec.get("status") or "?"
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def study_status(store: Store) -> list[dict]:
+    """One object per architecture (sampled, or seen in runs/benchmarks/results): its runs,
+    benchmarks, mean/best measured accuracy, and results by source with energy per image.
+
+    The shape of `klmtui status --json` (and what the TUI's overview shows).
+    """
+    archs: dict[str, dict] = {a["id"]: a for a in store.all("architectures")}
+    runs, benches, results = (_by_arch(store.all(t)) for t in ("runs", "benchmarks", "results"))
+    for grouped in (runs, benches, results):
+        for arch_id, recs in grouped.items():
+            if arch_id not in archs and "K" in recs[0]:
+                archs[arch_id] = architecture_record(arch_of(recs[0]), in_thesis=None, sampled=False)
+    measured = {r["arch_id"]: with_derived(r) for r in measured_rows(store)}
+    out = []
+    for arch_id, arch in archs.items():
+        my_runs = runs.get(arch_id, [])
+        my_benches = sorted(benches.get(arch_id, []), key=_stamp)
+        done = [r["accuracy"] for r in my_runs if r.get("status") == "done" and r.get("accuracy") is not None]
+        by_source = {res["source"]: with_derived(res) for res in results.get(arch_id, [])}
+        if arch_id in measured:
+            by_source[MEASURED_SOURCE] = measured[arch_id]
+        latest = with_derived(my_benches[-1]) if my_benches else None
+        out.append({
+            **{k: arch.get(k) for k in _ARCH_KEYS},
+            "runs": {"total": len(my_runs), "by_status": count_status(my_runs), "ids": [r["id"] for r in my_runs]},
+            "accuracy": statistics.fmean(done) if done else None,
+            "best_accuracy": max(done) if done else None,
+            "benchmarks": {
+                "total": len(my_benches),
+                "by_status": count_status(my_benches),
+                "latest": None if latest is None else {k: latest.get(k) for k in _BENCH_KEYS},
+            },
+            "results": {name: {k: row.get(k) for k in _SUMMARY_KEYS} for name, row in by_source.items()},
+        })
+    out.sort(key=lambda r: (r["K"], r["L"], r["M"], -r["channels"], r.get("genotype") or ""))
+    return out

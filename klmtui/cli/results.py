@@ -43,62 +43,6 @@ def init(app, as_json: bool) -> None:
 # --------------------------------------------------------------------------- status
 
 
-def _status_rows(store) -> list[dict]:
-    """One object per architecture: its runs, benchmarks, and results by source."""
-    from core.report import with_derived
-    from core.study import arch_of, architecture_record, measured_rows
-
-    archs: dict[str, dict] = {a["id"]: a for a in store.all("architectures")}
-    runs, benches, results = store.all("runs"), store.all("benchmarks"), store.all("results")
-    for rec in [*runs, *benches, *results]:
-        if rec.get("arch_id") and rec["arch_id"] not in archs and "K" in rec:
-            arch = arch_of(rec)
-            archs[arch.id] = architecture_record(arch, in_thesis=None, sampled=False)
-    measured = {r["arch_id"]: with_derived(r) for r in measured_rows(store)}
-    out = []
-    for arch_id, a in archs.items():
-        my_runs = [r for r in runs if r.get("arch_id") == arch_id]
-        my_benches = sorted((b for b in benches if b.get("arch_id") == arch_id),
-                            key=lambda b: b.get("finished") or b.get("created") or "")
-        done = [r["accuracy"] for r in my_runs if r.get("status") == "done" and r.get("accuracy") is not None]
-        by_source = {}
-        for res in results:
-            if res.get("arch_id") == arch_id:
-                d = with_derived(res)
-                by_source[res["source"]] = {k: d.get(k) for k in
-                                            ("accuracy", "params_m", "latency_s", "power_w", "batch", "energy_j")}
-        if arch_id in measured:
-            m = measured[arch_id]
-            by_source["measured"] = {k: m.get(k) for k in
-                                     ("accuracy", "params_m", "latency_s", "power_w", "batch", "energy_j")}
-        latest = my_benches[-1] if my_benches else None
-        out.append({
-            **{k: a.get(k) for k in ("id", "arch", "K", "L", "M", "channels", "genotype", "params", "macs",
-                                     "in_thesis", "sampled")},
-            "runs": {"total": len(my_runs), "by_status": _count_status(my_runs), "ids": [r["id"] for r in my_runs]},
-            "accuracy": sum(done) / len(done) if done else None,
-            "best_accuracy": max(done) if done else None,
-            "benchmarks": {
-                "total": len(my_benches),
-                "by_status": _count_status(my_benches),
-                "latest": None if latest is None else {
-                    k: with_derived(latest).get(k)
-                    for k in ("id", "device", "status", "batch", "latency_s", "power_w", "energy_j", "weights")
-                },
-            },
-            "results": by_source,
-        })
-    out.sort(key=lambda r: (r["K"], r["L"], r["M"], -r["channels"], r.get("genotype") or ""))
-    return out
-
-
-def _count_status(records: list[dict]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for r in records:
-        counts[r.get("status") or "?"] = counts.get(r.get("status") or "?", 0) + 1
-    return counts
-
-
 def _short(result: dict | None) -> str:
     if not result:
         return "-"
@@ -116,8 +60,10 @@ def _short(result: dict | None) -> str:
 @pass_app
 def status(app, as_json: bool) -> None:
     """Architectures with their runs, benchmarks and best results by source (energy per image derived)."""
+    from core.study import study_status
+
     store = app.store()
-    rows = _status_rows(store)
+    rows = study_status(store)
     if as_json:
         emit_json(rows)
         return
