@@ -234,3 +234,25 @@ def test_incremental_writes_equal_a_full_rewrite(tmp_path):
         tables = parse_store(path, text.encode())
         assert {r["id"]: r for r in tables["runs"].values()} == model
         assert "".join(_Serialiser().dumps(tables)) == text
+
+
+def test_threads_with_their_own_store_objects_lose_nothing(tmp_path):
+    """The TUI's workers may each open a Store on the same file: the file lock covers them too."""
+    import threading
+
+    path = tmp_path / "runs.json"
+    Store(path).insert("devices", {"id": "counter", "n": 0})
+
+    def work(worker: int) -> None:
+        store = Store(path) if worker % 2 else shared
+        for _ in range(40):
+            with store.transaction() as tx:
+                tx.update("devices", "counter", n=tx.get("devices", "counter")["n"] + 1)
+
+    shared = Store(path)
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert Store(path).get("devices", "counter")["n"] == 160
