@@ -1,7 +1,8 @@
 """`klmtui bench ARCH... --device NAME`: benchmark architectures on a device, live (design.md section 3).
 
 Composition only: remote.bench does the work; this module turns its events into a live rich
-display on stderr and its records into the table / `--json` rows on stdout.
+display on stderr (when stderr is a terminal) and its records into the table / `--json` rows on
+stdout. A benchmark that does not end `done` makes the command exit 1 with one line on stderr.
 """
 
 from __future__ import annotations
@@ -136,12 +137,13 @@ def bench(app, archs, device, as_json, **options: Any) -> None:
             if cancel.is_set():
                 break
             view = LiveView(arch_id, device)
-            from rich.live import Live
+            if console.is_terminal:
+                from rich.live import Live
 
-            with Live(view, console=console, refresh_per_second=4, transient=False):
-                record = run_benchmark(store, arch_id, device, options, on_event=view.on_event, cancel=cancel)
-            if not console.is_terminal:
-                console.print()
+                with Live(view, console=console, refresh_per_second=4, transient=False):
+                    record = run_benchmark(store, arch_id, device, options, on_event=view.on_event, cancel=cancel)
+            else:  # scripts: stderr stays for the one-line error contract
+                record = run_benchmark(store, arch_id, device, options, cancel=cancel)
             records.append(record)
     finally:
         for sig, handler in previous.items():

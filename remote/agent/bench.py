@@ -5,7 +5,7 @@ architecture comes as K, L, M, channels and genotype arguments, the weights as a
 state_dict file (or none: initial weights, marked `weights: initial`).
 
 Stdout carries one JSON object per line, flushed (remote.agent.events):
-  hello    {arch, weights, protocol, timing, images, drop_none, device, params, environment}
+  hello    {pid, arch, weights, protocol, timing, images, drop_none, device, params, environment}
   latency  {pass: latency|power, run, batch, seconds, warmup[, extra]}   one per timed batch
   power    {board_power_mw, rails, temps_c, gpu_load_pct, ram_used_mb, in_window}  one per sample
   summary  {latency_s, latency_p90_s, images_per_s, latency{...}, power_w, power{...}, ...}
@@ -18,6 +18,7 @@ time them as the thesis' code did: they compute x*0, cost time and change nothin
 """
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -133,7 +134,7 @@ def run(args, emit):
     else:
         timer = SyncTimer(torch, model, protocol.batch, device)
     weights = "trained" if args.weights else "initial"
-    emit("hello", agent_version=AGENT_VERSION,
+    emit("hello", agent_version=AGENT_VERSION, pid=os.getpid(),
          arch={"K": args.K, "L": args.L, "M": args.M, "channels": args.channels, "genotype": args.genotype},
          weights=weights, weights_file=args.weights, protocol=protocol.to_dict(), timing=args.timing,
          images=timer.images, drop_none=not args.keep_none, device=str(device),

@@ -1,0 +1,179 @@
+"""`klmtui bench ... --device local`: the whole benchmark path (store, transport, agent, events) on this machine.
+
+The agent runs from a copy of the bundle in a subprocess (LocalTransport); `tegrastats` is the
+stand-in (tests/fake_tegrastats.py) on PATH, replaying real fixture lines.
+"""
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core.store import Store
+from remote.bench import cancel_benchmark, resume_benchmark, run_benchmark
+from tests.fake_tegrastats import install, read_fixture
+from tests.fixtures.cli import assert_one_line_error
+
+SMALL = ["--batch", "4", "--runs", "3", "--batches", "4", "--warmup-runs", "1", "--warmup-batches", "1", "--threads", "1"]
+SMALL_OPTIONS = {"batch": 4, "runs": 3, "batches": 4, "warmup_runs": 1, "warmup_batches": 1, "threads": 1}
+
+
+def events_of(store_path: Path, bench_id: str) -> list:
+    path = store_path.parent / "runs" / bench_id / "events.jsonl"
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+
+
+def with_fake_tegrastats(cli, tmp_path, records):
+    log = tmp_path / "teg.jsonl"
+    bin_dir = install(tmp_path / "bin", records=records, log=log)
+    cli.env["PATH"] = f"{bin_dir}{os.pathsep}{cli.env['PATH']}"
+    return log
+
+
+def test_bench_streams_events_and_stores_the_replayed_power(cli, tmp_path, tegrastats_fixture_path):
+    power = {name: p for name, p, _ in read_fixture(tegrastats_fixture_path)}
+    log = with_fake_tegrastats(cli, tmp_path, ["nano_cores_off"])
+    r = cli("bench", "1-1-1@8", "--device", "local", *SMALL, "--json")
+    assert r.returncode == 0, r.stderr
+    [row] = r.json()
+    assert {"arch", "channels", "device", "latency_s", "latency_p90_s", "power_w", "energy_j", "status", "id"} <= set(row)
+    assert (row["arch"], row["channels"], row["device"], row["status"]) == ("1-1-1", 8, "local", "done")
+    assert row["power_w"] == power["nano_cores_off"] / 1000  # every replayed line says 2003 mW
+    assert row["energy_j"] == pytest.approx(row["power_w"] * row["latency_s"] / 4)
+    assert json.loads(log.read_text().splitlines()[0])["board_power_mw"] == power["nano_cores_off"]
+
+    record = Store(cli.store).get("benchmarks", row["id"])
+    assert record["status"] == "done" and record["weights"] == "initial" and record["run_id"] is None
+    assert record["latency_s"] == row["latency_s"] and record["pid"] and record["environment"]["python"]
+    assert record["protocol"] == "thesis" and record["timing"] == "sync" and record["batch"] == 4
+
+    events = events_of(cli.store, row["id"])
+    kinds = [e["event"] for e in events]
+    assert kinds[:3] == ["benchmark", "stage", "stage"] and kinds[-2:] == ["summary", "finished"]
+    assert kinds.index("hello") < kinds.index("latency") < kinds.index("power") < kinds.index("summary")
+    kept = [e["seconds"] for e in events if e["event"] == "latency" and e["pass"] == "latency" and not e["warmup"]]
+    assert len(kept) == 6 and record["latency_s"] == pytest.approx(statistics.median(kept))
+    in_window = [e["board_power_mw"] for e in events if e["event"] == "power" and e["in_window"]]
+    assert in_window and set(in_window) == {power["nano_cores_off"]}
+
+
+def test_without_tegrastats_latency_is_measured_and_power_unavailable(cli):
+    r = cli("bench", "1-1-1@8", "--device", "local", *SMALL)
+    assert r.returncode == 0, r.stderr
+    assert "done" in r.stdout and "power unavailable" in r.stderr
+    [record] = Store(cli.store).all("benchmarks")
+    assert record["status"] == "done" and record["latency_s"] > 0
+    assert record["power_w"] is None and record["energy_j"] is None
+    assert "tegrastats" in record["power_reason"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["1-1@8", "--device", "local"], "1-1@8"),
+    (["1-1-1@8", "--device", "jetson9"], "jetson9"),
+    (["1-1-1@8", "--device", "local", "--runs", "2", "--warmup-runs", "2"], "warm-up runs"),
+    (["1-1-1@8", "--device", "local", "--protocol", "fast"], "fast"),
+])
+def test_bad_input_is_one_line_and_runs_nothing(cli, args, needle):
+    line = assert_one_line_error(cli("bench", *args), 2)
+    assert needle in line
+    assert not cli.store.exists()
+
+
+def _done_run(store: Store, run_id: str, checkpoint: str, finished: str) -> None:
+    store.insert("runs", {"id": run_id, "arch_id": "1-1-1@8", "arch": "1-1-1", "K": 1, "L": 1, "M": 1, "channels": 8,
+                          "genotype": "SNAS_mild", "status": "done", "checkpoint": checkpoint,
+                          "created": finished, "finished": finished})
+
+
+def test_trained_checkpoint_is_used_and_a_corrupt_one_fails_clearly(cli, tmp_path):
+    import torch
+
+    from core.network import Network
+
+    store = Store(cli.store)
+    good = tmp_path / "runs" / "t-good" / "checkpoint.pt"
+    good.parent.mkdir(parents=True)
+    net = Network(8, 10, 1, 1, 1, "SNAS_mild", auxiliary=True)
+    torch.save({"model": net.state_dict(), "epoch": 3, "config": {"lr": 0.025}}, good)
+    _done_run(store, "t-good", "runs/t-good/checkpoint.pt", "2026-01-01T00:00:00Z")
+    r = cli("bench", "1-1-1@8", "--device", "local", *SMALL, "--no-power", "--json")
+    assert r.returncode == 0, r.stderr
+    record = store.get("benchmarks", r.json()[0]["id"])
+    assert (record["weights"], record["run_id"]) == ("trained", "t-good")
+
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"PK\x03\x04 truncated zip, not a checkpoint")
+    _done_run(store, "t-bad", str(bad), "2026-02-01T00:00:00Z")  # the latest done run wins
+    r = cli("bench", "1-1-1@8", "--device", "local", *SMALL, "--no-power")
+    line = assert_one_line_error(r, 1)
+    assert "checkpoint" in line and "not readable" in line
+    failed = [b for b in Store(cli.store).all("benchmarks") if b["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["run_id"] == "t-bad" and "not readable" in failed[0]["error"]
+    assert events_of(cli.store, failed[0]["id"])[-1] == {"event": "finished", "status": "failed", "error": failed[0]["error"]}
+    assert len(Store(cli.store).all("runs")) == 2  # the store is intact
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_cancel_from_another_process_kills_the_agent(cli, tmp_path):
+    argv = [sys.executable, "-m", "klmtui", "--store", str(cli.store), "bench", "1-1-1@8", "--device", "local",
+            "--batch", "4", "--runs", "1000000", "--batches", "4", "--warmup-runs", "1", "--warmup-batches", "1", "--threads", "1", "--no-power"]
+    proc = subprocess.Popen(argv, cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        store = Store(cli.store)
+        agent_pid = bench_id = None
+        deadline = time.time() + 60
+        while time.time() < deadline and agent_pid is None:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+            rows = store.all("benchmarks") if store.exists() else []
+            if rows:
+                bench_id = rows[0]["id"]
+                hello = [e for e in events_of(cli.store, bench_id) if e["event"] == "hello"]
+                agent_pid = hello[0]["pid"] if hello else None
+        assert agent_pid and _alive(agent_pid)
+        record = cancel_benchmark(store, bench_id)
+        assert record["status"] == "cancelled"
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and "cancelled" in err
+    assert not _alive(agent_pid)
+    assert any(e["event"] == "latency" for e in events_of(cli.store, bench_id))  # samples kept
+
+
+def test_agent_dying_midstream_fails_with_partial_samples_then_resume_succeeds(tmp_path, monkeypatch):
+    monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
+    store = Store(tmp_path / "runs.json")
+    seen = []
+
+    def kill_after_a_few(event):
+        seen.append(event)
+        if event["event"] == "latency" and sum(e["event"] == "latency" for e in seen) == 3:
+            hello = next(e for e in seen if e["event"] == "hello")
+            os.kill(hello["pid"], signal.SIGKILL)
+
+    record = run_benchmark(store, "1-1-1@8", "local", dict(SMALL_OPTIONS, no_power=True), on_event=kill_after_a_few)
+    assert record["status"] == "failed" and "status -9" in record["error"]
+    assert sum(e["event"] == "latency" for e in events_of(store.path, record["id"])) >= 3
+
+    cancel = threading.Event()
+    cancel.set()
+    assert resume_benchmark(store, record["id"], cancel=cancel)["status"] == "cancelled"
+    again = resume_benchmark(store, record["id"])
+    assert again["status"] == "done" and again["attempt"] == 3 and again["error"] is None
+    assert again["latency_s"] > 0
