@@ -63,6 +63,7 @@ def test_pareto_table_states_what_it_computed_and_plots(study):
     assert "tolerances: power_w 5% (relative)" in out
     assert "as published (rounded to 0.1M)" in out
     assert "hypervolume" in out
+    assert r.stdout.count(" yes ") == 9  # the thesis' Table 1 rows are marked
     assert "● Pareto front (8)" in r.stdout  # the 2-D latency/accuracy front of Appendix A
     assert r.stdout.count("●") > 20
 

@@ -206,13 +206,16 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
     from rich.text import Text
 
     tie_ids = {r["arch_id"] for group in result.ties for r in group}
-    columns = ["front", "arch", "channels", *names, "energy (mJ/img)"]
+    table1 = any((r.get("extra") or {}).get("table1") for r in rows)  # the thesis' own selection
+    columns = ["front", "arch", "channels", *names, "mJ/image", *(["Table 1"] if table1 else [])]
     table_rows = []
     for r in result.rows:
         mark = ("●=" if r["arch_id"] in tie_ids else "●") if r["on_front"] else ""
         cells = [Text(mark, style="bold green"), r["arch"], r["channels"],
                  *[format_value(n, r.get(n), rows) for n in names],
                  format_value("energy_mj", r.get("energy_mj"), rows)]
+        if table1:
+            cells.append("yes" if (r.get("extra") or {}).get("table1") else "")
         table_rows.append(cells)
     title = f"source {source}: {len(result.front)} of {len(result.rows)} rows on the front"
     print_table(title, columns, table_rows, caption=_caption(result, source, exact_params, tie_ids))
