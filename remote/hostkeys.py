@@ -3,8 +3,8 @@
 A device's key is accepted only if a known_hosts file already vouches for it: klmtui's own
 (`<klmtui home>/known_hosts`, written by `klmtui device trust`) or the user's `~/.ssh/known_hosts`
 (only ever read). An unknown key is refused with its fingerprint; a key that differs from the
-recorded one is refused loudly, because that is what a man in the middle looks like. paramiko's
-AutoAddPolicy (trust on first use, silently) is never used.
+recorded one is refused loudly, because that is what a man in the middle looks like. Silent trust
+on first use (paramiko's auto-add policy) is never used.
 """
 
 from __future__ import annotations
