@@ -32,7 +32,7 @@ JOBS_REFRESH_S = 5.0
 class KlmtuiApp(App):
     """klmtui: the study's architectures, their training runs and device benchmarks."""
 
-    CSS_PATH = "klmtui.tcss"
+    CSS_PATH = Path(__file__).with_name("klmtui.tcss")  # absolute: subclasses elsewhere (bench/) find it too
     TITLE = "klmtui"
     BINDINGS = [
         Binding("p", "pareto", "Pareto", id="klmtui.pareto"),

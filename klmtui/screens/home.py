@@ -79,7 +79,7 @@ class HomeScreen(Screen):
     def _redraw(self) -> None:
         if self._snapshot is None:
             return
-        tokens = self.query_one("#filter", Input).value.lower().split()
+        tokens = self.query_one("#filter", Input).value.lower().lstrip("/").split()
         rows = [r for r in arch_rows(self._snapshot, self.source) if matches(r, tokens)]
         self.table.show(rows)
         self.sub_title = f"{self._snapshot.path}  ·  {len(rows)} architectures  ·  figures: {self.source}"
