@@ -314,6 +314,8 @@ def _locked(lock, path: Path) -> Iterator[None]:
         lock.acquire()
     except Timeout:
         raise OperationFailed(f"{path} is locked by another process for over {LOCK_TIMEOUT_S:.0f} s") from None
+    except OSError as exc:
+        raise OperationFailed(f"cannot lock the store {path}: {exc.strerror or exc}") from None
     try:
         yield
     finally:
@@ -591,7 +593,11 @@ class Store:
                 removed: Iterable[str] = ()) -> None:
         ordered = {name: tables[name] for name in _table_order(tables)}
         chunks = self._serialiser.dumps(ordered, base, touched, removed)
-        atomic_write_text(self.path, chunks)
+        try:
+            atomic_write_text(self.path, chunks)
+        except OSError as exc:
+            self._serialiser = _Serialiser()  # its cache may describe the unwritten state
+            raise OperationFailed(f"cannot write the store {self.path}: {exc.strerror or exc}") from None
         head = "".join(chunks[:3]).encode("utf-8")[:_HEAD_BYTES]
         sig = _signature(os.stat(self.path), head)
         self._snapshot = _Snapshot(ordered, sig)

@@ -256,3 +256,14 @@ def test_threads_with_their_own_store_objects_lose_nothing(tmp_path):
     for t in threads:
         t.join(timeout=60)
     assert Store(path).get("devices", "counter")["n"] == 160
+
+
+def test_unwritable_location_is_a_clear_failure(tmp_path):
+    from core.errors import OperationFailed
+
+    (tmp_path / "afile").write_text("")
+    store = Store(tmp_path / "afile" / "runs.json")
+    with pytest.raises(OperationFailed, match="cannot (lock|write) the store"):
+        store.insert("runs", {"id": "t-1"})
+    with pytest.raises(OperationFailed, match="cannot read the store"):
+        store.all("runs")
