@@ -71,6 +71,15 @@ def split_options(options: Optional[dict]) -> tuple[Protocol, dict]:
     return protocol, {k: v for k, v in options.items() if k in AGENT_EXTRAS}
 
 
+def parse_request(arch_id: str) -> Arch:
+    """The architecture to benchmark, its genotype checked here (bad input must create no record)."""
+    from core.models import resolve_genotype
+
+    arch = parse_arch(arch_id)
+    resolve_genotype(arch.genotype)
+    return arch
+
+
 def device_record(store, name: str) -> dict:
     device = store.get("devices", name) if store.exists() else None
     if device is None and name == "local":
@@ -189,7 +198,7 @@ def run_benchmark(store, arch_id: str, device_name: str, options: Optional[dict]
     """Benchmark one architecture on one device; returns the final `benchmarks` record."""
     from core.store import new_id, now_iso
 
-    arch = parse_arch(arch_id)
+    arch = parse_request(arch_id)
     device = device_record(store, device_name)
     protocol, extras = split_options(options)
     run = latest_checkpoint(store, arch.id)

@@ -80,11 +80,26 @@ def test_without_tegrastats_latency_is_measured_and_power_unavailable(cli):
     (["1-1-1@8", "--device", "jetson9"], "jetson9"),
     (["1-1-1@8", "--device", "local", "--runs", "2", "--warmup-runs", "2"], "warm-up runs"),
     (["1-1-1@8", "--device", "local", "--protocol", "fast"], "fast"),
+    (["1-1-1@8/NO_SUCH;rm -rf ~", "--device", "local"], "NO_SUCH"),
 ])
 def test_bad_input_is_one_line_and_runs_nothing(cli, args, needle):
     line = assert_one_line_error(cli("bench", *args), 2)
     assert needle in line
     assert not cli.store.exists()
+
+
+def test_agent_arguments_are_separate_words():
+    """Nothing is joined into a shell string here: the SSH transport quotes each word, local runs use no shell."""
+    from core.arch import Arch
+    from core.latency import Protocol
+    from remote.bench import agent_args
+
+    hostile = "tegrastats; touch /tmp/pwned"
+    args = agent_args(Arch(1, 2, 3, 8, "SNAS_mild"), Protocol("thesis", batch=4), {"images": "/d ir/$(x)", "keep_none": True},
+                      "checkpoints/b-1.pt", hostile)
+    assert args[args.index("--tegrastats") + 1] == hostile
+    assert args[args.index("--images") + 1] == "/d ir/$(x)" and "--keep-none" in args
+    assert args[:8] == ["--K", "1", "--L", "2", "--M", "3", "--channels", "8"]
 
 
 def _done_run(store: Store, run_id: str, checkpoint: str, finished: str) -> None:

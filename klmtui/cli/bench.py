@@ -119,10 +119,9 @@ def _row(record: dict) -> dict:
 @pass_app
 def bench(app, archs, device, as_json, **options: Any) -> None:
     """Benchmark ARCH... (K-L-M@C) on a device: latency, then board power, streamed live."""
-    from core.arch import parse_arch
-    from remote.bench import device_record, run_benchmark, split_options
+    from remote.bench import device_record, parse_request, run_benchmark, split_options
 
-    arch_ids = [parse_arch(a).id for a in archs]  # bad input: exit 2 before anything runs
+    arch_ids = [parse_request(a).id for a in archs]  # bad input: exit 2 before anything runs
     options = {k: v for k, v in options.items() if v not in (None, False)}
     split_options(options)
     store = app.store()
