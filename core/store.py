@@ -5,14 +5,18 @@ every write here is: a file lock (`runs.json.lock`, via `filelock`), a read of t
 the change, a temp file in the same folder, fsync, `os.replace` over the store, fsync of the
 folder. Readers take no lock: a rename is atomic, so a reader sees the old or the new file, whole.
 
-The file keeps TinyDB's layout (`{"table": {"<doc_id>": {record}}}`, so `TinyDB(path)` or
-`TinyDB(path, storage=AtomicJSONStorage)` can open it), one record per line (readable diffs of
-the committed study), plus a `_meta` table naming the app and the schema version. Every record
-carries a string `"id"`; the TinyDB doc ids are an implementation detail.
+The file keeps TinyDB's layout (`{"table": {"<doc_id>": {record}}}`), so `TinyDB(path)` reads
+it and `TinyDB(path, storage=AtomicJSONStorage)` writes it with the same guarantees; one record
+per line (readable diffs of the committed study); a `_meta` table naming the app, the schema
+version and a revision tag renewed by every write. Every record carries a string `"id"`; TinyDB's
+doc ids are an implementation detail. The Store does its record operations itself rather than
+through TinyDB's `Table` (whose query cache must be off anyway, see `tinydb_table`) because it
+needs copy-on-write snapshots and to know which records a transaction touched.
 
-Speed: a process keeps the last file it read or wrote (keyed by inode, mtime and size) and the
-serialised text of each record, so one status update in a long-lived process (the TUI, a
-training run) costs one record's `json.dumps` plus the write, not a parse and a full dump.
+Speed: a process keeps the last version it read or wrote (identified by inode, mtime, size and
+the `_meta` revision at the head of the file), and the text of each record. A write re-dumps only
+the records it touched and reuses every other line, even right after parsing a file another
+process wrote (the lines are taken from that file's text). `bench/store_update.py` measures it.
 
 Time series never go here: they are JSON-lines files in `store.run_dir(id)`.
 """
@@ -641,44 +645,38 @@ class Store:
 # --------------------------------------------------------------------------- TinyDB storage
 
 
-def _tinydb_storage_base():
-    from tinydb.storages import Storage
-
-    return Storage
-
-
-def AtomicJSONStorage(path: str, **kwargs: Any):  # noqa: N802 - used like a class by TinyDB
+class AtomicJSONStorage:
     """A TinyDB storage with this module's guarantees: `TinyDB(path, storage=AtomicJSONStorage)`.
 
-    Each TinyDB write = lock + atomic replace; reads take no lock. Writing outside the klmtui
-    `Store` still keeps the `_meta` entry, so the file stays a klmtui store.
+    TinyDB duck-types storages (read/write/close), so this needs no TinyDB import. Each TinyDB
+    write = lock + atomic replace, and keeps the `_meta` entry so the file stays a klmtui store;
+    reads take no lock. Records written this way must carry a string `"id"` too. For scripts
+    and inspection: TinyDB reads before this lock is taken, so concurrent writers belong in
+    `Store.transaction()`, which holds the lock across its read-modify-write.
     """
-    Base = _tinydb_storage_base()
 
-    class _Atomic(Base):
-        def __init__(self, path: str) -> None:
-            self._store = Store(path)
+    def __init__(self, path: str | os.PathLike) -> None:
+        self._store = Store(path)
 
-        def read(self):
-            tables = self._store._load().tables
-            return _copy(tables) if tables else None
+    def read(self) -> _Tables | None:
+        tables = self._store._load().tables
+        return _copy(tables) if tables else None
 
-        def write(self, data) -> None:
-            for name, rows in data.items():
-                if any(not isinstance(r.get("id"), str) for r in rows.values()):
-                    raise ValueError(f"klmtui store records need a string 'id' (table {name!r})")
-            with self._store._guard, _locked(self._store._lock, self._store.path):
-                if not self._store._swept:
-                    self._store._sweep_temp_files()
-                tables = {name: dict(rows) for name, rows in data.items()}
-                meta = next(iter(tables.get(META_TABLE, {}).values()), None) or _meta_record()
-                tables[META_TABLE] = {"1": {**meta, "rev": secrets.token_hex(6)}}
-                self._store._commit(tables)
+    def write(self, data: _Tables) -> None:
+        for name, rows in data.items():
+            if any(not isinstance(r.get("id"), str) for r in rows.values()):
+                raise ValueError(f"klmtui store records need a string 'id' (table {name!r})")
+        store = self._store
+        with store._guard, _locked(store._lock, store.path):
+            if not store._swept:
+                store._sweep_temp_files()
+            tables = {name: dict(rows) for name, rows in data.items()}
+            meta = next(iter(tables.get(META_TABLE, {}).values()), None) or _meta_record()
+            tables[META_TABLE] = {"1": {**meta, "rev": secrets.token_hex(6)}}
+            store._commit(tables)
 
-        def close(self) -> None:
-            pass
-
-    return _Atomic(path, **kwargs)
+    def close(self) -> None:
+        pass
 
 
 __all__ = [
