@@ -126,17 +126,16 @@ class KlmtuiApp(App):
             except Exception as exc:  # a bug or an unexpected failure: show it, keep running
                 self.post_message(ActionFailed(title, f"{type(exc).__name__}: {exc}", dialog=True))
                 return
-            self.post_message(ActionDone(done or "", result=(then, result)))
+            self.post_message(ActionDone(done or "", result=result, then=then))
             self.reload_store()
 
         self.run_worker(job, thread=True, group=title, exit_on_error=False)
 
     def on_action_done(self, message: ActionDone) -> None:
-        then, result = message.result
         if message.message:
             self.notify(message.message, timeout=4)
-        if then is not None:
-            then(result)
+        if message.then is not None:
+            message.then(message.result)
 
     def on_action_failed(self, message: ActionFailed) -> None:
         if message.dialog:
@@ -278,7 +277,7 @@ class KlmtuiApp(App):
             else:
                 self.call_from_thread(stream.finish, record)
                 status = (record or {}).get("status", "done")
-                self.post_message(ActionDone(f"benchmark of {arch_id} on {device}: {status}", result=(None, record)))
+                self.post_message(ActionDone(f"benchmark of {arch_id} on {device}: {status}", result=record))
             self.reload_store()
 
         self.notify(f"benchmarking {arch_id} on {device}", timeout=3)

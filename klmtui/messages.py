@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from textual.message import Message
 
@@ -26,12 +26,13 @@ class ActionFailed(Message):
 
 
 class ActionDone(Message):
-    """A worker finished something the user asked for (shown as a notification)."""
+    """A worker finished something the user asked for: a notification, and `then(result)` on the UI thread."""
 
-    def __init__(self, message: str, *, result: Any = None) -> None:
+    def __init__(self, message: str, *, result: Any = None, then: Callable[[Any], None] | None = None) -> None:
         super().__init__()
         self.message = message
         self.result = result
+        self.then = then
 
 
 class StreamEvent(Message):

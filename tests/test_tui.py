@@ -224,3 +224,48 @@ async def test_device_vanishing_mid_stream_is_an_error_not_a_crash(tmp_path, ssh
         await wait_until(pilot, lambda: type(app.screen).__name__ == "DetailsScreen")
         await pilot.pause(0.3)
         assert "error" in str(app.screen.query_one("#bench-stats").render())
+
+
+@sync
+async def test_sort_by_header_click_and_key_and_export(tmp_path):
+    study_store(tmp_path)
+    app = KlmtuiApp(tmp_path / "runs.json")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
+        table = app.screen.query_one("#arch-table")
+        params = lambda: [table.rows_by_id[i].params for i in table_ids(app)]  # noqa: E731
+        table.post_message(table.HeaderSelected(table, table.columns["params"].key, 9, table.columns["params"].label))
+        await pilot.pause(0.2)
+        assert params() == sorted(params())
+        table.post_message(table.HeaderSelected(table, table.columns["params"].key, 9, table.columns["params"].label))
+        await pilot.pause(0.2)
+        assert params() == sorted(params(), reverse=True)
+        await pilot.press("o")  # next column: MMACs
+        await pilot.pause(0.2)
+        assert table.sort_column == "macs"
+        # e: export the thesis table as markdown
+        await pilot.press("s", "e")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ExportForm")
+        out = tmp_path / "table.md"
+        app.screen.query_one("#path").value = str(out)
+        await pilot.click("#ok")
+        await wait_until(pilot, lambda: out.exists(), what="the export")
+        text = out.read_text()
+        assert "Pareto front" in text and len(text.splitlines()) > 54  # a row per thesis architecture
+
+
+@sync
+async def test_keys_are_remappable(tmp_path, monkeypatch):
+    study_store(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "keys.json").write_text('{"klmtui.pareto": "f2"}')
+    monkeypatch.setenv("KLMTUI_HOME", str(home))
+    app = KlmtuiApp(tmp_path / "runs.json")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
+        await pilot.press("p")
+        await pilot.pause(0.2)
+        assert type(app.screen).__name__ == "HomeScreen"
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ParetoScreen")
