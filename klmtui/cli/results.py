@@ -71,7 +71,7 @@ def status(app, as_json: bool) -> None:
         click.echo(f"{store.path}: empty store; run `klmtui init` to add the sampled study", err=True)
         return
     sources = sorted({s for r in rows for s in r["results"] if s != "measured"}, key=lambda s: (s != "thesis", s))
-    columns = ["arch", "params (M)", "thesis", "runs (done/all)", "acc % (ours)", "bench (latest)", "measured"]
+    columns = ["arch", "params (M)", "in thesis", "runs (done/all)", "acc % (ours)", "bench (latest)", "measured"]
     columns += sources
     table_rows = []
     for r in rows:
