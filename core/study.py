@@ -198,6 +198,37 @@ def source_rows(store: Store, source: str = DEFAULT_SOURCE) -> list[dict]:
     return sorted(rows, key=lambda r: (r["K"], r["L"], r["M"], -r["channels"], r.get("genotype") or ""))
 
 
+def params_note(source: str, exact: bool = False) -> str:
+    """Which parameter figures a front or table used (design.md section 4: say which)."""
+    if exact:
+        return "params: exact counts (core.counting)"
+    if source == THESIS_SOURCE:
+        return "params: as published (rounded to 0.1M); --exact-params for exact counts"
+    if source.startswith(MEASURED_SOURCE):
+        return "params: exact counts"
+    return "params: as imported"
+
+
+def export_text(store: Store, source: str, fmt: str, *, front_only: bool = False) -> tuple[str, int]:
+    """The results table of `klmtui export` (csv|md|latex) and its row count.
+
+    Every row carries `on_front` (plain 4-objective front over the source's own figures);
+    `front_only` keeps the front rows only, the shape of the thesis' Table 1.
+    """
+    from core.pareto import pareto_front
+    from core.report import render
+
+    rows = source_rows(store, source)
+    result = pareto_front(rows)
+    on_front = {r["arch_id"] for r in result.front}
+    rows = [{**r, "on_front": r["arch_id"] in on_front} for r in rows]
+    if front_only:
+        rows = [r for r in rows if r["on_front"]]
+    caption = (f"Source {source}: {'Pareto front rows only. ' if front_only else ''}{result.describe()} "
+               f"{params_note(source)}.")
+    return render(rows, fmt, caption), len(rows)
+
+
 _SUMMARY_KEYS = ("accuracy", "params_m", "latency_s", "power_w", "batch", "energy_j")
 _BENCH_KEYS = ("id", "device", "status", "batch", "latency_s", "power_w", "energy_j", "weights")
 _ARCH_KEYS = ("id", "arch", "K", "L", "M", "channels", "genotype", "params", "macs", "in_thesis", "sampled")

@@ -156,16 +156,6 @@ def _exact_params(rows: list[dict]) -> list[dict]:
     return [{**r, "params_m": count_params(arch_of(r)) / 1e6} for r in rows]
 
 
-def _params_note(source: str, exact: bool) -> str:
-    if exact:
-        return "params: exact counts (core.counting)"
-    if source == "thesis":
-        return "params: as published (rounded to 0.1M); --exact-params for exact counts"
-    if source.startswith("measured"):
-        return "params: exact counts"
-    return "params: as imported"
-
-
 @click.command("pareto")
 @click.option("--source", default="thesis", show_default=True, metavar="NAME",
               help="Results source: thesis, an imported NAME, measured, or measured:DEVICE.")
@@ -233,7 +223,9 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
 
 
 def _caption(result, source: str, exact_params: bool, tie_ids: set) -> str:
-    text = f"{result.describe()} {_params_note(source, exact_params)}."
+    from core.study import params_note
+
+    text = f"{result.describe()} {params_note(source, exact_params)}."
     if tie_ids:
         text += " ●= marks identical points (ties)."
     return text
@@ -267,19 +259,9 @@ def _reference(specs: tuple[str, ...], objectives) -> dict[str, float]:
 @pass_app
 def export(app, fmt: str, source: str, front_only: bool, output: Path | None) -> None:
     """Export a source's results table (Table 1 / Appendix A shape, energy per image derived)."""
-    from core.pareto import pareto_front
-    from core.report import render
-    from core.study import source_rows
+    from core.study import export_text
 
-    rows = source_rows(app.store(), source)
-    result = pareto_front(rows)
-    on_front = {r["arch_id"] for r in result.front}
-    rows = [{**r, "on_front": r["arch_id"] in on_front} for r in rows]
-    if front_only:
-        rows = [r for r in rows if r["on_front"]]
-    caption = (f"Source {source}: {'Pareto front rows only. ' if front_only else ''}{result.describe()} "
-               f"{_params_note(source, False)}.")
-    text = render(rows, fmt, caption)
+    text, count = export_text(app.store(), source, fmt, front_only=front_only)
     if output is None:
         click.echo(text, nl=False)
         return
@@ -287,7 +269,7 @@ def export(app, fmt: str, source: str, front_only: bool, output: Path | None) ->
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise bad_input(f"cannot write {output}: {exc.strerror}") from None
-    click.echo(f"wrote {len(rows)} rows to {output}", err=True)
+    click.echo(f"wrote {count} rows to {output}", err=True)
 
 
 COMMANDS: list = [init, status, import_results, pareto, export]
