@@ -90,6 +90,29 @@ def parse_tolerance(text: str) -> tuple[str, Tolerance]:
     return name, Tolerance(value / 100 if relative else value, relative)
 
 
+def parse_reference(specs: Iterable[str], objectives: Sequence[Objective]) -> dict[str, float]:
+    """`OBJ=NUMBER` specs -> a hypervolume reference point; all or none of the objectives."""
+    reference: dict[str, float] = {}
+    for spec in specs:
+        name, _, raw = spec.partition("=")
+        try:
+            reference[name.strip()] = float(raw)
+        except ValueError:
+            raise InputError(f"bad reference {spec!r}: write OBJ=NUMBER, e.g. latency_s=3") from None
+    missing = [o.name for o in objectives if o.name not in reference]
+    if reference and missing:
+        raise InputError(f"the reference point needs a value for every objective; missing {', '.join(missing)}")
+    return reference
+
+
+def check_columns(rows: Sequence[Mapping[str, Any]], names: Iterable[str]) -> None:
+    """InputError for a column no row has a value in (a typo, not a missing value)."""
+    for name in names:
+        if rows and all(value_of(r, name) is None for r in rows):
+            known = sorted(k for k, v in rows[0].items() if value_of(rows[0], k) is not None)
+            raise InputError(f"no row has a value for {name!r}; numeric columns: {', '.join(known)}")
+
+
 def value_of(row: Mapping[str, Any], name: str) -> float | None:
     """The objective's value as a float, or None when missing/not a finite number."""
     value = row.get(name)

@@ -198,6 +198,11 @@ def source_rows(store: Store, source: str = DEFAULT_SOURCE) -> list[dict]:
     return sorted(rows, key=lambda r: (r["K"], r["L"], r["M"], -r["channels"], r.get("genotype") or ""))
 
 
+def with_exact_params(rows: Iterable[dict]) -> list[dict]:
+    """The rows with `params_m` recomputed from the exact count (instead of published figures)."""
+    return [{**r, "params_m": count_params(arch_of(r)) / 1e6} for r in rows]
+
+
 def params_note(source: str, exact: bool = False) -> str:
     """Which parameter figures a front or table used (design.md section 4: say which)."""
     if exact:

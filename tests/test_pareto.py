@@ -180,3 +180,19 @@ def test_hypervolume_of_front_equals_that_of_all_rows():
     assert hv_front == pytest.approx(hypervolume(rows, DEFAULT_OBJECTIVES, ref))
     # dropping a front row loses volume
     assert hypervolume(front[1:], DEFAULT_OBJECTIVES, ref) < hv_front
+
+
+def test_reference_point_and_column_checks():
+    from core.pareto import check_columns, parse_reference
+
+    objs = (Objective("acc", MAX), Objective("lat", MIN))
+    assert parse_reference(["acc=90", "lat = 3"], objs) == {"acc": 90.0, "lat": 3.0}
+    assert parse_reference([], objs) == {}
+    with pytest.raises(InputError, match="missing lat"):
+        parse_reference(["acc=90"], objs)
+    with pytest.raises(InputError, match="bad reference"):
+        parse_reference(["acc=high", "lat=3"], objs)
+    rows = [_row("a", acc=90, lat=None), _row("b", acc=91, lat=2)]
+    check_columns(rows, ["acc", "lat"])  # one missing value is not a typo
+    with pytest.raises(InputError, match="no row has a value for 'latency'"):
+        check_columns(rows, ["latency"])

@@ -149,13 +149,6 @@ def _plot_axes(spec: str, objectives):
     return tuple(parse_objective(p) if ":" in p else known.get(p, parse_objective(p)) for p in parts)
 
 
-def _exact_params(rows: list[dict]) -> list[dict]:
-    from core.counting import count_params
-    from core.study import arch_of
-
-    return [{**r, "params_m": count_params(arch_of(r)) / 1e6} for r in rows]
-
-
 @click.command("pareto")
 @click.option("--source", default="thesis", show_default=True, metavar="NAME",
               help="Results source: thesis, an imported NAME, measured, or measured:DEVICE.")
@@ -172,18 +165,19 @@ def _exact_params(rows: list[dict]) -> list[dict]:
 def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: bool, reference_specs,
            plot_spec: str | None, as_json: bool) -> None:
     """The Pareto front over one source's own figures (plain dominance unless --tolerance)."""
-    from core.pareto import front_2d, hypervolume, pareto_front
+    from core.pareto import check_columns, front_2d, hypervolume, pareto_front, parse_reference
     from core.report import format_value, scatter, with_derived
-    from core.study import source_rows
+    from core.study import source_rows, with_exact_params
 
     objectives = _objectives(objective_specs)
     tolerances = _tolerances(tolerance_specs)
-    reference = _reference(reference_specs, objectives)
+    reference = parse_reference(reference_specs, objectives)
     axes = _plot_axes(plot_spec, objectives) if plot_spec else None
     rows = source_rows(app.store(), source)
     if exact_params:
-        rows = _exact_params(rows)
+        rows = with_exact_params(rows)
     rows = [with_derived(r) for r in rows]
+    check_columns(rows, [o.name for o in (*objectives, *(axes or ()))])
     result = pareto_front(rows, objectives, tolerances)
     names = [o.name for o in objectives]
     if as_json:
@@ -229,21 +223,6 @@ def _caption(result, source: str, exact_params: bool, tie_ids: set) -> str:
     if tie_ids:
         text += " ●= marks identical points (ties)."
     return text
-
-
-def _reference(specs: tuple[str, ...], objectives) -> dict[str, float]:
-    reference: dict[str, float] = {}
-    for spec in specs:
-        name, _, raw = spec.partition("=")
-        try:
-            reference[name.strip()] = float(raw)
-        except ValueError:
-            raise bad_input(f"bad --reference {spec!r}: write OBJ=NUMBER, e.g. latency_s=3") from None
-    if reference:
-        missing = [o.name for o in objectives if o.name not in reference]
-        if missing:
-            raise bad_input(f"--reference needs a value for every objective; missing {', '.join(missing)}")
-    return reference
 
 
 # --------------------------------------------------------------------------- export
