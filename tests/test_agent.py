@@ -218,3 +218,29 @@ def _alive(pid):
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_agent_exits_and_stops_tegrastats_when_the_host_stops_reading(bundle, tegrastats_fixture_path, tmp_path):
+    """The host died (or the link dropped): the agent's next write fails, it exits, tegrastats stops."""
+    log = tmp_path / "teg.jsonl"
+    cmd = fake_cmd(tegrastats_fixture_path, ["nano_jp461_root"], log)
+    args = ["--K", "1", "--L", "1", "--M", "1", "--channels", "8", "--batch", "4", "--runs", "2", "--batches", "4",
+            "--warmup-runs", "1", "--warmup-batches", "1", "--threads", "1", "--tegrastats", cmd,
+            "--power-min-samples", "1000000"]
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "remote.agent.bench", *args], cwd=bundle,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if json.loads(line)["event"] == "power":
+                break
+        fake_pid = logged(log)[0]["pid"]
+        proc.stdout.close()  # the reader goes away
+        assert proc.wait(timeout=30) == 141
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    deadline = time.time() + 10
+    while time.time() < deadline and _alive(fake_pid):
+        time.sleep(0.1)
+    assert not _alive(fake_pid), "tegrastats left running after the host went away"

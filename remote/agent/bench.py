@@ -9,7 +9,8 @@ Stdout carries one JSON object per line, flushed (remote.agent.events):
   latency  {pass: latency|power, run, batch, seconds, warmup[, extra]}   one per timed batch
   power    {board_power_mw, rails, temps_c, gpu_load_pct, ram_used_mb, in_window}  one per sample
   summary  {latency_s, latency_p90_s, images_per_s, latency{...}, power_w, power{...}, ...}
-  error    {error, kind}   (then exit status 1, or 130 when cancelled by SIGTERM/SIGINT)
+  error    {error, kind}   (then exit status 1, or 130 when cancelled by SIGTERM/SIGINT/SIGHUP;
+           141, silently, when stdout is gone: the host died or the link dropped)
 
 Two passes, as the thesis did: a latency pass without tegrastats, then a power pass with
 `tegrastats --interval 100` running; power_w is the mean board power over the power pass' timed
@@ -37,7 +38,7 @@ class AgentError(Exception):
 
 
 class Cancelled(BaseException):
-    """SIGTERM/SIGINT: unwinds through every `finally` so tegrastats is always stopped."""
+    """SIGTERM/SIGINT/SIGHUP: unwinds through every `finally` so tegrastats is always stopped."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -205,10 +206,19 @@ def _first_line(exc):
     return text.splitlines()[0]
 
 
+def _silence_stdout():
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+
+
 def main(argv=None):
     emit = Emitter()
     old = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         old[sig] = signal.signal(sig, _raise_cancelled)
     try:
         args = build_parser().parse_args(argv)
@@ -218,6 +228,11 @@ def main(argv=None):
     except Cancelled as exc:
         emit("error", error=str(exc), kind="cancelled")
         return 130
+    except BrokenPipeError:
+        # The host is gone (killed, link dropped): nobody reads us. Stop quietly; the `finally`
+        # blocks have already stopped tegrastats.
+        _silence_stdout()
+        return 141
     except AgentError as exc:
         emit("error", error=str(exc), kind="input")
         return 1
