@@ -65,8 +65,9 @@ class DeviceChecked(Message):
 class RunSeries(Message):
     """Per-epoch metrics and the log tail of a training run, read from its run folder."""
 
-    def __init__(self, run_id: str, metrics: list[dict], log: list[str]) -> None:
+    def __init__(self, run_id: str, metrics: list[dict], log: list[str], progress: dict) -> None:
         super().__init__()
         self.run_id = run_id
         self.metrics = metrics
         self.log = log
+        self.progress = progress

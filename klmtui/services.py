@@ -126,11 +126,21 @@ class Services:
 
         return jobs.resume(self.store(), run_id)
 
-    def run_series(self, run_id: str, lines: int = 12) -> tuple[list[dict], list[str]]:
+    def run_series(self, run_id: str, lines: int = 12) -> tuple[list[dict], list[str], dict]:
+        """Per-epoch metrics, the log tail and the live progress of the current epoch."""
+        import json
+
         from core import jobs
+        from core.train import PROGRESS
 
         store = self.store()
-        return list(jobs.metrics(store, run_id)), list(jobs.log_tail(store, run_id, lines))
+        record = store.get("runs", run_id) or {}
+        folder = store.resolve(record["run_dir"]) if record.get("run_dir") else store.run_dir(run_id)
+        try:
+            progress = json.loads((folder / PROGRESS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            progress = {}
+        return list(jobs.metrics(store, run_id)), list(jobs.log_tail(store, run_id, lines)), progress
 
     # ------------------------------------------------------------------ benchmarks
     def benchmark(

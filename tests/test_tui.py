@@ -74,11 +74,14 @@ async def test_missing_store_offers_init_and_table_lists_the_study(tmp_path):
         # multi-select with space
         await pilot.press("space", "space")
         assert len(app.screen.query_one("#arch-table").selected) == 2
-        # the thesis' figures: a source toggle, with its own front markers
-        await pilot.press("s")
-        await pilot.pause(0.2)
+        # nothing measured yet: the thesis' figures are shown (labelled so), with their front markers
         assert app.screen.source == "thesis"
-        assert any(r.on_front for r in app.screen.query_one("#arch-table").rows_by_id.values())
+        assert "reference: thesis" in str(app.screen.query_one("#source-label").render())
+        assert sum(r.on_front for r in app.screen.query_one("#arch-table").rows_by_id.values()) == 35
+        await pilot.press("s")  # toggle to our own (empty) measurements
+        await pilot.pause(0.2)
+        assert app.screen.source == "measured"
+        assert not any(r.accuracy for r in app.screen.query_one("#arch-table").rows_by_id.values())
 
 
 @sync
@@ -243,8 +246,8 @@ async def test_sort_by_header_click_and_key_and_export(tmp_path):
         await pilot.press("o")  # next column: MMACs
         await pilot.pause(0.2)
         assert table.sort_column == "macs"
-        # e: export the thesis table as markdown
-        await pilot.press("s", "e")
+        # e: export the thesis table as markdown (the source shown)
+        await pilot.press("e")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ExportForm")
         out = tmp_path / "table.md"
         app.screen.query_one("#path").value = str(out)

@@ -108,6 +108,8 @@ def trust(app: AppContext, name: str, yes: bool) -> None:
         return True
 
     result = trust_device(app.store(), name, yes=False, confirm=announce if yes else confirm)
+    for hop in result["hops"]:
+        click.echo(f"device {name}: trusted jump host {hop}")
     if result["status"] == "already-trusted":
         click.echo(f"device {name}: {result['key_type']} {result['fingerprint']} is already trusted")
         return

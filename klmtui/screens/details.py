@@ -69,6 +69,7 @@ class DetailsScreen(Screen):
         with Horizontal(id="details-body"):
             with Vertical(id="training-pane", classes="pane"):
                 yield Static("[b]Training[/]", id="training-title")
+                yield Static("", id="training-progress")
                 yield PlotView(id="curves")
                 yield Log(id="log", max_lines=200)
             with Vertical(id="bench-pane", classes="pane"):
@@ -128,10 +129,10 @@ class DetailsScreen(Screen):
     @work(thread=True, exclusive=True, group="details-run")
     def _read_run(self, run_id: str) -> None:
         try:
-            metrics, log = self.app.services.run_series(run_id)
+            metrics, log, progress = self.app.services.run_series(run_id)
         except Exception:  # the folder may not exist yet: nothing to show
             return
-        self.post_message(RunSeries(run_id, metrics, log))
+        self.post_message(RunSeries(run_id, metrics, log, progress))
 
     @work(thread=True, exclusive=True, group="details-bench")
     def _read_bench(self, bench: dict) -> None:
@@ -156,6 +157,23 @@ class DetailsScreen(Screen):
         log = self.query_one("#log", Log)
         log.clear()
         log.write_lines(message.log)
+        p = message.progress
+        line = ""
+        if p.get("epoch") is not None:
+            line = f"epoch {p.get('epoch')}/{p.get('epochs', '?')}"
+            if p.get("batch") and p.get("batches"):
+                line += f"  batch {p['batch']}/{p['batches']}"
+            if p.get("loss") is not None:
+                line += f"  loss {p['loss']:.3f}"
+            if p.get("train_acc") is not None:
+                line += f"  train {p['train_acc']:.1f}%"
+            if p.get("test_acc") is not None:
+                line += f"  test {p['test_acc']:.2f}%"
+            if p.get("images_per_s"):
+                line += f"  {p['images_per_s']:.0f} img/s"
+            if p.get("eta_s") is not None:
+                line += f"  eta {p['eta_s'] / 60:.1f} min"
+        self.query_one("#training-progress", Static).update(line)
 
     # ------------------------------------------------------------------ live drawing (<= 10 Hz)
     def draw_live(self) -> None:

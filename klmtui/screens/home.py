@@ -36,6 +36,7 @@ class HomeScreen(Screen):
     def __init__(self) -> None:
         super().__init__(id="home")
         self.source = MEASURED
+        self._source_chosen = False  # on the first snapshot with a study in it
         self._snapshot = None
 
     def compose(self) -> ComposeResult:
@@ -71,6 +72,11 @@ class HomeScreen(Screen):
             message.display = True
         else:
             message.display = False
+        if not self._source_chosen and not snapshot.missing and not snapshot.error:
+            # a fresh study has nothing measured yet: show the thesis' figures until it has
+            self._source_chosen = True
+            names = sources(snapshot)
+            self.source = MEASURED if snapshot.figures.get(MEASURED) or "thesis" not in names else "thesis"
         if self.source not in sources(snapshot):
             self.source = MEASURED
         self._update_source_label()
@@ -103,6 +109,7 @@ class HomeScreen(Screen):
     def action_cycle_source(self) -> None:
         if self._snapshot is None:
             return
+        self._source_chosen = True
         names = sources(self._snapshot)
         self.source = names[(names.index(self.source) + 1) % len(names)] if self.source in names else MEASURED
         self._update_source_label()
