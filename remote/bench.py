@@ -286,6 +286,8 @@ def _execute(store, record, device, arch, protocol, extras, on_event, cancel, ho
                 transport.close()
             except Exception:
                 pass
+        # The exported weights were only the vehicle to the device; the training run keeps its own.
+        (run.folder / "weights.pt").unlink(missing_ok=True)
     return _finish(store, run, outcome)
 
 

@@ -102,3 +102,26 @@ def test_torn_lines_never_pass_as_a_whole_sample(records):
                     continue
                 whole = not rec["torn"] and rec["board_power_mw"] is not None and set(rec["rails"]) == full_rails
                 assert not whole or rec["board_power_mw"] == power, (name, part)
+
+
+def test_mangled_lines_either_parse_or_raise_value_error(records):
+    """Random cuts, inserted tokens and bytes: a dict or a ValueError, never anything else."""
+    import random
+
+    rng = random.Random(5)
+    noise = ["FOO", "BAR 1/2", "X@", "@C", "1/", "/2mW", "[", "]", "%@", "GR3D_FREQ", "RAM", "RAM 1/", "\x00", "é",
+             "VDD_IN", "VDD_IN 12mW/", "NC 0mW/0mW", "CPU [", "CPU [off", "@[1,2"]
+    lines = [line for _, _, line in records]
+    for _ in range(3000):
+        tokens = rng.choice(lines).split()
+        for _ in range(rng.randint(0, 4)):
+            tokens.insert(rng.randint(0, len(tokens)), rng.choice(noise))
+        text = " ".join(tokens)
+        a, b = sorted(rng.randint(0, len(text)) for _ in range(2))
+        text = text[a:b] if rng.random() < 0.5 else text
+        try:
+            rec = parse(text)
+        except ValueError:
+            continue
+        assert isinstance(rec["rails"], dict) and isinstance(rec["temps_c"], dict)
+        assert rec["board_power_mw"] is None or isinstance(rec["board_power_mw"], int)
