@@ -192,3 +192,27 @@ def test_agent_dying_midstream_fails_with_partial_samples_then_resume_succeeds(t
     again = resume_benchmark(store, record["id"])
     assert again["status"] == "done" and again["attempt"] == 3 and again["error"] is None
     assert again["latency_s"] > 0
+
+
+def test_refresh_marks_vanished_benchmarks_and_cancel_refuses_finished_ones(tmp_path):
+    import socket
+
+    from core.errors import InputError
+    from remote.bench import refresh_benchmarks
+
+    store = Store(tmp_path / "runs.json")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    base = {"arch_id": "1-1-1@8", "device": "local", "host": socket.gethostname()}
+    store.insert("benchmarks", dict(base, id="b-00000001", status="running", pid=dead.pid))
+    store.insert("benchmarks", dict(base, id="b-00000002", status="running", pid=os.getpid()))
+    store.insert("benchmarks", dict(base, id="b-00000003", status="done", pid=None))
+    assert refresh_benchmarks(store) == ["b-00000001"]
+    assert store.get("benchmarks", "b-00000001")["status"] == "interrupted"
+    assert store.get("benchmarks", "b-00000002")["status"] == "running"
+    with pytest.raises(InputError, match="not running"):
+        cancel_benchmark(store, "b-00000003")
+    with pytest.raises(InputError, match="no benchmark"):
+        cancel_benchmark(store, "b-99999999")
+    with pytest.raises(InputError, match="already done"):
+        resume_benchmark(store, "b-00000003")
