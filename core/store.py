@@ -112,8 +112,13 @@ class _TableText:
         self.block = head + ("\n" + ",\n".join(lines) + "\n}" if lines else "}")
 
 
+def _key_prefix(key: str) -> str:
+    """`"key": ` as json.dumps writes it (TinyDB doc ids are digits: no escaping needed)."""
+    return f'"{key}": ' if key.isdigit() else f"{json.dumps(key)}: "
+
+
 def _record_line(key: str, record: dict) -> str:
-    return f"{json.dumps(key)}: {_dump_record(record)}"
+    return _key_prefix(key) + _dump_record(record)
 
 
 class _Serialiser:
@@ -144,13 +149,17 @@ class _Serialiser:
                 if table:
                     return
             elif lines[i] == head:
-                for key in table:
-                    i += 1
-                    if i >= len(lines) or not lines[i].startswith(f"{json.dumps(key)}: "):
-                        return
-                    body.append(lines[i][:-1] if lines[i].endswith(",") else lines[i])
-                i += 1
-                if i >= len(lines) or lines[i].rstrip(",") != "}":
+                keys = list(table)
+                body = lines[i + 1:i + 1 + len(keys)]
+                i += len(keys) + 1
+                if len(body) != len(keys) or i >= len(lines) or lines[i].rstrip(",") != "}":
+                    return
+                if not all(line.startswith(_key_prefix(key)) for line, key in zip(body, keys)):
+                    return
+                if not all(line.endswith(",") for line in body[:-1]):
+                    return
+                body = [line[:-1] for line in body[:-1]] + body[-1:]
+                if body and body[-1].endswith(","):
                     return
             else:
                 return

@@ -267,3 +267,17 @@ def test_unwritable_location_is_a_clear_failure(tmp_path):
         store.insert("runs", {"id": "t-1"})
     with pytest.raises(OperationFailed, match="cannot read the store"):
         store.all("runs")
+
+
+def test_hand_edited_file_is_read_and_rewritten_correctly(tmp_path):
+    """A file in another layout (plain TinyDB, an editor's reformatting) is not line-seeded."""
+    path = tmp_path / "runs.json"
+    Store(path).insert("runs", {"id": "t-1", "status": "done"})
+    raw = json.loads(path.read_text())
+    for text in (json.dumps(raw), json.dumps(raw, indent=4), path.read_text().replace("},\n", "}, \n")):
+        path.write_text(text)
+        store = Store(path)
+        store.insert("runs", {"id": "t-2", "status": "queued"})
+        store.update("runs", "t-1", status="failed")
+        assert {r["id"]: r["status"] for r in Store(path).all("runs")} == {"t-1": "failed", "t-2": "queued"}
+        store.remove("runs", "t-2")
