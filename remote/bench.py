@@ -261,7 +261,10 @@ def _execute(store, record, device, arch, protocol, extras, on_event, cancel, ho
         if record["run_id"]:
             run.check_cancel()
             run.deliver({"event": "stage", "stage": "upload"})
-            source = store.resolve(store.get("runs", record["run_id"])["checkpoint"])
+            trained = store.get("runs", record["run_id"]) or {}
+            if not trained.get("checkpoint"):
+                raise OperationFailed(f"training run {record['run_id']} no longer has a checkpoint")
+            source = store.resolve(trained["checkpoint"])
             plain = export_state_dict(source, run.folder / "weights.pt")
             weights = transport.put_file(plain, f"checkpoints/{record['id']}.pt")
         run.check_cancel()
@@ -274,6 +277,8 @@ def _execute(store, record, device, arch, protocol, extras, on_event, cancel, ho
         outcome = {"status": "cancelled", "error": "cancelled before the agent started"}
     except KlmtuiError as exc:
         outcome = {"status": "failed", "error": str(exc)}
+    except OSError as exc:  # a local file or pipe problem (copying the bundle, starting python)
+        outcome = {"status": "failed", "error": f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")}
     except BaseException as exc:  # a bug or Ctrl-C: never leave the record `running`
         status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
         _finish(store, run, {"status": status, "error": f"{type(exc).__name__}: {exc}".rstrip(": ")})
