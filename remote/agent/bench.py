@@ -115,7 +115,10 @@ def run(args, emit):
         protocol = Protocol(**dict((f, getattr(args, f)) for f in FIELDS))
     except ValueError as exc:
         raise AgentError(str(exc))
-    import torch  # after the cheap checks: importing torch takes seconds on a Nano
+    try:
+        import torch  # after the cheap checks: importing torch takes seconds on a Nano
+    except ImportError as exc:
+        raise AgentError("PyTorch is not importable by %s on this device: %s" % (sys.executable, exc))
 
     if args.threads:
         torch.set_num_threads(args.threads)

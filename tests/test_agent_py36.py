@@ -1,0 +1,89 @@
+"""The bundle under a real Python 3.6 interpreter (when one is installed), beyond vermin's static check.
+
+A Jetson Nano runs the agent on Python 3.6. Without torch 1.10 here, this runs what needs no torch:
+the tegrastats parser over the real fixture lines, the statistics, the tegrastats sampler against
+the stand-in, and the agent itself up to its torch import (a clean `error` event, not a crash).
+Skipped where no python3.6 exists (vermin in tests/test_py36_compat.py is the CI gate).
+"""
+
+import glob
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from remote.local import LocalTransport
+
+FAKE = Path(__file__).with_name("fake_tegrastats.py")
+
+
+def python36():
+    candidates = sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.6*/bin/python3.6"))) + [shutil.which("python3.6")]
+    for exe in filter(None, candidates):
+        ok = subprocess.run([exe, "-c", "import sys; assert sys.version_info[:2] == (3, 6)"], capture_output=True)
+        if ok.returncode == 0:
+            return exe
+    pytest.skip("no working python3.6 on this machine")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return Path(LocalTransport({"name": "py36", "workdir": str(tmp_path_factory.mktemp("py36"))}).prepare())
+
+
+SCRIPT = r"""
+import json, sys, time
+from remote.tegrastats import parse
+from core.latency import summarize, Protocol, AdaptiveStop
+from remote.agent.power import TegrastatsSampler
+from remote.agent.events import Emitter
+
+fixture, fake, host_python = sys.argv[1:4]
+powers = []
+for raw in open(fixture):
+    if raw.startswith("#") or not raw.strip():
+        continue
+    name, power, line = [p.strip() for p in raw.split("|", 2)]
+    powers.append([name, parse(line)["board_power_mw"], None if power == "none" else int(power)])
+stats = summarize([0.5, 0.4, 0.6, 0.45, 0.55, 0.52, 0.48])
+args = Protocol("thesis", batch=4, runs=3, batches=4, warmup_runs=1, warmup_batches=1).args()
+emitted = []
+sampler = TegrastatsSampler(host_python + " " + fake + " --fixture " + fixture + " --records tx2_user", 50,
+                            lambda event, **kw: emitted.append(event))
+sampler.start()
+sampler.measuring = True
+deadline = time.time() + 20
+while sampler.window_count() < 3 and time.time() < deadline:
+    time.sleep(0.05)
+sampler.measuring = False
+sampler.stop()
+info, power_w, reason = sampler.result()
+print(json.dumps({"version": list(sys.version_info[:2]), "powers": powers, "median": stats["median_s"],
+                  "args": args, "power_w": power_w, "reason": reason, "used": info["tegrastats"]["used"]}))
+"""
+
+
+def test_torch_free_parts_run_on_python36(bundle, tegrastats_fixture_path):
+    out = subprocess.run([python36(), "-c", SCRIPT, str(tegrastats_fixture_path), str(FAKE), sys.executable],
+                         cwd=bundle, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["version"] == [3, 6]
+    assert all(parsed == stated for _, parsed, stated in result["powers"])
+    assert result["median"] == 0.5
+    assert "--warmup-runs" in result["args"]
+    assert result["used"] >= 3 and result["power_w"] == 3.14 and result["reason"] is None
+
+
+def test_agent_on_python36_without_torch_reports_a_clean_error(bundle):
+    out = subprocess.run([python36(), "-u", "-m", "remote.agent.bench", "--K", "1", "--L", "1", "--M", "1",
+                          "--channels", "8"], cwd=bundle, capture_output=True, text=True, timeout=120)
+    events = [json.loads(l) for l in out.stdout.splitlines()]
+    if out.returncode == 0:
+        pytest.skip("this python3.6 has torch installed")
+    assert out.returncode == 1 and len(events) == 1
+    assert events[0]["event"] == "error" and events[0]["kind"] == "input"
+    assert "PyTorch is not importable" in events[0]["error"]
