@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from typing import Any, Iterable, Mapping, Sequence
 
 from core.pareto import Objective, value_of
 
 FORMATS = ("csv", "md", "latex")
+_PLOT_LOCK = threading.Lock()  # plotext draws on one module-level figure
 
 # (key, human header, decimals)
 COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -174,33 +176,35 @@ def scatter(
     width: int = 80,
     height: int = 22,
     title: str = "",
-    color: bool = False,
+    theme: str | None = None,
 ) -> str:
     """An ASCII scatter of two columns: front rows as `●`, the other rows as `·`.
 
     `front_ids` are `arch_id`s (computed by the caller: the 2-D front of x and y, or any other
-    front). Rows missing x or y are left out. plotext is imported here only.
+    front). Rows missing x or y are left out. Plain text unless a plotext `theme` is named
+    (then ANSI colours, e.g. for `rich.text.Text.from_ansi`). plotext is imported here only.
     """
     import plotext as plt
 
     points = [(value_of(r, x.name), value_of(r, y.name), r.get("arch_id")) for r in rows]
     points = [(px, py, rid) for px, py, rid in points if px is not None and py is not None]
     others = [(px, py) for px, py, rid in points if rid not in front_ids]
-    front = sorted(((px, py) for px, py, rid in points if rid in front_ids), key=lambda p: (x.sign * p[0], y.sign * p[1]))
-    fig = plt.figure
-    fig.clear()
-    fig.plot_size(width, height)
-    fig.theme("default" if color else "clear")
-    fig.legend(active=False)
-    if others:
-        fig.draw(fig.signal([p[0] for p in others], [p[1] for p in others], marker="·"))
-    if front:
-        fig.draw(fig.signal([p[0] for p in front], [p[1] for p in front], marker="●"))
-    if title:
-        fig.title(title)
-    fig.label(f"{x.name} ({x.direction})", axis="x")
-    fig.label(f"{y.name} ({y.direction})", axis="y")
-    text = fig.build().string() if color else plt.uncolorize(str(fig.build()))
-    fig.clear()
+    front = [(px, py) for px, py, rid in points if rid in front_ids]
+    with _PLOT_LOCK:
+        fig = plt.figure
+        fig.clear()
+        fig.plot_size(width, height)
+        fig.theme(theme or "clear")
+        fig.legend(active=False)
+        if others:
+            fig.draw(fig.signal([p[0] for p in others], [p[1] for p in others], marker="·"))
+        if front:
+            fig.draw(fig.signal([p[0] for p in front], [p[1] for p in front], marker="●"))
+        if title:
+            fig.title(title)
+        fig.label(f"{x.name} ({x.direction})", axis="x")
+        fig.label(f"{y.name} ({y.direction})", axis="y")
+        text = fig.build().string() if theme else plt.uncolorize(str(fig.build()))
+        fig.clear()
     legend = f"● Pareto front ({len(front)})   · other rows ({len(others)})"
     return text.rstrip("\n") + "\n" + legend + "\n"

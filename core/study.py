@@ -203,14 +203,16 @@ def with_exact_params(rows: Iterable[dict]) -> list[dict]:
     return [{**r, "params_m": count_params(arch_of(r)) / 1e6} for r in rows]
 
 
-def params_note(source: str, exact: bool = False) -> str:
-    """Which parameter figures a front or table used (design.md section 4: say which)."""
-    if exact:
+def source_note(source: str, exact_params: bool = False) -> str:
+    """What a source's figures are, for captions (design.md section 4: say which params)."""
+    if source.startswith(MEASURED_SOURCE):
+        where = f"on {source.partition(':')[2]}" if ":" in source else "on any device"
+        return (f"measured: accuracy = mean over done runs, latency/power = latest done benchmark {where}, "
+                "params: exact counts")
+    if exact_params:
         return "params: exact counts (core.counting)"
     if source == THESIS_SOURCE:
         return "params: as published (rounded to 0.1M); --exact-params for exact counts"
-    if source.startswith(MEASURED_SOURCE):
-        return "params: exact counts"
     return "params: as imported"
 
 
@@ -230,7 +232,7 @@ def export_text(store: Store, source: str, fmt: str, *, front_only: bool = False
     if front_only:
         rows = [r for r in rows if r["on_front"]]
     caption = (f"Source {source}: {'Pareto front rows only. ' if front_only else ''}{result.describe()} "
-               f"{params_note(source)}.")
+               f"{source_note(source)}.")
     return render(rows, fmt, caption), len(rows)
 
 

@@ -217,9 +217,9 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
 
 
 def _caption(result, source: str, exact_params: bool, tie_ids: set) -> str:
-    from core.study import params_note
+    from core.study import source_note
 
-    text = f"{result.describe()} {params_note(source, exact_params)}."
+    text = f"{result.describe()} {source_note(source, exact_params)}."
     if tie_ids:
         text += " ●= marks identical points (ties)."
     return text
