@@ -82,8 +82,23 @@ def load_cifar10(data: str | os.PathLike | None = None, *, cache_dir: Path | Non
     tv_root = _torchvision_root(root)
     if tv_root is not None:
         return _load_torchvision(tv_root, download=False)
-    if may_download:
+    if check_dataset(data) == "download":
         return _load_torchvision(root, download=True)
+    raise AssertionError("unreachable: check_dataset raises for anything else")
+
+
+def check_dataset(data: str | os.PathLike | None = None) -> str:
+    """Fail fast (InputError) on a folder that holds no dataset, without decoding anything.
+
+    Returns what will be used: "image-folder", "torchvision" or "download".
+    """
+    root, may_download = resolve_data_dir(data)
+    if _is_image_folder(root):
+        return "image-folder"
+    if _torchvision_root(root) is not None:
+        return "torchvision"
+    if may_download:
+        return "download"
     if not root.exists():
         raise InputError(f"data folder {root} does not exist (expected {root}/train/<class>/*.jpg "
                          f"and {root}/test/<class>/*.jpg, or torchvision's {TORCHVISION_FOLDER})")

@@ -1,3 +1,217 @@
-"""CLI commands of this area; see design.md section 3. Registered by klmtui.cli via COMMANDS."""
+"""`klmtui train`, `cancel`, `resume` (design.md section 3): thin wrappers over `core.jobs`.
 
-COMMANDS: list = []
+The foreground view only reads what the run processes write (`progress.json`, the store); the
+runs themselves are detached, so Ctrl-C here leaves them training.
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from klmtui.cli.common import AppContext, bad_input, emit_json, pass_app, print_table, stderr_console
+
+POLL_S = 0.5
+REFRESH_EVERY_S = 5.0
+SUMMARY_KEYS = ("id", "arch", "channels", "seed", "epochs", "accuracy", "checkpoint", "status")
+
+
+def _summary(store, rec: dict) -> dict:
+    out = {k: rec.get(k) for k in SUMMARY_KEYS}
+    out["arch_id"] = rec.get("arch_id")
+    out["best_accuracy"] = rec.get("best_accuracy")
+    out["epoch"] = rec.get("epoch")
+    if out["checkpoint"]:
+        out["checkpoint"] = str(store.resolve(out["checkpoint"]).resolve())
+    if rec.get("error"):
+        out["error"] = rec["error"]
+    return out
+
+
+@click.command("train")
+@click.argument("archs", nargs=-1, required=True, metavar="ARCH...")
+@click.option("--epochs", type=int, default=None, help="Epochs [profile: paper 600, quick 5].")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Independent runs per architecture.")
+@click.option("--seed", type=int, default=None, help="First seed [0]; run i uses seed+i.")
+@click.option("--profile", type=click.Choice(["paper", "quick"]), default="paper", show_default=True)
+@click.option("--data", metavar="DIR", default=None, help="CIFAR-10 folder [$KLMTUI_DATA, else download].")
+@click.option("--train-subset", type=int, default=None, help="Train on N images (class-balanced, fixed).")
+@click.option("--test-subset", type=int, default=None, help="Test on N images (class-balanced, fixed).")
+@click.option("--batch-size", type=int, default=None, help="Batch size [paper 96].")
+@click.option("--lr", type=float, default=None, help="Initial learning rate [paper 0.025].")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", metavar="ADDR", default=None, help="Ray cluster address (--executor ray) [$RAY_ADDRESS].")
+@click.option("--storage", metavar="DIR", default=None, help="Checkpoint storage all Ray nodes see.")
+@click.option("--detach", is_flag=True, help="Return at once, printing the run ids.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object per run.")
+@pass_app
+def train(app: AppContext, archs: tuple[str, ...], epochs: int | None, seeds: int, seed: int | None, profile: str,
+          data: str | None, train_subset: int | None, test_subset: int | None, batch_size: int | None,
+          lr: float | None, executor: str, address: str | None, storage: str | None, detach: bool,
+          as_json: bool) -> None:
+    """Train architectures (any K-L-M@C) with the thesis recipe; a live progress view unless --detach."""
+    from core.arch import parse_arch
+    from core.jobs import submit
+    from core.train import make_config
+
+    parsed = [parse_arch(a) for a in archs]  # every argument checked before anything is written
+    if seeds < 1:
+        raise bad_input(f"--seeds must be >= 1 (got {seeds})")
+    cfg = make_config(profile, epochs=epochs, batch_size=batch_size, train_subset=train_subset,
+                      test_subset=test_subset, data=data, seed=seed, lr=lr)
+    store = app.store()
+    ids: list[str] = []
+    for arch in parsed:
+        ids += submit(store, arch, cfg, executor, seeds=seeds, address=address, storage=storage)
+    if not detach:
+        _follow(store, ids, quiet=False)
+    records = [store.get("runs", i) for i in ids]
+    if as_json:
+        emit_json([_summary(store, r) for r in records])
+    elif detach:
+        for rec in records:
+            click.echo(rec["id"])
+    else:
+        _print_results(store, records)
+    failed = [r for r in records if r["status"] == "failed"]
+    if failed and not detach:
+        click.echo(f"klmtui: run {failed[0]['id']} failed: {failed[0].get('error')}", err=True)
+        raise click.exceptions.Exit(1)
+
+
+def _follow(store, ids: list[str], quiet: bool) -> None:
+    """A rich progress bar per run (on stderr) until every run is final; Ctrl-C detaches."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from core.jobs import FINAL, progress, refresh
+
+    console = stderr_console()
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
+    last_refresh = time.monotonic()
+    try:
+        with Progress(*columns, console=console, transient=False, disable=quiet) as bars:
+            tasks = {}
+            for run_id in ids:
+                rec = store.get("runs", run_id)
+                label = f"{run_id} {rec['arch_id']} s{rec['seed']}"
+                tasks[run_id] = bars.add_task(label, total=rec["epochs"], info=rec["status"])
+            while True:
+                done = 0
+                for run_id, task in tasks.items():
+                    rec = store.get("runs", run_id)
+                    state = progress(store, run_id) or {}
+                    completed = _completed(rec, state)
+                    bars.update(task, completed=completed, info=_info(rec, state))
+                    done += rec["status"] in FINAL
+                if done == len(tasks):
+                    break
+                if time.monotonic() - last_refresh > REFRESH_EVERY_S:
+                    refresh(store)
+                    last_refresh = time.monotonic()
+                time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        console.print("runs continue in the background; stop them with: klmtui cancel " + " ".join(ids))
+        raise click.exceptions.Exit(130) from None
+
+
+def _completed(rec: dict, state: dict) -> float:
+    epoch_done = float(rec.get("epoch") or 0)
+    if rec["status"] == "running" and state.get("batch") and state.get("batches"):
+        return max(epoch_done, state["epoch"] - 1 + state["batch"] / state["batches"])
+    return epoch_done
+
+
+def _info(rec: dict, state: dict) -> str:
+    if rec["status"] != "running" or not state:
+        acc = f" test {rec['accuracy']:.2f}%" if rec.get("accuracy") is not None else ""
+        return f"{rec['status']} epoch {rec.get('epoch') or 0}/{rec['epochs']}{acc}"
+    parts = [f"epoch {state.get('epoch', '?')}/{state.get('epochs', rec['epochs'])}"]
+    if state.get("batch"):
+        parts.append(f"batch {state['batch']}/{state.get('batches', '?')}")
+    if state.get("loss") is not None:
+        parts.append(f"loss {state['loss']:.3f}")
+    if state.get("train_acc") is not None:
+        parts.append(f"acc {state['train_acc']:.1f}%")
+    if state.get("test_acc") is not None:
+        parts.append(f"test {state['test_acc']:.1f}%")
+    if state.get("images_per_s"):
+        parts.append(f"{state['images_per_s']:.0f} img/s")
+    return " ".join(parts)
+
+
+def _print_results(store, records: list[dict]) -> None:
+    from core.jobs import seed_summary
+
+    rows = [[r["id"], r["arch_id"], r["seed"], f"{r.get('epoch') or 0}/{r['epochs']}", r["status"],
+             None if r.get("accuracy") is None else f"{r['accuracy']:.2f}",
+             None if r.get("best_accuracy") is None else f"{r['best_accuracy']:.2f}", r.get("error")]
+            for r in records]
+    print_table("training runs", ["id", "arch", "seed", "epochs", "status", "accuracy %", "best %", "error"], rows)
+    by_arch: dict[str, list[dict]] = {}
+    for r in records:
+        by_arch.setdefault(r["arch_id"], []).append(r)
+    for arch_id, group in by_arch.items():
+        mean, std, n = seed_summary(group)
+        if n > 1:
+            click.echo(f"{arch_id}: {mean:.2f} +- {std:.2f} % over {n} seeds")
+
+
+def _is_benchmark(run_id: str) -> bool:
+    return run_id.startswith("b-")
+
+
+@click.command("cancel")
+@click.argument("run_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the updated record as JSON.")
+@pass_app
+def cancel(app: AppContext, run_id: str, as_json: bool) -> None:
+    """Stop a training run (t-...) or a benchmark (b-...); a run keeps its last checkpoint."""
+    store = app.store()
+    if _is_benchmark(run_id):
+        from remote.bench import cancel_benchmark
+
+        rec = cancel_benchmark(store, run_id)
+    else:
+        from core.jobs import cancel as cancel_run
+
+        rec = cancel_run(store, run_id)
+    if as_json:
+        emit_json([rec])
+    else:
+        click.echo(f"{run_id}: {rec.get('status')}")
+
+
+@click.command("resume")
+@click.argument("run_id", metavar="ID")
+@click.option("--detach", is_flag=True, help="Return at once (training runs).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_app
+def resume(app: AppContext, run_id: str, detach: bool, as_json: bool) -> None:
+    """Continue an interrupted, cancelled or failed training run (t-...) or benchmark (b-...)."""
+    store = app.store()
+    if _is_benchmark(run_id):
+        from remote.bench import resume_benchmark
+
+        rec = resume_benchmark(store, run_id)
+        if as_json:
+            emit_json([rec])
+        else:
+            click.echo(f"{run_id}: {rec.get('status')}")
+        return
+    from core.jobs import refresh
+    from core.jobs import resume as resume_run
+
+    refresh(store)
+    rec = resume_run(store, run_id)
+    if not detach:
+        _follow(store, [run_id], quiet=False)
+        rec = store.get("runs", run_id)
+    if as_json:
+        emit_json([_summary(store, rec)])
+    else:
+        click.echo(f"{run_id}: {rec['status']} epoch {rec.get('epoch') or 0}/{rec['epochs']}"
+                   + (f" accuracy {rec['accuracy']:.2f}%" if rec.get("accuracy") is not None else ""))
+
+
+COMMANDS: list = [train, cancel, resume]

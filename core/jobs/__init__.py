@@ -1,0 +1,205 @@
+"""Training jobs: submit, cancel, resume and watch runs, locally or on a Ray cluster.
+
+The functions here are what the CLI and the TUI call; they never block on training:
+- `submit(store, arch, config, executor="local", seeds=1, address=None, storage=None) -> [run ids]`
+- `cancel(store, run_id)`, `resume(store, run_id)` -> the updated run record
+- `refresh(store) -> [ids marked interrupted]` (also starts queued local runs in freed slots)
+- `metrics(store, run_id) -> [per-epoch rows]`, `progress(store, run_id) -> dict | None`,
+  `log_tail(store, run_id, n) -> [lines]`, `seed_summary(records) -> (mean, std, n)`.
+
+Every run, whatever its executor, has one local process recorded as `pid` (the training process
+itself, or the Ray driver that submitted it), so cancel = SIGTERM its process group, and a run
+whose process vanished is `interrupted` and resumable from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from core.arch import Arch, parse_arch
+from core.errors import InputError, OperationFailed
+
+EXECUTORS = ("local", "ray")
+FINAL = ("done", "failed", "cancelled", "interrupted")
+
+
+def _arch(arch: Arch | str) -> Arch:
+    return arch if isinstance(arch, Arch) else parse_arch(arch)
+
+
+def ensure_architecture(store, arch: Arch) -> None:
+    """An architecture trained but never sampled is added (sampled=False, in_thesis None)."""
+    from core.study import architecture_record
+
+    with store.transaction() as tx:
+        if tx.get("architectures", arch.id) is None:
+            tx.insert("architectures", architecture_record(arch, in_thesis=None, sampled=False))
+
+
+def submit(store, arch: Arch | str, config: Any, executor: str = "local", *, seeds: int = 1,
+           address: str | None = None, storage: str | None = None) -> list[str]:
+    """Record `seeds` runs of `arch` (seeds config.seed .. +seeds-1) and hand them to `executor`."""
+    from core.models import resolve_genotype
+    from core.store import new_id, now_iso
+    from core.train import TrainConfig, make_config
+
+    arch = _arch(arch)
+    resolve_genotype(arch.genotype)  # an unknown genotype is bad input, before anything is written
+    cfg = config if isinstance(config, TrainConfig) else make_config(**(config or {}))
+    if executor not in EXECUTORS:
+        raise InputError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
+    if seeds < 1:
+        raise InputError(f"--seeds must be >= 1 (got {seeds})")
+    if executor == "ray":
+        from core.jobs.ray_executor import check_options
+
+        address, storage = check_options(address, storage)
+    from core.data import check_dataset
+
+    check_dataset(cfg.data)  # a missing data folder is one clear error, before anything is written
+    ensure_architecture(store, arch)
+    group = new_id("g-")
+    ids = []
+    with store.transaction() as tx:
+        for i in range(seeds):
+            run_id = new_id("t-")
+            run_cfg = TrainConfig.from_dict(dict(cfg.to_dict(), seed=cfg.seed + i))
+            if run_cfg.data:
+                run_cfg.data = str(Path(run_cfg.data).expanduser().resolve())
+            tx.insert("runs", {
+                "id": run_id, "arch_id": arch.id, "arch": arch.triple, "K": arch.K, "L": arch.L, "M": arch.M,
+                "channels": arch.channels, "genotype": arch.genotype, "seed": run_cfg.seed,
+                "profile": run_cfg.profile, "epochs": run_cfg.epochs, "epoch": 0, "status": "queued",
+                "accuracy": None, "best_accuracy": None, "checkpoint": None, "executor": executor, "pid": None,
+                "host": None, "created": now_iso(), "started": None, "finished": None, "error": None,
+                "config": run_cfg.to_dict(), "run_dir": f"runs/{run_id}", "group": group, "seeds": seeds,
+                "address": address, "storage": storage, "attempts": 0,
+            })
+            ids.append(run_id)
+    for run_id in ids:
+        store.run_dir(run_id)
+    _dispatch(store, ids)
+    return ids
+
+
+def _dispatch(store, ids: list[str]) -> None:
+    from core.jobs import local
+
+    records = [store.get("runs", i) for i in ids]
+    if any(r and r["executor"] == "local" for r in records):
+        local.start_queued(store)
+    ray_ids = [r["id"] for r in records if r and r["executor"] == "ray"]
+    if ray_ids:
+        from core.jobs.ray_executor import start_drivers
+
+        start_drivers(store, ray_ids)
+
+
+def _record(store, run_id: str) -> dict:
+    rec = store.get("runs", run_id)
+    if rec is None:
+        raise InputError(f"no training run {run_id!r} in {store.path}")
+    return rec
+
+
+def cancel(store, run_id: str) -> dict:
+    """Stop a queued or running run (SIGTERM to its process group); its checkpoint stays."""
+    from core.jobs.process import stop
+    from core.store import now_iso
+
+    rec = _record(store, run_id)
+    if rec["status"] in FINAL:
+        raise InputError(f"run {run_id} is already {rec['status']}")
+    if rec["status"] == "running" and rec.get("pid"):
+        store.update("runs", run_id, status="cancelled", finished=now_iso())
+        if not stop(rec["pid"], run_id):
+            raise OperationFailed(f"run {run_id}: process {rec['pid']} did not stop")
+    with store.transaction() as tx:
+        tx.update("runs", run_id, status="cancelled", pid=None, finished=now_iso())
+    from core.jobs import local
+
+    local.start_queued(store)
+    return store.get("runs", run_id)
+
+
+def resume(store, run_id: str) -> dict:
+    """Continue an interrupted, cancelled or failed run from its last checkpoint."""
+    from core.train import CHECKPOINT, load_checkpoint
+
+    rec = _record(store, run_id)
+    if rec["status"] in ("queued", "running", "pending"):
+        raise InputError(f"run {run_id} is {rec['status']}: nothing to resume")
+    if rec["status"] == "done":
+        raise InputError(f"run {run_id} is done ({rec.get('epoch')} of {rec.get('epochs')} epochs)")
+    ckpt = checkpoint_dir(store, rec) / CHECKPOINT
+    if ckpt.exists():
+        load_checkpoint(ckpt)  # a corrupt checkpoint is one clear error now, not a failed run later
+    store.update("runs", run_id, status="queued", error=None, finished=None, pid=None,
+                 resumes=int(rec.get("resumes") or 0) + 1)
+    _dispatch(store, [run_id])
+    return store.get("runs", run_id)
+
+
+def refresh(store) -> list[str]:
+    """Mark runs whose process vanished `interrupted`; start queued local runs in free slots."""
+    from core.jobs import local
+
+    if not store.exists():
+        return []
+    gone = local.mark_vanished(store)
+    if any(r.get("executor") == "local" for r in store.find("runs", status="queued")):
+        local.start_queued(store)
+    return gone
+
+
+def checkpoint_dir(store, rec: dict) -> Path:
+    """Where the run's checkpoints live: the run folder, or `<storage>/runs/<id>` on Ray."""
+    if rec.get("executor") == "ray" and rec.get("storage"):
+        return Path(rec["storage"]) / "runs" / rec["id"]
+    return store.resolve(rec.get("run_dir") or f"runs/{rec['id']}")
+
+
+def metrics(store, run_id: str) -> list[dict]:
+    """The per-epoch rows of `metrics.jsonl` (epoch, loss, train_acc, test_acc, lr, seconds, ...)."""
+    from core.train import METRICS, read_jsonl
+
+    return read_jsonl(store.run_dir(run_id) / METRICS)
+
+
+def progress(store, run_id: str) -> dict | None:
+    """The live state of the current epoch (`progress.json`), or None before the first batch."""
+    from core.train import PROGRESS
+
+    try:
+        return json.loads((store.run_dir(run_id) / PROGRESS).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def log_tail(store, run_id: str, n: int = 20) -> list[str]:
+    """The last `n` lines of the run's `log.txt` (and of its process output if the log is empty)."""
+    from core.jobs.local import STDOUT
+    from core.train import LOG
+
+    lines: list[str] = []
+    for name in (LOG, STDOUT):
+        try:
+            lines = (store.run_dir(run_id) / name).read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        if lines:
+            break
+    return lines[-n:] if n else lines
+
+
+def seed_summary(records: list[dict]) -> tuple[float | None, float | None, int]:
+    """(mean, sample std, n) of the final accuracy of the done runs among `records`."""
+    values = [float(r["accuracy"]) for r in records if r.get("status") == "done" and r.get("accuracy") is not None]
+    if not values:
+        return None, None, 0
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return mean, std, len(values)

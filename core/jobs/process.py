@@ -1,0 +1,75 @@
+"""Detached processes of runs: start, recognise, stop (Linux /proc, POSIX signals)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core.errors import OperationFailed
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def python_env(extra: dict | None = None) -> dict:
+    """The environment for a run process: this one, with the project importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def spawn_detached(cmd: list[str], log: Path, cwd: Path, env: dict | None = None) -> int:
+    """Start `cmd` in its own session (see core.jobs.launch); returns its pid."""
+    launcher = [sys.executable, "-m", "core.jobs.launch", str(Path(log).resolve()), "--", *cmd]
+    proc = subprocess.run(launcher, cwd=Path(cwd).resolve(), env=python_env(env), capture_output=True, text=True,
+                          timeout=60)
+    if proc.returncode != 0 or not proc.stdout.strip().isdigit():
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise OperationFailed(f"could not start {' '.join(cmd[1:3])}: {last[-200:]}")
+    return int(proc.stdout.strip())
+
+
+def is_alive(pid: int | None, marker: str | None = None) -> bool:
+    """True if `pid` runs and (when given) its command line contains `marker` (e.g. the run id):
+    a recycled pid or a zombie does not count."""
+    if not pid:
+        return False
+    proc = Path(f"/proc/{pid}")
+    if proc.is_dir():
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return False
+        return state not in ("Z", "X") and (marker is None or marker in cmdline)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return sys.platform != "linux"
+
+
+def stop(pid: int, marker: str | None = None, grace_s: float = 20.0) -> bool:
+    """SIGTERM the process group of `pid`, SIGKILL it after `grace_s`. True if it is gone."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        if not is_alive(pid, marker):
+            return True
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not is_alive(pid, marker):
+                return True
+            time.sleep(0.1)
+    return not is_alive(pid, marker)

@@ -1,0 +1,515 @@
+"""The thesis' training recipe for any K-L-M@C network: one run = one process.
+
+`python -m core.train --run-id ID --store PATH` trains the run the store describes (its `config`),
+writing into the run folder:
+- `checkpoint.pt`: model, optimizer, scheduler, AMP scaler, RNG states, epoch (atomic, every epoch);
+- `model.pt`: the plain `state_dict` (what the Jetson agent loads with torch 1.10);
+- `metrics.jsonl`: one row per epoch (epoch, loss, train_acc, test_acc, test_loss, lr, drop_path,
+  seconds, images_per_s, time);
+- `progress.json`: the live state of the current epoch (rewritten about twice a second);
+- `log.txt`: human-readable lines.
+It resumes from `checkpoint.pt` whenever one exists, so a resumed or retried run continues exactly.
+
+Exact continuation: every random stream of an epoch (the shuffle, the augmentation, path dropout)
+is seeded from (seed, epoch), not carried over from the previous epoch, so epoch e+1 after a resume
+draws what an uninterrupted run draws; on the CPU the kernels are deterministic. The RNG states are
+saved and restored as well, for anything outside the loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from core.arch import Arch, parse_arch
+from core.errors import InputError, KlmtuiError, OperationFailed
+
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+METRICS = "metrics.jsonl"
+PROGRESS = "progress.json"
+LOG = "log.txt"
+CHECKPOINT_VERSION = 1
+PROGRESS_INTERVAL_S = 0.5
+
+Reporter = Callable[[dict], None]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs besides the architecture; stored as the run's `config`."""
+
+    profile: str = "paper"
+    epochs: int = 600
+    batch_size: int = 96
+    lr: float = 0.025
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    cutout: int = 16
+    drop_path: float = 0.2  # ramped linearly: drop_path * epoch / epochs
+    auxiliary_weight: float = 0.4
+    train_subset: int | None = None
+    test_subset: int | None = None
+    data: str | None = None
+    seed: int = 0
+    eval_batch_size: int = 500
+    amp: bool = True  # CUDA only: mixed precision + channels_last
+    deterministic: bool = True  # CPU: always; CUDA: deterministic kernels when True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# The thesis (section 3.4, SNAS/DARTS evaluation settings) and a few-minutes smoke profile.
+PROFILES: dict[str, dict] = {
+    "paper": {},
+    "quick": dict(epochs=5, batch_size=128, lr=0.05, cutout=0, drop_path=0.0, train_subset=10000, test_subset=2000),
+}
+
+
+def make_config(profile: str = "paper", **overrides: Any) -> TrainConfig:
+    """The profile's settings with the non-None `overrides` applied, validated (InputError)."""
+    if profile not in PROFILES:
+        raise InputError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+    values = dict(PROFILES[profile], profile=profile)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        cfg = TrainConfig(**values)
+    except TypeError as exc:
+        raise InputError(f"bad training option: {exc}") from None
+    for name in ("epochs", "batch_size", "eval_batch_size"):
+        if int(getattr(cfg, name)) < 1:
+            raise InputError(f"{name.replace('_', ' ')} must be >= 1 (got {getattr(cfg, name)})")
+    for name in ("train_subset", "test_subset"):
+        value = getattr(cfg, name)
+        if value is not None and int(value) < 1:
+            raise InputError(f"{name.replace('_', ' ')} must be >= 1 (got {value})")
+    if cfg.lr <= 0 or cfg.weight_decay < 0 or cfg.grad_clip <= 0 or not 0 <= cfg.drop_path < 1:
+        raise InputError("lr must be > 0, weight decay >= 0, grad clip > 0 and drop path in [0, 1)")
+    return cfg
+
+
+def epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    """A seed for one random stream (0 shuffle, 1 augmentation, 2 path dropout) of one epoch."""
+    return (seed * 1_000_003 + epoch * 7919 + stream * 104_729) % (2**63 - 1)
+
+
+# --- files of a run ------------------------------------------------------------------------------
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """`torch.save` to a temp file in the same folder, fsync, rename: a kill leaves old or new."""
+    import torch
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh, _use_new_zipfile_serialization=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The complete lines of a JSON-lines file (a torn last line from a kill is skipped)."""
+    rows = []
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return rows
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def append_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+        fh.flush()
+
+
+def rewrite_metrics(path: Path, keep_through_epoch: int) -> None:
+    """Drop rows after the checkpointed epoch (written just before a kill), keep the rest."""
+    rows = [r for r in read_jsonl(path) if int(r.get("epoch", 0)) <= keep_through_epoch]
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+def load_checkpoint(path: Path) -> dict:
+    """The full checkpoint, or an InputError naming the file when it cannot be read."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises anything from RuntimeError to UnpicklingError/EOFError
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"checkpoint {path} is unreadable (corrupt or truncated): {detail[:160]}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION or "model" not in ckpt:
+        raise InputError(f"checkpoint {path} is not a klmtui training checkpoint")
+    return ckpt
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+
+class Cancelled(Exception):
+    """SIGTERM arrived (klmtui cancel): stop, keep the last checkpoint."""
+
+
+def _device():
+    import torch
+
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _rng_state() -> dict:
+    import numpy as np
+    import torch
+
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    import numpy as np
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _configure_determinism(cfg: TrainConfig, device) -> None:
+    import torch
+
+    if device.type == "cpu" or cfg.deterministic:
+        if device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def evaluate(model, images, labels, cfg: TrainConfig, device) -> tuple[float, float]:
+    """(loss, accuracy %) on a whole split, no augmentation."""
+    import torch
+
+    from core.augment import normalize
+
+    model.eval()
+    total_loss = 0.0
+    correct = 0
+    with torch.inference_mode(), _autocast(cfg, device):
+        for start in range(0, len(labels), cfg.eval_batch_size):
+            x = _to_device(normalize(images[start:start + cfg.eval_batch_size].to(device)), cfg, device)
+            y = labels[start:start + cfg.eval_batch_size].to(device)
+            logits, _ = model(x)
+            total_loss += torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+    n = max(1, len(labels))
+    return total_loss / n, 100.0 * correct / n
+
+
+def _autocast(cfg: TrainConfig, device):
+    import contextlib
+
+    import torch
+
+    if device.type == "cuda" and cfg.amp:
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _to_device(x, cfg: TrainConfig, device):
+    import torch
+
+    fmt = torch.channels_last if device.type == "cuda" and cfg.amp else torch.contiguous_format
+    return x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+
+
+def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None = None) -> dict:
+    """Train `arch` with `cfg`, resuming from `run_dir/checkpoint.pt` if present.
+
+    `report(event)` receives `{"event": "start"|"progress"|"epoch"|"done", ...}` dicts as they
+    happen (the local process writes them to files and the store, a Ray task to an actor).
+    Returns the final summary (`accuracy`, `best_accuracy`, `epoch`, `checkpoint`, `model`).
+    """
+    import numpy as np
+    import torch
+
+    from core.augment import AugmentConfig, augment
+    from core.data import balanced_subset, load_cifar10
+    from core.models import build_network
+
+    report = report or (lambda event: None)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = _Logger(run_dir / LOG)
+    device = _device()
+    _configure_determinism(cfg, device)
+
+    train_split, test_split = load_cifar10(cfg.data)
+    train_split = balanced_subset(train_split, cfg.train_subset)
+    test_split = balanced_subset(test_split, cfg.test_subset)
+    train_x, train_y = train_split.tensors()
+    test_x, test_y = test_split.tensors()
+    if device.type == "cuda":  # the whole uint8 set fits: augmentation runs on the GPU
+        train_x, train_y, test_x, test_y = (t.to(device) for t in (train_x, train_y, test_x, test_y))
+
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    random.seed(cfg.seed)
+    model = build_network(arch, num_classes=len(train_split.classes), auxiliary=cfg.auxiliary_weight > 0)
+    model = model.to(device)
+    if device.type == "cuda" and cfg.amp:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.epochs, eta_min=cfg.lr_min)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
+    aug_cfg = AugmentConfig(cutout=cfg.cutout)
+
+    start_epoch, best = 0, None
+    ckpt_path = run_dir / CHECKPOINT
+    if ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        _set_rng_state(ckpt["rng"])
+        start_epoch, best = int(ckpt["epoch"]), ckpt.get("best_accuracy")
+        rewrite_metrics(run_dir / METRICS, start_epoch)
+        log(f"resumed {arch.id} from {ckpt_path} after epoch {start_epoch}")
+    else:
+        log(f"training {arch.id} seed {cfg.seed} on {device.type}: {len(train_y)} train / {len(test_y)} test "
+            f"images, {cfg.epochs} epochs, batch {cfg.batch_size}")
+
+    n = len(train_y)
+    batches = _batch_count(n, cfg.batch_size)
+    report({"event": "start", "epoch": start_epoch, "epochs": cfg.epochs, "batches": batches, "pid": os.getpid(),
+            "host": socket.gethostname(), "device": device.type, "resumed": start_epoch > 0})
+    last = {"test_acc": None}
+    for epoch in range(start_epoch, cfg.epochs):
+        lr = scheduler.get_last_lr()[0]
+        model.drop_path_prob = cfg.drop_path * epoch / cfg.epochs
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, 2))  # path dropout draws from the global RNG
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 0)))
+        aug_gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 1))
+        model.train()
+        started = last_report = time.perf_counter()
+        seen = correct = 0
+        loss_sum = 0.0
+        for b in range(batches):
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            if device.type == "cuda":
+                idx = idx.to(device)
+            x = _to_device(augment(train_x[idx], aug_gen, aug_cfg), cfg, device)
+            y = train_y[idx]
+            with _autocast(cfg, device):
+                logits, logits_aux = model(x)
+                loss = torch.nn.functional.cross_entropy(logits, y)
+                if logits_aux is not None:
+                    loss = loss + cfg.auxiliary_weight * torch.nn.functional.cross_entropy(logits_aux, y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            k = len(idx)
+            seen += k
+            loss_sum += loss.item() * k
+            correct += (logits.argmax(1) == y).sum().item()
+            now = time.perf_counter()
+            if now - last_report >= PROGRESS_INTERVAL_S or b == batches - 1:
+                last_report = now
+                rate = seen / max(now - started, 1e-9)
+                left = (batches - b - 1) * cfg.batch_size + (cfg.epochs - epoch - 1) * n
+                report({"event": "progress", "epoch": epoch + 1, "epochs": cfg.epochs, "batch": b + 1,
+                        "batches": batches, "loss": loss_sum / seen, "train_acc": 100.0 * correct / seen,
+                        "images_per_s": rate, "eta_s": left / max(rate, 1e-9), "phase": "train",
+                        "test_acc": last["test_acc"]})
+        train_seconds = time.perf_counter() - started
+        test_loss, test_acc = evaluate(model, test_x, test_y, cfg, device)
+        scheduler.step()
+        best = test_acc if best is None else max(best, test_acc)
+        row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": 100.0 * correct / seen,
+               "test_acc": test_acc, "test_loss": test_loss, "lr": lr, "drop_path": model.drop_path_prob,
+               "seconds": time.perf_counter() - started, "images_per_s": seen / max(train_seconds, 1e-9),
+               "time": _now()}
+        atomic_torch_save(_strip_module(model).state_dict(), run_dir / MODEL)
+        atomic_torch_save({
+            "version": CHECKPOINT_VERSION, "arch": arch.id, "epoch": epoch + 1, "epochs": cfg.epochs,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else None, "rng": _rng_state(),
+            "best_accuracy": best, "config": cfg.to_dict(),
+        }, ckpt_path)
+        append_jsonl(run_dir / METRICS, row)
+        last["test_acc"] = test_acc
+        log(f"epoch {epoch + 1}/{cfg.epochs} loss {row['loss']:.4f} train {row['train_acc']:.2f}% "
+            f"test {test_acc:.2f}% lr {lr:.5f} {row['seconds']:.1f}s {row['images_per_s']:.0f} img/s")
+        report(dict(row, event="epoch", epochs=cfg.epochs, best_accuracy=best, checkpoint=str(run_dir / MODEL)))
+    final = read_jsonl(run_dir / METRICS)
+    accuracy = final[-1]["test_acc"] if final else None
+    summary = {"event": "done", "accuracy": accuracy, "best_accuracy": best, "epoch": cfg.epochs,
+               "checkpoint": str(run_dir / MODEL), "full_checkpoint": str(ckpt_path)}
+    log(f"done: test accuracy {accuracy}% (best {best}%)")
+    report(summary)
+    return summary
+
+
+def _batch_count(n: int, batch_size: int) -> int:
+    """Batches per epoch; a trailing batch of one image is dropped (BatchNorm needs two)."""
+    full, rest = divmod(n, batch_size)
+    return full + (1 if rest >= 2 else 0) if n >= 2 else 0
+
+
+def _strip_module(model):
+    return getattr(model, "module", model)
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class _Logger:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __call__(self, message: str) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(f"{_now()} {message}\n")
+
+
+# --- the local run process -----------------------------------------------------------------------
+
+
+class StoreReporter:
+    """Turns training events into run-folder files and store updates (the local executor)."""
+
+    def __init__(self, store, run_id: str, run_dir: Path):
+        self.store, self.run_id, self.run_dir = store, run_id, run_dir
+
+    def __call__(self, event: dict) -> None:
+        kind = event.get("event")
+        if kind == "progress":
+            write_progress(self.run_dir, event)
+        elif kind == "start":
+            self.store.update("runs", self.run_id, status="running", epoch=event["epoch"], device=event["device"])
+            write_progress(self.run_dir, dict(event, batch=0, phase="starting"))
+        elif kind == "epoch":
+            self.store.update("runs", self.run_id, epoch=event["epoch"], accuracy=event["test_acc"],
+                              best_accuracy=event["best_accuracy"],
+                              checkpoint=self.store.relative(event["checkpoint"]))
+            write_progress(self.run_dir, dict(event, phase="epoch done", batch=None))
+
+
+def write_progress(run_dir: Path, event: dict) -> None:
+    row = {k: v for k, v in event.items() if k != "event"}
+    row["updated"] = time.time()
+    atomic_write_bytes(Path(run_dir) / PROGRESS, json.dumps(row).encode())
+
+
+def run_from_store(store_path: str, run_id: str) -> int:
+    """The body of `python -m core.train`: train the run the store describes, record the outcome."""
+    from core.store import Store, now_iso
+
+    store = Store(store_path)
+    record = store.get("runs", run_id)
+    if record is None:
+        print(f"core.train: no run {run_id} in {store_path}", file=sys.stderr)
+        return 2
+    if record.get("status") == "cancelled":
+        return 0  # cancelled between the queue and the start
+    run_dir = store.resolve(record["run_dir"]) if record.get("run_dir") else store.run_dir(run_id)
+    cancelled = {"flag": False}
+
+    def on_sigterm(signum, frame):
+        cancelled["flag"] = True
+        raise Cancelled()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    store.update("runs", run_id, status="running", pid=os.getpid(), host=socket.gethostname(),
+                 started=record.get("started") or now_iso(), error=None)
+    status, error = "failed", None
+    try:
+        arch = parse_arch(record["arch_id"])
+        summary = train(arch, TrainConfig.from_dict(record["config"]), run_dir, StoreReporter(store, run_id, run_dir))
+        status = "done"
+        store.update("runs", run_id, accuracy=summary["accuracy"], best_accuracy=summary["best_accuracy"],
+                     epoch=summary["epoch"], checkpoint=store.relative(summary["checkpoint"]))
+    except Cancelled:
+        status = "cancelled"
+    except KlmtuiError as exc:
+        error = str(exc)
+    except Exception as exc:  # a bug or a crash: the store says failed, the log has the traceback
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        _Logger(run_dir / LOG)(traceback.format_exc())
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finishing the record must not be interrupted
+    fields_ = dict(status=status, finished=now_iso(), error=error, pid=None)
+    current = store.get("runs", run_id) or {}
+    if current.get("status") == "cancelled":
+        fields_["status"] = "cancelled"
+    store.update("runs", run_id, **fields_)
+    if error:
+        _Logger(run_dir / LOG)(f"failed: {error}")
+    try:
+        from core.jobs.local import start_queued
+
+        start_queued(store)
+    except Exception as exc:  # the next run must not turn this one into a failure
+        _Logger(run_dir / LOG)(f"could not start queued runs: {exc}")
+    return 0 if status in ("done", "cancelled") else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--store", required=True)
+    args = parser.parse_args(argv)
+    threads = os.environ.get("KLMTUI_TORCH_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    return run_from_store(args.store, args.run_id)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
