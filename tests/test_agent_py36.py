@@ -87,3 +87,34 @@ def test_agent_on_python36_without_torch_reports_a_clean_error(bundle):
     assert out.returncode == 1 and len(events) == 1
     assert events[0]["event"] == "error" and events[0]["kind"] == "input"
     assert "PyTorch is not importable" in events[0]["error"]
+
+
+def test_full_benchmark_on_python36_with_torch_110(tmp_path, monkeypatch, tegrastats_fixture_path):
+    """Opt-in (KLMTUI_PY36_TORCH=/path/to/python3.6 with torch 1.10 installed): the JetPack 4.6 stack
+    end to end, including a checkpoint saved by this machine's torch and loaded by torch 1.10."""
+    import os
+
+    import torch
+
+    from core.network import Network
+    from core.store import Store
+    from remote.bench import run_benchmark
+    from tests.fake_tegrastats import install
+
+    python = os.environ.get("KLMTUI_PY36_TORCH")
+    if not python:
+        pytest.skip("set KLMTUI_PY36_TORCH to a python3.6 with torch 1.10 to run this")
+    monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
+    bin_dir = install(tmp_path / "bin", fixture=tegrastats_fixture_path, records=["nano_jp461_root"])
+    store = Store(tmp_path / "runs.json")
+    torch.save(Network(8, 10, 1, 1, 1, "SNAS_mild", auxiliary=True).state_dict(), tmp_path / "model.pt")
+    store.insert("devices", {"id": "nano", "name": "nano", "host": "local", "python": python,
+                             "tegrastats": str(bin_dir / "tegrastats")})
+    store.insert("runs", {"id": "t-1", "arch_id": "1-1-1@8", "status": "done", "checkpoint": str(tmp_path / "model.pt"),
+                          "finished": "2026-01-01T00:00:00Z"})
+    for timing in ("sync", "thesis"):
+        record = run_benchmark(store, "1-1-1@8", "nano", {"batch": 4, "runs": 3, "batches": 4, "warmup_runs": 1,
+                                                          "warmup_batches": 1, "threads": 1, "timing": timing})
+        assert record["status"] == "done", record["error"]
+        assert record["environment"]["python"].startswith("3.6") and record["environment"]["torch"].startswith("1.10")
+        assert record["weights"] == "trained" and record["timing"] == timing and record["power_w"] == 1.75
