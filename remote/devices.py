@@ -157,6 +157,8 @@ def record_host_key(presented: Any, *, home: Optional[Path] = None) -> Path:
     from remote.hostkeys import record
     from remote.ssh import klmtui_known_hosts
 
+    if presented.status == "revoked":
+        raise OperationFailed(f"the host key {presented.fingerprint} of {presented.entry} is marked @revoked; not trusted")
     path = klmtui_known_hosts(home)
     record(path, presented.entry, presented.key)
     return path
@@ -164,11 +166,14 @@ def record_host_key(presented: Any, *, home: Optional[Path] = None) -> Path:
 
 def trust_prompt(presented: Any) -> str:
     """The question shown before trusting, fingerprint included (also used by the TUI)."""
-    text = f"device {presented.device} at {presented.entry} presents {presented.key_type} key {presented.fingerprint}."
+    who = f"jump host {presented.entry} (on the way to device {presented.device})" if presented.hop else (
+        f"device {presented.device} at {presented.entry}"
+    )
+    text = f"{who} presents {presented.key_type} key {presented.fingerprint}."
     if presented.status == "changed":
         text += (
             f" WARNING: this is NOT the recorded key ({presented.expected_fingerprint}); trust it only if you"
-            " know the device was reinstalled, otherwise someone may be intercepting the connection."
+            " know the host was reinstalled, otherwise someone may be intercepting the connection."
         )
     return text + " Trust it?"
 
@@ -182,31 +187,42 @@ def trust_device(
     home: Optional[Path] = None,
     timeout: Optional[float] = None,
 ) -> dict:
-    """Fetch the device's host key, ask `confirm(prompt)` unless `yes`, record it.
+    """Fetch the device's host key, ask `confirm(prompt)` unless `yes`, record it. Untrusted
+    ProxyJump hosts on the way are asked about (and recorded) first, one at a time.
 
     Returns {device, host_entry, key_type, fingerprint, status: "added"|"replaced"|"already-trusted",
-    previous_fingerprint, known_hosts}. Declining raises OperationFailed and records nothing.
+    previous_fingerprint, known_hosts, hops: [entries of jump hosts trusted on the way]}.
+    Declining raises OperationFailed and records nothing more.
     """
-    presented = host_key(store, name, home=home, timeout=timeout)
-    result = {
-        "device": name,
-        "host_entry": presented.entry,
-        "key_type": presented.key_type,
-        "fingerprint": presented.fingerprint,
-        "previous_fingerprint": presented.expected_fingerprint,
-        "known_hosts": None,
-    }
-    if presented.status == "trusted":
-        return {**result, "status": "already-trusted"}
-    if presented.status == "revoked":
-        raise OperationFailed(f"the host key {presented.fingerprint} of {presented.entry} is marked @revoked; not trusted")
-    if not yes:
-        if confirm is None:
-            raise InputError(f"{trust_prompt(presented)} (confirm interactively or pass --yes)")
-        if not confirm(trust_prompt(presented)):
-            raise OperationFailed(f"host key {presented.fingerprint} not trusted; nothing recorded")
-    path = record_host_key(presented, home=home)
-    return {**result, "known_hosts": str(path), "status": "replaced" if presented.status == "changed" else "added"}
+    from remote.ssh import MAX_JUMPS
+
+    hops: list[str] = []
+    for _ in range(MAX_JUMPS + 1):
+        presented = host_key(store, name, home=home, timeout=timeout)
+        result = {
+            "device": name,
+            "host_entry": presented.entry,
+            "key_type": presented.key_type,
+            "fingerprint": presented.fingerprint,
+            "previous_fingerprint": presented.expected_fingerprint,
+            "known_hosts": None,
+            "hops": hops,
+        }
+        if presented.status == "trusted":
+            return {**result, "status": "already-trusted"}
+        if presented.status == "revoked":
+            raise OperationFailed(f"the host key {presented.fingerprint} of {presented.entry} is marked @revoked; not trusted")
+        if not yes:
+            if confirm is None:
+                raise InputError(f"{trust_prompt(presented)} (confirm interactively or pass --yes)")
+            if not confirm(trust_prompt(presented)):
+                raise OperationFailed(f"host key {presented.fingerprint} of {presented.entry} not trusted; nothing recorded")
+        path = record_host_key(presented, home=home)
+        if presented.hop:
+            hops.append(presented.entry)
+            continue
+        return {**result, "known_hosts": str(path), "status": "replaced" if presented.status == "changed" else "added"}
+    raise OperationFailed(f"device {name}: too many jump hosts to trust")
 
 
 # ----------------------------------------------------------------------------- checks

@@ -36,6 +36,7 @@ class UnknownHostKey(OperationFailed):
 
     def __init__(self, device: str, entry: str, key_type: str, fingerprint: str):
         self.device, self.host_entry, self.key_type, self.fingerprint = device, entry, key_type, fingerprint
+        self.key: Any = None
         super().__init__(
             f"unknown host key for {entry} ({key_type} {fingerprint}); refused. If that is the device's"
             f" key, run: klmtui device trust {device}"
@@ -48,6 +49,7 @@ class ChangedHostKey(OperationFailed):
     def __init__(self, device: str, entry: str, key_type: str, fingerprint: str, expected: str, source: Path):
         self.device, self.host_entry, self.key_type = device, entry, key_type
         self.fingerprint, self.expected_fingerprint, self.source = fingerprint, expected, source
+        self.key: Any = None
         super().__init__(
             f"HOST KEY CHANGED for {entry}: it now presents {key_type} {fingerprint}, {source} records"
             f" {expected}. Someone could be intercepting the connection (man in the middle); refused."
@@ -123,8 +125,12 @@ def verify(known: list[KnownKey], device: str, entry: str, key: Any) -> None:
     same_type = [k for k in good if k.key_type == key.get_name()] or good
     if same_type:
         old = same_type[0]
-        raise ChangedHostKey(device, entry, key.get_name(), presented, fingerprint(old.key), old.source)
-    raise UnknownHostKey(device, entry, key.get_name(), presented)
+        changed = ChangedHostKey(device, entry, key.get_name(), presented, fingerprint(old.key), old.source)
+        changed.key = key
+        raise changed
+    unknown = UnknownHostKey(device, entry, key.get_name(), presented)
+    unknown.key = key  # the presented paramiko key, so a trust flow can record exactly this one
+    raise unknown
 
 
 def record(path: Path, entry: str, key: Any) -> None:

@@ -463,8 +463,9 @@ class PresentedKey:
     key: Any  # paramiko.PKey
     key_type: str
     fingerprint: str
-    status: str  # "trusted" | "unknown" | "changed"
+    status: str  # "trusted" | "unknown" | "changed" | "revoked"
     expected_fingerprint: Optional[str] = None  # the recorded key when status == "changed"
+    hop: bool = False  # True: a ProxyJump host on the way, not the device itself
 
 
 def fetch_host_key(
@@ -476,8 +477,9 @@ def fetch_host_key(
 ) -> PresentedKey:
     """Key-exchange with the device (no authentication, nothing run) and report its host key.
 
-    Jump hosts on the way must already be trusted. The result's `status` tells whether the key is
-    already trusted, unknown, or different from the recorded one.
+    With ProxyJump, the first jump host whose key is not trusted yet is reported instead
+    (`hop=True`): trust it, then ask again. `status` tells whether the key is already trusted,
+    unknown, changed (differs from the recorded one) or revoked.
     """
     from remote.hostkeys import fingerprint
 
@@ -489,7 +491,14 @@ def fetch_host_key(
     sock = None
     transport = None
     try:
-        sock = _open_socket(target, seconds, home, ssh_config, hops, 0)
+        try:
+            sock = _open_socket(target, seconds, home, ssh_config, hops, 0)
+        except (UnknownHostKey, ChangedHostKey) as hop:  # a jump host on the way is not trusted
+            changed = isinstance(hop, ChangedHostKey)
+            return PresentedKey(
+                target.device, hop.host_entry, hop.key, hop.key_type, hop.fingerprint,
+                "changed" if changed else "unknown", getattr(hop, "expected_fingerprint", None), hop=True,
+            )  # fmt: skip
         preferred = [k.key_type for k in known_keys(files, target.entry) if not k.revoked]
         transport = _transport_factory(preferred)(sock)
         transport.banner_timeout = seconds
@@ -502,8 +511,8 @@ def fetch_host_key(
             _close_quietly(transport)
         if sock is not None:
             _close_quietly(sock)
-        for hop in reversed(hops):
-            _close_quietly(hop)
+        for client in reversed(hops):
+            _close_quietly(client)
     presented = PresentedKey(target.device, target.entry, key, key.get_name(), fingerprint(key), "trusted")
     try:
         verify(known_keys(files, target.entry), target.device, target.entry, key)

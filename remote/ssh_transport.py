@@ -115,15 +115,19 @@ class SshTransport:
     def agent_dir(self) -> str:
         return posixpath.join(self.workdir, "agent")
 
+    def _sftp_error(self, what: str, exc: BaseException) -> OperationFailed:
+        """One line for a failed SFTP/SSH step: a lost link, or the device's own complaint."""
+        if self._session is not None and not self._session.alive():
+            return SshUnreachable(f"device {self.name}: connection lost while {what}")
+        if isinstance(exc, (IOError, OSError, EOFError)):
+            return OperationFailed(f"device {self.name}: {what} failed: {exc}")
+        return SshUnreachable(f"device {self.name}: {what} failed: {exc or type(exc).__name__}")
+
     def _sftp_call(self, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
         try:
             return fn(*args, **kw)
-        except (IOError, OSError, EOFError) as exc:
-            if self._session is not None and not self._session.alive():
-                raise SshUnreachable(f"device {self.name}: connection lost while {what}") from None
-            raise OperationFailed(f"device {self.name}: {what} failed: {exc}") from None
-        except Exception as exc:  # paramiko.SSHException and friends
-            raise SshUnreachable(f"device {self.name}: {what} failed: {exc}") from None
+        except Exception as exc:  # IOError from the server, paramiko.SSHException/EOFError on a lost link
+            raise self._sftp_error(what, exc) from None
 
     def _makedirs(self, folder: str) -> None:
         sftp = self.session.sftp()
@@ -132,8 +136,10 @@ class SshTransport:
             built = posixpath.join(built, part)
             try:
                 sftp.stat(built)
-            except IOError:
+            except FileNotFoundError:
                 self._sftp_call(f"creating {built}", sftp.mkdir, built)
+            except Exception as exc:
+                raise self._sftp_error(f"looking at {built}", exc) from None
 
     def _check_inside(self, folder: str) -> None:
         """After the folders exist: their real path (symlinks resolved) must be inside the work folder."""
@@ -173,7 +179,7 @@ class SshTransport:
         try:
             with open(local, "rb") as fh:
                 self._sftp_call(f"uploading {label}", sftp.putfo, fh, temp, local.stat().st_size, report, True)
-            self._sftp_call(f"renaming {label} into place", sftp.posix_rename, temp, remote)
+            self._rename(sftp, temp, remote, label)
         except BaseException:
             try:
                 sftp.remove(temp)
@@ -181,6 +187,22 @@ class SshTransport:
                 pass
             raise
         return done + local.stat().st_size
+
+    def _rename(self, sftp: Any, temp: str, remote: str, label: str) -> None:
+        """posix-rename@openssh.com (atomic replace); servers without it get remove + rename."""
+        try:
+            sftp.posix_rename(temp, remote)
+            return
+        except IOError as exc:
+            if "unsupported" not in str(exc).lower() and "not supported" not in str(exc).lower():
+                raise self._sftp_error(f"renaming {label} into place", exc) from None
+        except Exception as exc:
+            raise self._sftp_error(f"renaming {label} into place", exc) from None
+        try:
+            sftp.remove(remote)
+        except IOError:
+            pass
+        self._sftp_call(f"renaming {label} into place", sftp.rename, temp, remote)
 
     def push(self, files: Sequence[tuple[Path, str]], folder: str, progress: Optional[ProgressCallback] = None) -> str:
         """Upload (local path, relative path) pairs under `folder` (relative to the work folder),

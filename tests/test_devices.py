@@ -91,6 +91,24 @@ def test_trust_yes_for_scripts_still_prints_the_fingerprint(dcli, sshd):
     assert f"[127.0.0.1]:{sshd.port}" in r.stdout
 
 
+def test_trust_through_proxy_jump_asks_for_the_jump_host_first(dcli, sshd):
+    # One sshd plays both roles; HostKeyAlias files the device under its own known_hosts name.
+    (Path(dcli.env["HOME"]) / ".ssh" / "config").write_text(
+        f"Host hop\n  HostName 127.0.0.1\n  Port {sshd.port}\n  IdentityFile {sshd.client_key}\n"
+        f"Host behind\n  HostName 127.0.0.1\n  HostKeyAlias jetson-behind\n  ProxyJump hop\n"
+    )
+    assert dcli("device", "add", "far", "--host", "behind", "--port", sshd.port, "--key", sshd.client_key).returncode == 0
+    line = assert_one_line_error(dcli("device", "check", "far"), 1)
+    assert f"[127.0.0.1]:{sshd.port}" in line and "klmtui device trust far" in line  # the hop is unknown
+    r = dcli("device", "trust", "far", input="y\ny\n")
+    assert r.returncode == 0, r.stderr
+    assert "jump host" in r.stderr and r.stderr.count(sshd.fingerprint) == 2
+    assert f"trusted jump host [127.0.0.1]:{sshd.port}" in r.stdout
+    known = (Path(dcli.env["KLMTUI_HOME"]) / "known_hosts").read_text().splitlines()
+    assert [l.split()[0] for l in known] == [f"[127.0.0.1]:{sshd.port}", f"[jetson-behind]:{sshd.port}"]
+    assert dcli("device", "check", "far", "--json").returncode == 0
+
+
 def test_check_reports_what_the_device_offers(dcli, sshd, tmp_path):
     fake = tmp_path / "bin" / "tegrastats"
     fake.parent.mkdir()
