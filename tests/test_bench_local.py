@@ -160,8 +160,9 @@ def test_cancel_from_another_process_kills_the_agent(cli, tmp_path):
                 hello = [e for e in events_of(cli.store, bench_id) if e["event"] == "hello"]
                 agent_pid = hello[0]["pid"] if hello else None
         assert agent_pid and _alive(agent_pid)
-        record = cancel_benchmark(store, bench_id)
-        assert record["status"] == "cancelled"
+        r = cli("cancel", bench_id, timeout=60)  # `klmtui cancel b-...` from another process
+        assert r.returncode == 0 and r.stdout.strip() == f"{bench_id}: cancelled", r.stderr
+        assert store.get("benchmarks", bench_id)["status"] == "cancelled"
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
