@@ -179,33 +179,24 @@ def test_thesis_timing_with_real_cifar_images(bundle, cifar_dir):
     assert summary["images"].startswith("files:") and summary["latency_s"] > 0
 
 
-def test_sigterm_stops_the_agent_and_tegrastats(bundle, tegrastats_fixture_path, tmp_path):
-    log = tmp_path / "teg.jsonl"
-    cmd = fake_cmd(tegrastats_fixture_path, ["nano_jp461_root"], log)
-    # Many runs and a power pass that waits for more samples than will ever come: it must be stopped.
-    args = ["--K", "1", "--L", "1", "--M", "1", "--channels", "8", "--batch", "4", "--runs", "2", "--batches", "4",
-            "--warmup-runs", "1", "--warmup-batches", "1", "--threads", "1", "--tegrastats", cmd,
-            "--power-min-samples", "1000000"]
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "remote.agent.bench", *args],
-                            cwd=bundle, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        seen = []
-        for line in proc.stdout:
-            seen.append(json.loads(line))
-            if seen[-1]["event"] == "power":
-                break
-        fake_pid = logged(log)[0]["pid"]
-        os.killpg(proc.pid, signal.SIGTERM)
-        rest = [json.loads(l) for l in proc.stdout]
-        assert proc.wait(timeout=30) == 130
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert rest[-1]["event"] == "error" and rest[-1]["kind"] == "cancelled"
+def start_endless_power_pass(bundle, fixture, log):
+    """An agent in a power pass that waits for more samples than will ever come, stopped at its
+    first power sample; returns (process, the stand-in tegrastats' pid)."""
+    cmd = fake_cmd(fixture, ["nano_jp461_root"], log)
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "remote.agent.bench", *SMALL, "--tegrastats", cmd,
+                             "--power-min-samples", "1000000"], cwd=bundle, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "power":
+            break
+    return proc, logged(log)[0]["pid"]
+
+
+def assert_gone(pid, why):
     deadline = time.time() + 10
-    while time.time() < deadline and _alive(fake_pid):
+    while time.time() < deadline and _alive(pid):
         time.sleep(0.1)
-    assert not _alive(fake_pid), "tegrastats left running after SIGTERM"
+    assert not _alive(pid), why
 
 
 def _alive(pid):
@@ -220,27 +211,27 @@ def _alive(pid):
         return False
 
 
+def test_sigterm_stops_the_agent_and_tegrastats(bundle, tegrastats_fixture_path, tmp_path):
+    proc, fake_pid = start_endless_power_pass(bundle, tegrastats_fixture_path, tmp_path / "teg.jsonl")
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        rest = [json.loads(l) for l in proc.stdout]
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert rest[-1]["event"] == "error" and rest[-1]["kind"] == "cancelled"
+    assert_gone(fake_pid, "tegrastats left running after SIGTERM")
+
+
 def test_agent_exits_and_stops_tegrastats_when_the_host_stops_reading(bundle, tegrastats_fixture_path, tmp_path):
     """The host died (or the link dropped): the agent's next write fails, it exits, tegrastats stops."""
-    log = tmp_path / "teg.jsonl"
-    cmd = fake_cmd(tegrastats_fixture_path, ["nano_jp461_root"], log)
-    args = ["--K", "1", "--L", "1", "--M", "1", "--channels", "8", "--batch", "4", "--runs", "2", "--batches", "4",
-            "--warmup-runs", "1", "--warmup-batches", "1", "--threads", "1", "--tegrastats", cmd,
-            "--power-min-samples", "1000000"]
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "remote.agent.bench", *args], cwd=bundle,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc, fake_pid = start_endless_power_pass(bundle, tegrastats_fixture_path, tmp_path / "teg.jsonl")
     try:
-        for line in proc.stdout:
-            if json.loads(line)["event"] == "power":
-                break
-        fake_pid = logged(log)[0]["pid"]
         proc.stdout.close()  # the reader goes away
         assert proc.wait(timeout=30) == 141
         assert "Traceback" not in proc.stderr.read()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    deadline = time.time() + 10
-    while time.time() < deadline and _alive(fake_pid):
-        time.sleep(0.1)
-    assert not _alive(fake_pid), "tegrastats left running after the host went away"
+    assert_gone(fake_pid, "tegrastats left running after the host went away")
