@@ -55,7 +55,9 @@ def mark_vanished(store) -> list[str]:
 
     gone = []
     with store.transaction() as tx:
-        for rec in tx.find("runs", status="running"):
+        # queued Ray runs have a live driver process too; queued local runs have no pid yet
+        candidates = tx.find("runs", status="running") + [r for r in tx.find("runs", status="queued") if r.get("pid")]
+        for rec in candidates:
             if rec.get("host") not in (None, host()):
                 continue
             if rec.get("pid") is None and rec.get("launching"):
