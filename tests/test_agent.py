@@ -235,3 +235,22 @@ def test_agent_exits_and_stops_tegrastats_when_the_host_stops_reading(bundle, te
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert_gone(fake_pid, "tegrastats left running after the host went away")
+
+
+def test_sampler_keeps_only_the_boards_usual_rails(fixture_records):
+    """A TX2 line cut just before VDD_IN looks whole but would sum the other rails: never counted."""
+    from remote.agent.power import TegrastatsSampler
+    from remote.tegrastats import parse
+
+    power, line = fixture_records["tx2_user"]
+    cut = line[: line.index(" VDD_IN")]
+    assert not parse(cut)["torn"] and parse(cut)["board_power_mw"] != power  # the trap
+    sampler = TegrastatsSampler("tegrastats")
+    sampler._take(line)  # before the window
+    sampler.measuring = True
+    for text in (line, cut, line, "garbage", line[:40], line):
+        sampler._take(text)
+    info, power_w, reason = sampler.result()
+    assert reason is None and power_w == power / 1000
+    assert info["tegrastats"] == {"lines": 7, "skipped_garbage": 1, "skipped_torn": 1, "skipped_no_power": 0,
+                                  "outside_window": 1, "used": 3, "skipped_inconsistent": 1, "skipped": 3}

@@ -21,18 +21,40 @@ import shlex
 import signal
 import subprocess
 import threading
-import time
 
 from remote.tegrastats import parse
 
 
-class Sample(object):
-    __slots__ = ("t", "record", "in_window")
+class RailGroup(object):
+    """Running sums over the in-window samples that share one set of rail names.
 
-    def __init__(self, t, record, in_window):
-        self.t = t
-        self.record = record
-        self.in_window = in_window
+    Constant memory: a thesis power pass on a Nano lasts over an hour at 10 samples/s.
+    """
+
+    def __init__(self, record):
+        self.n = 0
+        self.power_sum = 0
+        self.power_min = None
+        self.power_max = None
+        self.rails_sum = dict((name, 0) for name in record["rails"])
+        self.gpu_sum = 0
+        self.gpu_n = 0
+        self.source = record["board_power_source"]
+        self.first = record
+        self.last = record
+
+    def add(self, record):
+        power = record["board_power_mw"]
+        self.n += 1
+        self.power_sum += power
+        self.power_min = power if self.power_min is None else min(self.power_min, power)
+        self.power_max = power if self.power_max is None else max(self.power_max, power)
+        for name, value in record["rails"].items():
+            self.rails_sum[name] += value
+        if record["gpu_load_pct"] is not None:
+            self.gpu_sum += record["gpu_load_pct"]
+            self.gpu_n += 1
+        self.last = record
 
 
 class TegrastatsSampler(object):
@@ -44,12 +66,15 @@ class TegrastatsSampler(object):
             self.argv += ["--interval", str(int(interval_ms))]
         self.emit = emit
         self.measuring = False
-        self.samples = []
-        self.counts = {"lines": 0, "skipped_garbage": 0, "skipped_torn": 0, "skipped_no_power": 0}
+        self.groups = {}  # frozenset(rail names) -> RailGroup, in-window samples only
+        self.counts = {"lines": 0, "skipped_garbage": 0, "skipped_torn": 0, "skipped_no_power": 0,
+                       "in_window": 0, "outside_window": 0}
         self.unavailable = None  # the reason, when tegrastats cannot run
         self._proc = None
         self._thread = None
         self._stderr = []
+        self._died = False  # tegrastats exited before we stopped it
+        self._stopping = False
 
     def start(self):
         """Start tegrastats; False (and `unavailable` set) when it is missing or will not run."""
@@ -73,14 +98,14 @@ class TegrastatsSampler(object):
 
     def _read(self):
         for line in iter(self._proc.stdout.readline, ""):
-            self._take(line.rstrip("\n"), time.time())
+            self._take(line.rstrip("\n"))
 
     def _read_stderr(self):
         for line in iter(self._proc.stderr.readline, ""):
             if len(self._stderr) < 50:
                 self._stderr.append(line.rstrip())
 
-    def _take(self, line, t):
+    def _take(self, line):
         self.counts["lines"] += 1
         try:
             record = parse(line)
@@ -93,15 +118,22 @@ class TegrastatsSampler(object):
         if record["board_power_mw"] is None:
             self.counts["skipped_no_power"] += 1
             return
-        sample = Sample(t, record, self.measuring)
-        self.samples.append(sample)
+        in_window = self.measuring
+        if in_window:
+            key = frozenset(record["rails"])
+            if key not in self.groups:
+                self.groups[key] = RailGroup(record)
+            self.groups[key].add(record)
+            self.counts["in_window"] += 1
+        else:
+            self.counts["outside_window"] += 1
         if self.emit:
             self.emit("power", board_power_mw=record["board_power_mw"], rails=record["rails"],
                       temps_c=record["temps_c"], gpu_load_pct=record["gpu_load_pct"],
-                      ram_used_mb=record["ram_used_mb"], in_window=sample.in_window)
+                      ram_used_mb=record["ram_used_mb"], in_window=in_window)
 
     def window_count(self):
-        return sum(1 for s in self.samples if s.in_window)
+        return self.counts["in_window"]
 
     def alive(self):
         return self._proc is not None and self._proc.poll() is None
@@ -117,6 +149,8 @@ class TegrastatsSampler(object):
         proc = self._proc
         if proc is None:
             return
+        self._died = self._died or (proc.poll() is not None and not self._stopping)
+        self._stopping = True
         if proc.poll() is None:
             _killpg(proc.pid, signal.SIGTERM)
             try:
@@ -128,52 +162,37 @@ class TegrastatsSampler(object):
             self._thread.join(timeout=3)
 
     def result(self):
-        """The power figure over the window: (summary dict, power_w or None, reason or None)."""
-        window = [s for s in self.samples if s.in_window]
-        usual = _usual_rails(window)
-        used = [s for s in window if frozenset(s.record["rails"]) == usual]
+        """The power figure over the window: (summary dict, power_w or None, reason or None).
+
+        Only samples with the board's usual rail set count (the most common set in the window;
+        ties go to the larger set): a line cut so that it still looks whole lacks some rails.
+        """
+        usual = max(self.groups.values(), key=lambda g: (g.n, len(g.rails_sum))) if self.groups else None
         counts = dict(self.counts)
-        counts["used"] = len(used)
-        counts["outside_window"] = len(self.samples) - len(window)
-        counts["skipped_inconsistent"] = len(window) - len(used)
+        counts["used"] = usual.n if usual else 0
+        counts["skipped_inconsistent"] = counts.pop("in_window") - counts["used"]
         counts["skipped"] = (counts["skipped_garbage"] + counts["skipped_torn"] + counts["skipped_no_power"]
                              + counts["skipped_inconsistent"])
         info = {"tegrastats": counts, "command": " ".join(shlex.quote(a) for a in self.argv)}
         if self.unavailable:
             return info, None, self.unavailable
-        if not used:
-            if not self.samples and not self.alive() and self._proc is not None:
-                return info, None, self.exit_reason()
-            return info, None, "no usable tegrastats samples during the power pass (%d lines read)" % counts["lines"]
-        powers = [s.record["board_power_mw"] for s in used]
-        rails = sorted(usual)
+        if usual is None:
+            reason = "no usable tegrastats samples during the power pass (%d lines read)" % counts["lines"]
+            if self._died or (self._proc is not None and not self._stopping and not self.alive()):
+                reason = "%s; %s" % (self.exit_reason(), reason)
+            return info, None, reason
+        n = float(usual.n)
         info.update({
-            "board_power_mw_mean": sum(powers) / float(len(powers)),
-            "board_power_mw_min": min(powers),
-            "board_power_mw_max": max(powers),
-            "board_power_source": used[0].record["board_power_source"],
-            "rails_mean_mw": dict((r, sum(s.record["rails"][r] for s in used) / float(len(used))) for r in rails),
-            "temps_start_c": used[0].record["temps_c"],
-            "temps_end_c": used[-1].record["temps_c"],
-            "gpu_load_pct_mean": _mean([s.record["gpu_load_pct"] for s in used]),
+            "board_power_mw_mean": usual.power_sum / n,
+            "board_power_mw_min": usual.power_min,
+            "board_power_mw_max": usual.power_max,
+            "board_power_source": usual.source,
+            "rails_mean_mw": dict((name, total / n) for name, total in sorted(usual.rails_sum.items())),
+            "temps_start_c": usual.first["temps_c"],
+            "temps_end_c": usual.last["temps_c"],
+            "gpu_load_pct_mean": usual.gpu_sum / float(usual.gpu_n) if usual.gpu_n else None,
         })
         return info, info["board_power_mw_mean"] / 1000.0, None
-
-
-def _usual_rails(samples):
-    """The most common rail-name set among the samples (ties: the larger set)."""
-    tally = {}
-    for s in samples:
-        key = frozenset(s.record["rails"])
-        tally[key] = tally.get(key, 0) + 1
-    if not tally:
-        return frozenset()
-    return max(tally, key=lambda k: (tally[k], len(k)))
-
-
-def _mean(values):
-    values = [v for v in values if v is not None]
-    return sum(values) / float(len(values)) if values else None
 
 
 def _killpg(pid, sig):
