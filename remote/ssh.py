@@ -103,7 +103,7 @@ class SshTarget:
     identities_only: bool = False
     proxy_command: Optional[str] = None
     proxy_jump: list[str] = field(default_factory=list)
-    known_hosts: list[Path] = field(default_factory=list)  # the user's files, read only
+    known_hosts: list[Path] = field(default_factory=list)  # the user's and system's files, read only
     host_key_alias: Optional[str] = None
 
     @property
@@ -184,7 +184,9 @@ def resolve_target(
     port = _parse_port(record_port or found.get("port") or 22, f"device {name}")
     keys = [str(Path(record_key).expanduser())] if record_key else []
     keys += [os.path.expanduser(k) for k in found.get("identityfile", []) if os.path.exists(os.path.expanduser(k))]
-    known = [Path(os.path.expanduser(p)) for p in str(found.get("userknownhostsfile", "~/.ssh/known_hosts")).split()]
+    known_files = str(found.get("userknownhostsfile", "~/.ssh/known_hosts")).split()
+    known_files += str(found.get("globalknownhostsfile", "/etc/ssh/ssh_known_hosts")).split()
+    known = [Path(os.path.expanduser(p)) for p in known_files]
     proxy_jump = found.get("proxyjump")
     proxy_command = found.get("proxycommand")
     return SshTarget(
@@ -314,7 +316,7 @@ def _connect_client(target: SshTarget, timeout: float, home: Optional[Path], ssh
             allow_agent=not target.identities_only,
             look_for_keys=not target.identities_only,
             sock=sock,
-            timeout=timeout,
+            timeout=2 * timeout,  # with our own socket this only bounds key exchange: let the banner timeout speak first
             banner_timeout=timeout,
             auth_timeout=timeout,
             channel_timeout=timeout,
@@ -353,6 +355,8 @@ def _explain(exc: BaseException, target: SshTarget, timeout: float) -> BaseExcep
     text = str(exc)
     if "banner" in text.lower():
         return SshUnreachable(f"{who}: no SSH banner within {timeout:g} s (is this an SSH server?)")
+    if text in ("No existing session", "Negotiation failed."):
+        return SshUnreachable(f"{who}: the SSH handshake did not complete within {2 * timeout:g} s")
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return SshUnreachable(f"{who}: timed out after {timeout:g} s")
     if isinstance(exc, (paramiko.SSHException, EOFError, OSError)):
@@ -502,7 +506,7 @@ def fetch_host_key(
         preferred = [k.key_type for k in known_keys(files, target.entry) if not k.revoked]
         transport = _transport_factory(preferred)(sock)
         transport.banner_timeout = seconds
-        transport.start_client(timeout=seconds)
+        transport.start_client(timeout=2 * seconds)
         key = transport.get_remote_server_key()
     except BaseException as exc:
         raise _explain(exc, target, seconds) from None

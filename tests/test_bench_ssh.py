@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.store import Store
+from remote.bundle import bundle_files
 from tests.fake_tegrastats import install, read_fixture
 from tests.fixtures.cli import assert_one_line_error
 
@@ -80,8 +81,9 @@ def test_add_trust_check_push_and_bench_over_ssh(cli, jetson, sshd, tegrastats_f
 
     # The agent bundle is on the device; a second push skips every unchanged file.
     agent = jetson / "agent"
-    inodes = {p: p.stat().st_ino for p in agent.rglob("*.py")}
-    assert inodes and (agent / "remote" / "agent" / "bench.py").exists()
+    bundle = {rel: local.read_bytes() for local, rel in bundle_files()}
+    assert {rel: (agent / rel).read_bytes() for rel in bundle} == bundle  # exactly the bundle was pushed
+    inodes = {rel: (agent / rel).stat().st_ino for rel in bundle}
     from remote.bench import run_benchmark
 
     seen: list[dict] = []
@@ -93,7 +95,8 @@ def test_add_trust_check_push_and_bench_over_ssh(cli, jetson, sshd, tegrastats_f
 
     again = run_benchmark(store, "1-1-1@8", "jet", SMALL_OPTIONS, on_event=on_event)
     assert again["status"] == "done"
-    assert {p: p.stat().st_ino for p in agent.rglob("*.py")} == inodes  # nothing re-uploaded
+    unchanged = [rel for local, rel in bundle_files() if local.read_bytes() == bundle[rel]]  # (others may edit)
+    assert unchanged and all((agent / rel).stat().st_ino == inodes[rel] for rel in unchanged)  # not re-uploaded
     first_latency = next(e for e in seen if e["event"] == "latency")
     assert first_latency["agent_was_running"]  # events arrive live, while the agent still runs
     timed = [(e["run"], e["batch"]) for e in seen if e["event"] == "latency" and e["pass"] == "latency"]
@@ -161,3 +164,26 @@ def test_bad_architecture_never_reaches_the_device(cli, jetson):
     assert "1-1-1@8; touch pwned" in line or "K-L-M@C" in line
     assert not jetson.exists()
     assert Store(cli.store).all("benchmarks") == []
+
+
+def test_cancel_from_another_thread_kills_the_remote_agent(cli, jetson):
+    """The TUI's way: a threading.Event set while the benchmark streams; the remote group dies."""
+    import threading
+
+    from remote.bench import run_benchmark
+
+    cancel = threading.Event()
+    agent_dir = jetson / "agent"
+    seen: list[dict] = []
+
+    def on_event(event: dict) -> None:
+        seen.append(event)
+        if event["event"] == "latency" and event["batch"] == 3 and not cancel.is_set():
+            assert agent_running(agent_dir)
+            threading.Timer(0.1, cancel.set).start()  # from another thread, as a UI would
+
+    record = run_benchmark(Store(cli.store), "1-1-1@8", "jet", dict(SMALL_OPTIONS, runs=500, batches=10),
+                           on_event=on_event, cancel=cancel)  # fmt: skip
+    assert record["status"] == "cancelled"
+    assert seen[-1]["event"] == "finished" and seen[-1]["status"] == "cancelled"
+    assert not agent_running(agent_dir)  # killed on the device, not left behind
