@@ -68,7 +68,14 @@ def split_options(options: Optional[dict]) -> tuple[Protocol, dict]:
         protocol = Protocol(**{k: v for k, v in options.items() if k in FIELDS})
     except ValueError as exc:
         raise InputError(f"bad benchmark protocol: {exc}") from exc
-    return protocol, {k: v for k, v in options.items() if k in AGENT_EXTRAS}
+    extras = {k: v for k, v in options.items() if k in AGENT_EXTRAS}
+    if extras.get("compute", "auto") not in ("auto", "cpu", "cuda"):
+        raise InputError(f"compute must be auto, cpu or cuda (got {extras['compute']!r})")
+    for key, least in (("threads", 0), ("tegrastats_interval", 10), ("power_min_samples", 1)):
+        value = extras.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+            raise InputError(f"{key.replace('_', ' ')} must be an integer >= {least} (got {value!r})")
+    return protocol, extras
 
 
 def parse_request(arch_id: str) -> Arch:

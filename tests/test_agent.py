@@ -155,6 +155,8 @@ def test_bad_arguments_are_an_error_event(bundle):
     assert events == [e for e in events if e["event"] == "error"] and "warm-up runs" in events[-1]["error"]
     proc, events = run_agent(bundle, "--genotype", "NOPE", "--no-power")
     assert proc.returncode == 1 and "NOPE" in events[-1]["error"]
+    proc, events = run_agent(bundle, "--timing", "thesis", "--images", "/no/such/folder", "--no-power")
+    assert proc.returncode == 1 and events[-1]["kind"] == "input" and "/no/such/folder" in events[-1]["error"]
 
 
 def test_thesis_timing_and_adaptive_protocol(bundle):

@@ -81,6 +81,7 @@ def test_without_tegrastats_latency_is_measured_and_power_unavailable(cli):
     (["1-1-1@8", "--device", "local", "--runs", "2", "--warmup-runs", "2"], "warm-up runs"),
     (["1-1-1@8", "--device", "local", "--protocol", "fast"], "fast"),
     (["1-1-1@8/NO_SUCH;rm -rf ~", "--device", "local"], "NO_SUCH"),
+    (["1-1-1@8", "--device", "local", "--threads", "-2"], "threads"),
 ])
 def test_bad_input_is_one_line_and_runs_nothing(cli, args, needle):
     line = assert_one_line_error(cli("bench", *args), 2)

@@ -134,7 +134,10 @@ def run(args, emit):
         raise AgentError("weights %s do not fit %d-%d-%d@%d: %s" % (
             args.weights, args.K, args.L, args.M, args.channels, _first_line(exc)[:300]))
     if args.timing == "thesis":
-        timer = ThesisTimer(torch, model, protocol.batch, device, args.images)
+        try:
+            timer = ThesisTimer(torch, model, protocol.batch, device, args.images)
+        except (ValueError, ImportError, OSError) as exc:
+            raise AgentError("cannot use images from %s: %s" % (args.images, _first_line(exc)))
     else:
         timer = SyncTimer(torch, model, protocol.batch, device)
     weights = "trained" if args.weights else "initial"
