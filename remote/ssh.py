@@ -44,8 +44,8 @@ __all__ = [
     "connect",
     "fetch_host_key",
     "remote_word",
-    "SshTransport",
-]
+    "PresentedKey",
+]  # and SshTransport, imported lazily from remote.ssh_transport (see __getattr__)
 
 
 def klmtui_home() -> Path:

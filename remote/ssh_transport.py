@@ -130,7 +130,11 @@ class SshTransport:
             raise self._sftp_error(what, exc) from None
 
     def _makedirs(self, folder: str) -> None:
+        """Create `folder` step by step; every step below the work folder must really (symlinks
+        resolved on the device) stay inside it, checked before anything is created in it."""
         sftp = self.session.sftp()
+        root = self.workdir.rstrip("/")
+        real_root = None
         built = "/"
         for part in PurePosixPath(folder).parts[1:]:
             built = posixpath.join(built, part)
@@ -140,14 +144,13 @@ class SshTransport:
                 self._sftp_call(f"creating {built}", sftp.mkdir, built)
             except Exception as exc:
                 raise self._sftp_error(f"looking at {built}", exc) from None
-
-    def _check_inside(self, folder: str) -> None:
-        """After the folders exist: their real path (symlinks resolved) must be inside the work folder."""
-        sftp = self.session.sftp()
-        real_root = self._sftp_call("resolving the work folder", sftp.normalize, self.workdir)
-        real = self._sftp_call(f"resolving {folder}", sftp.normalize, folder)
-        if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
-            raise InputError(f"device {self.name}: {folder} resolves to {real}, outside the work folder {real_root}")
+            if built.startswith(root + "/"):
+                real_root = real_root or self._sftp_call("resolving the work folder", sftp.normalize, root)
+                real = self._sftp_call(f"resolving {built}", sftp.normalize, built)
+                if not real.startswith(real_root.rstrip("/") + "/"):
+                    raise InputError(
+                        f"device {self.name}: {built} resolves to {real}, outside the work folder {real_root}"
+                    )
 
     # -- uploads
     def remote_sha256(self, folder: str, relatives: Iterable[str]) -> dict[str, str]:
@@ -216,11 +219,8 @@ class SshTransport:
         total = sum(local.stat().st_size for local, _, _ in todo)
         done = 0
         self._makedirs(root)
-        self._check_inside(root)
         for local, remote, rel in todo:
-            parent = posixpath.dirname(remote)
-            self._makedirs(parent)
-            self._check_inside(parent)
+            self._makedirs(posixpath.dirname(remote))
             done = self._upload(local, remote, done, total, rel, progress)
         if progress is not None:
             progress(done, total, "")

@@ -104,9 +104,10 @@ def test_put_file_stays_inside_the_work_folder(transport, tmp_path):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (tmp_path / "device work" / "escape").symlink_to(outside)
-    with pytest.raises(InputError, match="outside the work folder"):
-        transport.put_file(checkpoint, "escape/x.pt")
-    assert not list(outside.iterdir())
+    for sneaky in ("escape/x.pt", "escape/deeper/x.pt"):
+        with pytest.raises(InputError, match="outside the work folder"):
+            transport.put_file(checkpoint, sneaky)
+    assert not list(outside.iterdir())  # not even an empty folder was made there
     assert not (tmp_path / "outside.pt").exists()
 
 
