@@ -191,3 +191,33 @@ def test_unknown_device_and_local(dcli):
     assert "this machine" in assert_one_line_error(dcli("device", "check", "local"), 2)
     assert "built in" in assert_one_line_error(dcli("device", "remove", "local"), 2)
 
+
+
+@pytest.mark.parametrize(
+    "release, package, l4t, jetpack",
+    [
+        ("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64, DATE: Sat Feb 19 17:05:08 UTC 2022",
+         "", "32.7.1", "4.6.1"),
+        ("# R32 (release), REVISION: 6.1, GCID: 27863751, BOARD: t210ref, EABI: aarch64, DATE: Mon Jul 26 19:20:30 UTC 2021",
+         "", "32.6.1", "4.6"),
+        ("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023",
+         "", "35.4.1", "5.1.2"),
+        ("", "36.3.0-20240506102626", "36.3.0", "6.0"),  # JetPack 6 dropped the release file
+        ("", "", None, None),
+    ],
+)  # fmt: skip
+def test_l4t_release_parsing(release, package, l4t, jetpack):
+    from remote.devices import L4T_TO_JETPACK, parse_l4t
+
+    assert parse_l4t(release, package) == l4t
+    assert (L4T_TO_JETPACK.get(l4t) if l4t else None) == jetpack
+
+
+def test_nvpmodel_and_df_parsing():
+    from remote.devices import parse_df, parse_nvpmodel
+
+    assert parse_nvpmodel("NV Fan Mode:quiet\nNV Power Mode: MAXN\n0\n") == ("MAXN", 0)
+    assert parse_nvpmodel("NV Power Mode: MODE_15W_6CORE\n2") == ("MODE_15W_6CORE", 2)
+    assert parse_nvpmodel("") == (None, None)
+    assert parse_df("/dev/mmcblk0p1  30503752 14123456  15052436  49% /") == 15052436 * 1024
+    assert parse_df("") is None
