@@ -189,3 +189,21 @@ def test_silent_link_is_detected_by_the_probe(sshd, ssh_env, tmp_path):
         assert process.link_lost and process.wait(1) is None
     finally:
         transport.close()
+
+
+def test_work_folder_tilde_and_relative_resolve_on_the_device(sshd, ssh_env):
+    import pwd
+
+    known = Path(ssh_env["KLMTUI_HOME"]) / "known_hosts"
+    known.parent.mkdir(parents=True)
+    known.write_text(sshd.known_hosts_line())
+    home = pwd.getpwnam(sshd.user).pw_dir  # the remote login folder (not the test's $HOME)
+    for workdir, expected in (("~/klmtui-nonexistent", f"{home}/klmtui-nonexistent"),
+                              ("rel/dir", f"{home}/rel/dir"), (None, f"{home}/klmtui")):  # fmt: skip
+        transport = SshTransport(device_record(sshd, workdir=workdir))
+        try:
+            assert transport.workdir == expected
+            assert transport.agent_dir == f"{expected}/agent"
+        finally:
+            transport.close()
+    assert not Path(home, "klmtui-nonexistent").exists()  # resolving creates nothing
