@@ -326,7 +326,8 @@ def _stream(run: _Run, protocol: Protocol) -> dict:
             run.record["environment"] = event.get("environment")
             run.record["params"] = event.get("params")
         run.deliver(event)
-    code = agent.wait(timeout=30)
+    link_lost = bool(getattr(agent, "link_lost", False))
+    code = None if link_lost else agent.wait(timeout=30)  # no exit status comes over a dead link
     tail = agent.stderr_tail()
     if tail.strip():
         run.log("agent stderr:\n" + tail)
@@ -336,7 +337,7 @@ def _stream(run: _Run, protocol: Protocol) -> dict:
         return {"status": "done", "error": None, "summary": summary}
     if error is not None:
         return {"status": "failed", "error": str(error.get("error") or "the agent reported an error")}
-    if getattr(agent, "link_lost", False) or code is None:
+    if link_lost or code is None:
         return {"status": "failed", "error": f"connection lost to device {run.record['device']} during the benchmark "
                                              f"({run.counts.get('latency', 0)} latency samples kept in {EVENTS_FILE})"}
     last = [l for l in tail.strip().splitlines() if l.strip()][-1:] or ["no output"]
