@@ -11,6 +11,7 @@ import torch
 
 from core.store import Store
 from tests.fixtures.cli import assert_one_line_error
+from tests.test_jobs import stop_active_runs
 
 TINY = ["--train-subset", "384", "--test-subset", "128", "--batch-size", "64"]
 RECORD_FIELDS = ("id", "arch_id", "arch", "K", "L", "M", "channels", "genotype", "seed", "profile", "epochs", "epoch",
@@ -21,10 +22,12 @@ METRIC_FIELDS = ("epoch", "loss", "train_acc", "test_acc", "lr", "seconds", "ima
 
 @pytest.fixture
 def cli1(cli):
-    """The CLI with one torch thread per run process (2 cores shared by everything)."""
+    """The CLI with one torch thread per run process (2 cores shared by everything); no detached
+    run outlives the test."""
     cli.env["KLMTUI_TORCH_THREADS"] = "1"
     cli.env["KLMTUI_MAX_PARALLEL"] = "1"
-    return cli
+    yield cli
+    stop_active_runs(cli.store)
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def submit(store, arch: Arch | str, config: Any, executor: str = "local", *, see
                 "accuracy": None, "best_accuracy": None, "checkpoint": None, "executor": executor, "pid": None,
                 "host": None, "created": now_iso(), "started": None, "finished": None, "error": None,
                 "config": run_cfg.to_dict(), "run_dir": f"runs/{run_id}", "group": group, "seeds": seeds,
-                "address": address, "storage": storage, "attempts": 0,
+                "address": address, "storage": storage, "attempts": 0, "queue_seq": time.time_ns() + i,
             })
             ids.append(run_id)
     for run_id in ids:
@@ -138,7 +139,7 @@ def resume(store, run_id: str) -> dict:
     if ckpt.exists():
         load_checkpoint(ckpt)  # a corrupt checkpoint is one clear error now, not a failed run later
     store.update("runs", run_id, status="queued", error=None, finished=None, pid=None,
-                 resumes=int(rec.get("resumes") or 0) + 1)
+                 resumes=int(rec.get("resumes") or 0) + 1, queue_seq=time.time_ns())
     _dispatch(store, [run_id])
     return store.get("runs", run_id)
 

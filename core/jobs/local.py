@@ -82,7 +82,7 @@ def start_queued(store) -> list[str]:
         mark_vanished(store)
         runs = store.find("runs", executor="local")
         running = [r for r in runs if r.get("status") == "running" and r.get("host") in (None, host())]
-        queued = sorted((r for r in runs if r.get("status") == "queued"), key=lambda r: (r.get("created") or "", r["id"]))
+        queued = sorted((r for r in runs if r.get("status") == "queued"), key=lambda r: (r.get("queue_seq") or 0, r.get("created") or "", r["id"]))
         free = max_parallel() - len(running)
         gpus = gpu_count()
         busy = {r.get("gpu") for r in running}
