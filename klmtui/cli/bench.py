@@ -118,7 +118,13 @@ def _row(record: dict) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print one summary object per benchmark as a JSON array.")
 @pass_app
 def bench(app, archs, device, as_json, **options: Any) -> None:
-    """Benchmark ARCH... (K-L-M@C) on a device: latency, then board power, streamed live."""
+    """Benchmark ARCH... (K-L-M@C) on a device: latency, then board power, streamed live.
+
+    Weights: the checkpoint of the architecture's latest `done` training run, else its initial
+    weights (marked `initial`). Inference leaves out the genotype's `none` edges (identical
+    outputs, less work) unless --keep-none. Power is the mean board power during a separate
+    pass with tegrastats running; without tegrastats it is reported as unavailable.
+    """
     from remote.bench import device_record, parse_request, run_benchmark, split_options
 
     arch_ids = [parse_request(a).id for a in archs]  # bad input: exit 2 before anything runs
