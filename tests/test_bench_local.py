@@ -218,3 +218,24 @@ def test_refresh_marks_vanished_benchmarks_and_cancel_refuses_finished_ones(tmp_
         cancel_benchmark(store, "b-99999999")
     with pytest.raises(InputError, match="already done"):
         resume_benchmark(store, "b-00000003")
+
+
+def test_local_transport_copies_the_bundle_once_and_confines_paths(tmp_path):
+    from core.errors import InputError
+    from remote.bundle import bundle_files
+    from remote.local import LocalTransport
+
+    transport = LocalTransport({"name": "box", "workdir": str(tmp_path / "work")})
+    progress = []
+    agent_dir = Path(transport.prepare(lambda done, total, name: progress.append((done, total, name))))
+    relative = sorted(rel for _, rel in bundle_files())
+    assert sorted(str(p.relative_to(agent_dir)) for p in agent_dir.rglob("*.py")) == relative
+    assert progress[-1][0] == progress[-1][1] and {"remote/agent/bench.py", "core/latency.py"} <= set(relative)
+    stamps = {p: p.stat().st_mtime_ns for p in agent_dir.rglob("*.py")}
+    transport.prepare()
+    assert stamps == {p: p.stat().st_mtime_ns for p in agent_dir.rglob("*.py")}  # checksums matched: no copy
+    (tmp_path / "w.pt").write_bytes(b"x")
+    assert Path(transport.put_file(tmp_path / "w.pt", "checkpoints/b-1.pt")).read_bytes() == b"x"
+    for bad in ("../escape.pt", "/etc/passwd", "a/../../b"):
+        with pytest.raises(InputError, match="inside the device's work folder"):
+            transport.put_file(tmp_path / "w.pt", bad)
