@@ -38,6 +38,18 @@ def inside(workdir: Path, relative: str) -> Path:
     return workdir.joinpath(*rel.parts)
 
 
+def _copy_atomically(source: Path, target: Path) -> None:
+    """Copy to a temp name unique to this process and thread, then rename: two benchmarks
+    preparing the same device at once never see (or leave) a half-written file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -62,10 +74,7 @@ class LocalTransport:
         for local, relative in files:
             target = inside(self.agent_dir, relative)
             if not (target.is_file() and _digest(target) == _digest(local)):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(target.name + ".part")
-                shutil.copyfile(local, tmp)
-                os.replace(tmp, target)
+                _copy_atomically(local, target)
             done += local.stat().st_size
             if progress is not None:
                 progress(done, total, relative)
@@ -73,10 +82,7 @@ class LocalTransport:
 
     def put_file(self, local: Path, remote_relative: str, progress: Optional[ProgressCallback] = None) -> str:
         target = inside(self.workdir, remote_relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
-        shutil.copyfile(local, tmp)
-        os.replace(tmp, target)
+        _copy_atomically(Path(local), target)
         if progress is not None:
             size = target.stat().st_size
             progress(size, size, remote_relative)

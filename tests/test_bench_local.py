@@ -239,3 +239,23 @@ def test_local_transport_copies_the_bundle_once_and_confines_paths(tmp_path):
     for bad in ("../escape.pt", "/etc/passwd", "a/../../b"):
         with pytest.raises(InputError, match="inside the device's work folder"):
             transport.put_file(tmp_path / "w.pt", bad)
+
+
+def test_two_benchmarks_at_once_on_the_local_device(tmp_path, monkeypatch):
+    """Both prepare the same work folder and write the same store: both finish, nothing is lost."""
+    monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
+    store_path = tmp_path / "runs.json"
+    results = {}
+
+    def bench(arch_id):
+        results[arch_id] = run_benchmark(Store(store_path), arch_id, "local", dict(SMALL_OPTIONS, no_power=True))
+
+    threads = [threading.Thread(target=bench, args=(a,)) for a in ("1-1-1@8", "1-2-1@8")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert {a: r["status"] for a, r in results.items()} == {"1-1-1@8": "done", "1-2-1@8": "done"}
+    stored = {b["arch_id"]: b for b in Store(store_path).all("benchmarks")}
+    assert set(stored) == {"1-1-1@8", "1-2-1@8"} and all(b["latency_s"] > 0 for b in stored.values())
+    assert not list((tmp_path / "home").rglob("*.part"))
