@@ -78,6 +78,13 @@ def add_device(
 
     _check_name(name)
     host = _check_text("host", host) or ""
+    if "@" in host:  # `nvidia@jetson.local`, as one would type it for ssh
+        at_user, _, host = host.rpartition("@")
+        if user is not None and user != at_user:
+            raise InputError(f"--user {user} contradicts the user in --host {at_user}@{host}")
+        user = at_user or user
+    if not host:
+        raise InputError("--host is empty")
     for what, value in (("host", host), ("user", user)):
         if value is not None and any(c.isspace() for c in value):
             raise InputError(f"{what} {value!r} must not contain spaces")

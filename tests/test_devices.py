@@ -48,6 +48,14 @@ def test_add_list_remove(dcli, sshd, tmp_path):
     assert "no device named 'jet'" in assert_one_line_error(dcli("device", "remove", "jet"), 2)
 
 
+def test_add_accepts_user_at_host(dcli):
+    assert dcli("device", "add", "nano", "--host", "nvidia@jetson-nano.local").returncode == 0
+    [row] = dcli("device", "list", "--json").json()
+    assert (row["user"], row["host"], row["port"], row["python"], row["workdir"]) == (
+        "nvidia", "jetson-nano.local", None, "python3", "~/klmtui")
+    assert "contradicts" in assert_one_line_error(dcli("device", "add", "x", "--host", "a@h", "--user", "b"), 2)
+
+
 @pytest.mark.parametrize(
     "args, expected",
     [
