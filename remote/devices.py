@@ -121,9 +121,25 @@ def add_device(
     return record
 
 
-def list_devices(store: Any, include_local: bool = False) -> list[dict]:
+def list_devices(store: Any, include_local: bool = False, host_keys: bool = False) -> list[dict]:
+    """The registered devices by name; `host_keys=True` adds `host_key_known` (a known_hosts file
+    names the host; read locally, nothing is contacted)."""
     devices = sorted(store.all("devices"), key=lambda d: d["id"])
+    if host_keys:
+        devices = [{**d, "host_key_known": host_key_known(d)} for d in devices]
     return ([local_device()] if include_local else []) + devices
+
+
+def host_key_known(device: dict, *, home: Optional[Path] = None) -> Optional[bool]:
+    """Does klmtui's or the user's known_hosts record a key for this device (None: cannot tell)?"""
+    from remote.hostkeys import known_keys
+    from remote.ssh import klmtui_known_hosts, resolve_target
+
+    try:
+        target = resolve_target(device)
+    except InputError:
+        return None
+    return bool(known_keys([klmtui_known_hosts(home), *target.known_hosts], target.entry))
 
 
 def get_device(store: Any, name: str) -> dict:

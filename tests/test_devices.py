@@ -36,7 +36,7 @@ def test_add_list_remove(dcli, sshd, tmp_path):
         {
             "id": "jet", "name": "jet", "host": "127.0.0.1", "user": sshd.user, "port": sshd.port,
             "key": str(sshd.client_key), "python": sys.executable, "tegrastats": "sudo tegrastats",
-            "workdir": "/tmp/klmtui-w", "added": rows[0]["added"],
+            "workdir": "/tmp/klmtui-w", "added": rows[0]["added"], "host_key_known": False,
         }
     ]  # fmt: skip
     table = dcli("device", "list")
@@ -89,6 +89,7 @@ def test_trust_shows_fingerprint_asks_and_records(dcli, sshd):
 
     again = dcli("device", "trust", "jet", "--yes")
     assert again.returncode == 0 and "already trusted" in again.stdout
+    assert dcli("device", "list", "--json").json()[0]["host_key_known"] is True
 
 
 def test_trust_yes_for_scripts_still_prints_the_fingerprint(dcli, sshd):

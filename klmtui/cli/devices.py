@@ -58,11 +58,16 @@ def list_(app: AppContext, as_json: bool) -> None:
     """The registered devices."""
     from remote.devices import list_devices
 
-    devices = list_devices(app.store())
+    devices = list_devices(app.store(), host_keys=True)
     if as_json:
         emit_json(devices)
         return
-    print_table("devices", LIST_COLUMNS, ([d.get(c) for c in LIST_COLUMNS] for d in devices))
+    rows = ([d.get(c) for c in LIST_COLUMNS] + [_known(d["host_key_known"])] for d in devices)
+    print_table("devices", (*LIST_COLUMNS, "host key"), rows)
+
+
+def _known(value) -> str:
+    return {True: "known", False: "not trusted yet"}.get(value, "?")
 
 
 @device.command("check")
