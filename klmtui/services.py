@@ -101,13 +101,13 @@ class Services:
     def train(self, arch_ids: list[str], form: dict) -> list[str]:
         """Submit detached training runs (they outlive the TUI); returns the run ids."""
         from core import jobs
-        from core.arch import parse_arch
 
-        config = {k: v for k, v in form.items() if k not in ("executor", "address") and v not in (None, "")}
-        opts = {"address": form["address"]} if form.get("address") else {}
+        config = {k: form.get(k) for k in ("profile", "epochs", "batch_size", "train_subset", "test_subset", "data")
+                  if form.get(k) not in (None, "")}
         ids: list[str] = []
         for arch_id in arch_ids:
-            ids += list(jobs.submit(self.store(), parse_arch(arch_id), config, executor=form.get("executor", "local"), **opts))
+            ids += jobs.submit(self.store(), arch_id, config, executor=form.get("executor") or "local",
+                               seeds=int(form.get("seeds") or 1), address=form.get("address") or None)
         return ids
 
     def cancel(self, job_id: str) -> None:
@@ -128,19 +128,10 @@ class Services:
 
     def run_series(self, run_id: str, lines: int = 12) -> tuple[list[dict], list[str], dict]:
         """Per-epoch metrics, the log tail and the live progress of the current epoch."""
-        import json
-
         from core import jobs
-        from core.train import PROGRESS
 
         store = self.store()
-        record = store.get("runs", run_id) or {}
-        folder = store.resolve(record["run_dir"]) if record.get("run_dir") else store.run_dir(run_id)
-        try:
-            progress = json.loads((folder / PROGRESS).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            progress = {}
-        return list(jobs.metrics(store, run_id)), list(jobs.log_tail(store, run_id, lines)), progress
+        return jobs.metrics(store, run_id), jobs.log_tail(store, run_id, lines), jobs.progress(store, run_id) or {}
 
     # ------------------------------------------------------------------ benchmarks
     def benchmark(

@@ -76,17 +76,18 @@ def _latest(records: Iterable[dict]) -> dict | None:
 
 
 def training_status(runs: list[dict]) -> str:
-    """`running 3/10`, `queued`, `done x2`, `interrupted (r)`...: the state of an architecture's runs."""
+    """`running 3/10`, `running 1/2 +1q`, `queued`, `done x2`, `interrupted (r)`: an architecture's runs."""
     if not runs:
         return "-"
     running = [r for r in runs if r.get("status") == "running"]
+    waiting = sum(1 for r in runs if r.get("status") in ("queued", "pending"))
     if running:
         r = running[0]
         more = f" +{len(running) - 1}" if len(running) > 1 else ""
-        return f"running {r.get('epoch') or 0}/{r.get('epochs') or '?'}{more}"
-    for state in ("queued", "pending"):
-        if any(r.get("status") == state for r in runs):
-            return state
+        queued = f" +{waiting}q" if waiting else ""
+        return f"running {r.get('epoch') or 0}/{r.get('epochs') or '?'}{more}{queued}"
+    if waiting:
+        return "queued" if waiting == 1 else f"queued x{waiting}"
     latest = _latest(runs) or {}
     status = latest.get("status") or "-"
     done = sum(1 for r in runs if r.get("status") == "done")

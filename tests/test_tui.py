@@ -159,7 +159,7 @@ async def test_benchmark_over_ssh_streams_live_then_summary(tmp_path, sshd, ssh_
     store = study_store(tmp_path, extra=(TINY,))
     store.upsert("devices", _sshd_device(sshd, tmp_path))
     app = KlmtuiApp(tmp_path / "runs.json", bench_defaults={
-        "device": "jet", "batch": 2, "runs": 6, "batches": 6, "warmup_runs": 1, "warmup_batches": 1})
+        "device": "jet", "batch": 2, "runs": 4, "batches": 5, "warmup_runs": 1, "warmup_batches": 1})
     async with app.run_test(size=(140, 40)) as pilot:
         await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
         # devices screen: trust the device's host key after seeing its fingerprint
@@ -272,3 +272,53 @@ async def test_keys_are_remappable(tmp_path, monkeypatch):
         assert type(app.screen).__name__ == "HomeScreen"
         await pilot.press("f2")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ParetoScreen")
+
+
+@pytest.mark.slow
+@sync
+async def test_train_from_the_tui_queued_running_done_with_accuracy(tmp_path, cifar_dir, monkeypatch):
+    """`t` on 1-1-1@8, two seeds: one CPU slot, so seed 1 waits queued while seed 0 runs."""
+    monkeypatch.setenv("KLMTUI_TORCH_THREADS", "1")
+    study_store(tmp_path, extra=(TINY,))
+    app = KlmtuiApp(tmp_path / "runs.json", poll_s=0.3, train_defaults={"data": str(cifar_dir)})
+    seen: list[str] = []
+
+    def status() -> str:
+        row = app.screen.query_one("#arch-table").rows_by_id.get(TINY) if app.screen.id == "home" else None
+        text = row.status if row else ""
+        if text and (not seen or seen[-1] != text):
+            seen.append(text)
+        return text
+
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
+            await pilot.press("slash", *TINY, "enter")
+            await wait_until(pilot, lambda: table_ids(app) == [TINY])
+            assert status() == "-"
+            await pilot.press("t")
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainForm", what="the train form")
+            for field, text in (("#epochs", "2"), ("#seeds", "2"), ("#train_subset", "384"), ("#test_subset", "128"),
+                                ("#batch_size", "64")):
+                app.screen.query_one(field).value = ""
+                await pilot.click(field)
+                await pilot.press(*text)
+            await pilot.press("enter")  # submits the form
+            await wait_until(pilot, lambda: status().startswith("running"), timeout=60, what="running")
+            await wait_until(pilot, lambda: status().startswith("done"), timeout=400, what="done")
+            row = app.screen.query_one("#arch-table").rows_by_id[TINY]
+            assert row.seeds == 2 and row.accuracy is not None and row.accuracy_std is not None
+            cell = str(app.screen.query_one("#arch-table").get_row(TINY)[5])
+            assert "±" in cell
+    finally:
+        from core import jobs
+
+        store = Store(tmp_path / "runs.json")
+        for run in store.all("runs"):  # never leave a training process behind
+            if run["status"] in ("queued", "running"):
+                jobs.cancel(store, run["id"])
+    assert any(s.startswith("running") for s in seen) and seen[-1].startswith("done")
+    assert any("+1q" in s for s in seen), seen  # seed 1 waited queued behind seed 0
+    runs = Store(tmp_path / "runs.json").find("runs", arch_id=TINY)
+    assert sorted(r["seed"] for r in runs) == [0, 1] and all(r["status"] == "done" for r in runs)
+    assert all(10.0 < r["accuracy"] <= 100.0 for r in runs)

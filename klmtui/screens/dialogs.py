@@ -36,9 +36,9 @@ class Dialog(ModalScreen):
         self.dismiss(True)
 
     def buttons(self, ok: str = "OK", cancel: str | None = "Cancel") -> Horizontal:
-        items = [Button(ok, variant="primary", id="ok")]
+        items = [Button(ok, variant="primary", id="ok", compact=True)]
         if cancel:
-            items.append(Button(cancel, id="cancel"))
+            items.append(Button(cancel, id="cancel", compact=True))
         return Horizontal(*items, classes="buttons")
 
     def field_error(self, message: str) -> None:
@@ -74,24 +74,24 @@ class TrainForm(Dialog):
             with Grid(classes="fields"):
                 yield Label("profile")
                 yield Select([("quick", "quick"), ("paper (thesis recipe)", "paper")], value=d.get("profile", "quick"),
-                             allow_blank=False, id="profile")
+                             allow_blank=False, id="profile", compact=True)
                 yield Label("epochs")
-                yield Input(str(d.get("epochs", "")), placeholder="profile default", id="epochs")
+                yield Input(str(d.get("epochs", "")), placeholder="profile default", id="epochs", compact=True)
                 yield Label("seeds")
-                yield Input(str(d.get("seeds", 1)), id="seeds")
+                yield Input(str(d.get("seeds", 1)), id="seeds", compact=True)
                 yield Label("executor")
                 yield Select([("local (detached process)", "local"), ("ray", "ray")], value=d.get("executor", "local"),
-                             allow_blank=False, id="executor")
+                             allow_blank=False, id="executor", compact=True)
                 yield Label("ray address")
-                yield Input(d.get("address", ""), placeholder="auto / host:port (ray only)", id="address")
+                yield Input(d.get("address", ""), placeholder="auto / host:port (ray only)", id="address", compact=True)
                 yield Label("data folder")
-                yield Input(d.get("data", ""), placeholder="CIFAR-10 folder (ImageFolder or torchvision)", id="data")
+                yield Input(d.get("data", ""), placeholder="CIFAR-10 folder (ImageFolder or torchvision)", id="data", compact=True)
                 yield Label("train subset")
-                yield Input(str(d.get("train_subset", "") or ""), placeholder="all", id="train_subset")
+                yield Input(str(d.get("train_subset", "") or ""), placeholder="all", id="train_subset", compact=True)
                 yield Label("test subset")
-                yield Input(str(d.get("test_subset", "") or ""), placeholder="all", id="test_subset")
+                yield Input(str(d.get("test_subset", "") or ""), placeholder="all", id="test_subset", compact=True)
                 yield Label("batch size")
-                yield Input(str(d.get("batch_size", "") or ""), placeholder="profile default", id="batch_size")
+                yield Input(str(d.get("batch_size", "") or ""), placeholder="profile default", id="batch_size", compact=True)
             yield Static("", id="form-error")
             yield self.buttons("Train", "Cancel")
 
@@ -132,17 +132,17 @@ class BenchForm(Dialog):
             yield Label(f"[b]Benchmark[/] {names}", classes="title")
             with Grid(classes="fields"):
                 yield Label("device")
-                yield Select([(n, n) for n in self.devices], value=device, allow_blank=False, id="device")
+                yield Select([(n, n) for n in self.devices], value=device, allow_blank=False, id="device", compact=True)
                 yield Label("protocol")
                 yield Select([("thesis (50 runs x 50 batches)", "thesis"), ("adaptive (CI of median <= 1%)", "adaptive")],
-                             value=d.get("protocol", "thesis"), allow_blank=False, id="protocol")
+                             value=d.get("protocol", "thesis"), allow_blank=False, id="protocol", compact=True)
                 yield Label("timing")
                 yield Select([("sync (device time)", "sync"), ("thesis (host clock, as Appendix A)", "thesis")],
-                             value=d.get("timing", "sync"), allow_blank=False, id="timing")
+                             value=d.get("timing", "sync"), allow_blank=False, id="timing", compact=True)
                 for name, label in (("batch", "batch"), ("runs", "runs"), ("batches", "batches per run"),
                                     ("warmup_runs", "warm-up runs"), ("warmup_batches", "warm-up batches")):
                     yield Label(label)
-                    yield Input(str(d.get(name, "") or ""), placeholder="protocol default", id=name)
+                    yield Input(str(d.get(name, "") or ""), placeholder="protocol default", id=name, compact=True)
             yield Static("", id="form-error")
             yield self.buttons("Benchmark", "Cancel")
 
@@ -174,7 +174,7 @@ class DeviceForm(Dialog):
             with Grid(classes="fields"):
                 for key, label, hint in self.FIELDS:
                     yield Label(label)
-                    yield Input(placeholder=hint, id=key)
+                    yield Input(placeholder=hint, id=key, compact=True)
             yield Static("", id="form-error")
             yield self.buttons("Add", "Cancel")
 
@@ -202,9 +202,9 @@ class ExportForm(Dialog):
             yield Label(f"[b]Export[/] the results table ({self.source})", classes="title")
             with Grid(classes="fields"):
                 yield Label("format")
-                yield Select([("csv", "csv"), ("markdown", "md"), ("latex", "latex")], value="md", allow_blank=False, id="format")
+                yield Select([("csv", "csv"), ("markdown", "md"), ("latex", "latex")], value="md", allow_blank=False, id="format", compact=True)
                 yield Label("file")
-                yield Input(self.default_path, id="path")
+                yield Input(self.default_path, id="path", compact=True)
             yield Static("", id="form-error")
             yield self.buttons("Export", "Cancel")
 

@@ -36,7 +36,7 @@ class HomeScreen(Screen):
     def __init__(self) -> None:
         super().__init__(id="home")
         self.source = MEASURED
-        self._source_chosen = False  # on the first snapshot with a study in it
+        self._source_chosen = False  # the user has not pressed `s` yet
         self._snapshot = None
 
     def compose(self) -> ComposeResult:
@@ -73,8 +73,7 @@ class HomeScreen(Screen):
         else:
             message.display = False
         if not self._source_chosen and not snapshot.missing and not snapshot.error:
-            # a fresh study has nothing measured yet: show the thesis' figures until it has
-            self._source_chosen = True
+            # until the user picks one: our measurements once there are any, the thesis' before
             names = sources(snapshot)
             self.source = MEASURED if snapshot.figures.get(MEASURED) or "thesis" not in names else "thesis"
         if self.source not in sources(snapshot):
