@@ -174,11 +174,31 @@ def test_thesis_timing_and_adaptive_protocol(bundle):
     assert summary["adaptive"] == {"batches": 12, "reason": "ceiling", "converged": False}
 
 
-def test_thesis_timing_with_real_cifar_images(bundle, cifar_dir):
-    proc, events = run_agent(bundle, "--timing", "thesis", "--images", str(cifar_dir / "test" / "cat"), "--no-power")
+@pytest.fixture(scope="module")
+def cifar_test_images(tmp_path_factory):
+    """The first 40 real CIFAR-10 test JPEGs, streamed from the shared tarball (they come first in it)."""
+    import tarfile
+
+    from tests.fixtures.paths import shared_file
+
+    dest = tmp_path_factory.mktemp("cifar-test")
+    with tarfile.open(shared_file("data/cifar10-jpeg.tar.gz"), "r|gz") as tar:
+        taken = 0
+        for member in tar:
+            if member.isfile() and "/test/" in member.name and member.name.endswith(".jpg"):
+                (dest / f"{taken:03d}.jpg").write_bytes(tar.extractfile(member).read())
+                taken += 1
+                if taken == 40:
+                    break
+    assert taken == 40
+    return dest
+
+
+def test_thesis_timing_with_real_cifar_images(bundle, cifar_test_images):
+    proc, events = run_agent(bundle, "--timing", "thesis", "--images", str(cifar_test_images), "--no-power")
     summary = events[-1]
     assert summary["event"] == "summary", proc.stderr
-    assert summary["images"].startswith("files:") and summary["latency_s"] > 0
+    assert summary["images"].startswith("files:") and "(40 images)" in summary["images"] and summary["latency_s"] > 0
 
 
 def start_endless_power_pass(bundle, fixture, log):
