@@ -350,7 +350,7 @@ class KlmtuiApp(App):
         def answer(form: dict | None) -> None:
             if form:
                 src = source
-                self.call_in_worker("export", self.services.export, form["format"], src, form["path"],
+                self.call_in_worker("export", self.services.export, form["format"], src, form["path"], dialog=True,
                                     then=lambda path: self.notify(f"exported to {path}", timeout=5))
 
         default = str(self.services.store_path.parent / f"results-{source}.md")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from core.errors import KlmtuiError
+from core.errors import InputError, KlmtuiError
 
 TABLES = ("architectures", "runs", "benchmarks", "devices", "results")
 
@@ -206,5 +206,8 @@ class Services:
         result = pareto_front(rows)
         on_front = {r["arch_id"] for r in result.front}
         rows = [{**r, "on_front": r["arch_id"] in on_front} for r in rows]
-        Path(out).write_text(render(rows, fmt, f"Source {source}: {result.describe()}"), encoding="utf-8")
+        try:
+            Path(out).write_text(render(rows, fmt, f"Source {source}: {result.describe()}"), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write {out}: {exc.strerror}") from None
         return out

@@ -322,3 +322,39 @@ async def test_train_from_the_tui_queued_running_done_with_accuracy(tmp_path, ci
     runs = Store(tmp_path / "runs.json").find("runs", arch_id=TINY)
     assert sorted(r["seed"] for r in runs) == [0, 1] and all(r["status"] == "done" for r in runs)
     assert all(10.0 < r["accuracy"] <= 100.0 for r in runs)
+
+
+@sync
+async def test_restart_reattaches_vanished_run_shown_resumable_and_errors_are_notified(tmp_path):
+    """A run recorded `running` by an earlier session whose process is gone: the app marks it
+    `interrupted (r)`. Refusals and failures are a notification or a dialog; the app carries on."""
+    import os
+    import socket
+
+    store = study_store(tmp_path)
+    store.insert("runs", {"id": "t-0000dead", "arch_id": "6-6-6@12", "arch": "6-6-6", "K": 6, "L": 6, "M": 6,
+                          "channels": 12, "seed": 0, "profile": "quick", "epochs": 5, "epoch": 2,
+                          "status": "running", "executor": "local", "host": socket.gethostname(),
+                          "pid": os.getpid(),  # alive, but not this run's process (no run id in its command line)
+                          "created": "2026-01-01T00:00:00Z", "run_dir": "runs/t-0000dead", "config": {"epochs": 5}})
+    app = KlmtuiApp(tmp_path / "runs.json", poll_s=0.3, jobs_refresh_s=0.5)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
+        await pilot.press("slash", *"6-6-6@12", "enter")
+        await wait_until(pilot, lambda: table_ids(app) == ["6-6-6@12"])
+        rows = lambda: app.screen.query_one("#arch-table").rows_by_id  # noqa: E731
+        await wait_until(pilot, lambda: rows()["6-6-6@12"].status == "interrupted (r)", what="interrupted")
+        await pilot.press("c")
+        await wait_until(pilot, lambda: any("nothing running" in n.message for n in app._notifications),
+                         what="the refusal")
+        await pilot.press("e")  # an export that cannot be written: an error dialog
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ExportForm")
+        app.screen.query_one("#path").value = str(tmp_path / "no-such-folder" / "table.md")
+        await pilot.click("#ok")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ErrorDialog", what="the error dialog")
+        body = str(app.screen.query_one(".body").render())
+        assert "cannot write" in body and "no-such-folder" in body
+        await pilot.press("enter")
+        await pilot.press("p", "escape")
+        assert type(app.screen).__name__ == "HomeScreen"
+    assert Store(tmp_path / "runs.json").get("runs", "t-0000dead")["status"] == "interrupted"
