@@ -442,7 +442,8 @@ def cancel_benchmark(store, bench_id: str, wait_s: float = 20.0) -> dict:
         if not _alive(record):
             return store.update("benchmarks", bench_id, status="cancelled", finished=now_iso(),
                                 error="cancelled (the benchmark process had already gone)")
-        if not signalled and time.monotonic() > deadline - wait_s / 2:
+        same_host = record.get("host") in (None, socket.gethostname())
+        if not signalled and same_host and time.monotonic() > deadline - wait_s / 2:
             try:  # the runner did not react to the cancel file: signal it (the CLI handles SIGTERM)
                 os.kill(int(record["pid"]), signal.SIGTERM)
             except (OSError, TypeError, ValueError):
