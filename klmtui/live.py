@@ -35,6 +35,7 @@ class LiveStream:
     error: str | None = None
     events: int = 0
     warmup: int = 0
+    phase: str = ""  # the agent's current pass: latency, then power
     dirty: bool = True
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -55,6 +56,7 @@ class LiveStream:
             self.environment.update(env if isinstance(env, dict) else {k: v for k, v in event.items() if k not in ("event", "t")})
         elif kind == "latency":
             self.status = "running"
+            self.phase = str(event.get("pass") or self.phase)
             if event.get("warmup") or event.get("pass") == "power":
                 self.warmup += 1  # shown as progress, kept out of the statistics
                 return

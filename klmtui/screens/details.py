@@ -189,14 +189,16 @@ class DetailsScreen(Screen):
         self.query_one("#latency-spark", Sparkline).data = [s * 1000.0 for s in stream.latencies[-240:]]
         self.query_one("#power-spark", Sparkline).data = stream.power_w[-240:]
         stats = stream.stats()
-        lines = [f"[b]{stream.device}[/]  {stream.bench_id or ''}  [b]{stream.status}[/]  batches timed {stats['n']}"]
+        phase = f"{stream.phase} pass  " if stream.active and stream.phase else ""
+        lines = [f"[b]{stream.device}[/]  {stream.bench_id or ''}  [b]{stream.status}[/]  {phase}"
+                 f"timed {stats['n']} batches (+{stream.warmup} warm-up/power-pass)"]
         if stats["median_s"] is not None:
             ci = ""
             if stats["ci_low_s"] is not None:
                 ci = f"  95% CI [{stats['ci_low_s'] * 1000:.2f}, {stats['ci_high_s'] * 1000:.2f}] ms"
             lines.append(f"latency median {stats['median_s'] * 1000:.2f} ms/batch{ci}  p90 {stats['p90_s'] * 1000:.2f} ms")
         if stream.power_w:
-            lines.append(f"power now {stream.power_w[-1]:.2f} W  mean {sum(stream.power_w) / len(stream.power_w):.2f} W  "
+            lines.append(f"power now {stream.power_w[-1]:.2f} W  mean of all samples {sum(stream.power_w) / len(stream.power_w):.2f} W  "
                          f"({len(stream.power_w)} samples)")
         if stream.summary and stream.status not in ("starting", "running"):
             s = stream.summary
