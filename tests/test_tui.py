@@ -175,6 +175,10 @@ async def test_benchmark_over_ssh_streams_live_then_summary(tmp_path, sshd, ssh_
         known_hosts = Path(ssh_env["KLMTUI_HOME"]) / "known_hosts"
         await wait_until(pilot, lambda: known_hosts.exists(), what="the key to be recorded")
         assert known_hosts.read_text() == sshd.known_hosts_line()
+        await pilot.press("k")  # check: facts about the device, over SSH
+        report = lambda: str(app.screen.query_one("#device-report").render())  # noqa: E731
+        await wait_until(pilot, lambda: "reachable: True" in report(), what="the device check")
+        assert "tegrastats: True" in report() and f"torch: {__import__('torch').__version__}" in report()
         await pilot.press("escape")
         # benchmark the tiny architecture: filter, b, confirm the form
         await pilot.press("slash", *"1-1-1@8", "enter")
@@ -358,3 +362,29 @@ async def test_restart_reattaches_vanished_run_shown_resumable_and_errors_are_no
         await pilot.press("p", "escape")
         assert type(app.screen).__name__ == "HomeScreen"
     assert Store(tmp_path / "runs.json").get("runs", "t-0000dead")["status"] == "interrupted"
+
+
+@sync
+async def test_devices_screen_add_and_remove(tmp_path, monkeypatch):
+    monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
+    study_store(tmp_path)
+    app = KlmtuiApp(tmp_path / "runs.json", poll_s=0.3)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "DevicesScreen")
+        await pilot.press("a")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "DeviceForm")
+        for field, text in (("#name", "nano"), ("#host", "10.0.0.7"), ("#port", "2222")):
+            await pilot.click(field)
+            await pilot.press(*text)
+        await pilot.press("enter")
+        devices = lambda: app.screen.query_one("#devices-table").rows  # noqa: E731
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "DevicesScreen" and len(devices()) == 2,
+                         what="the new device")
+        record = Store(tmp_path / "runs.json").get("devices", "nano")
+        assert record["host"] == "10.0.0.7" and record["port"] == 2222
+        await pilot.press("down", "x")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: Store(tmp_path / "runs.json").get("devices", "nano") is None, what="removal")
