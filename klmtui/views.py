@@ -68,7 +68,7 @@ def sources(snapshot) -> list[str]:
     return names
 
 
-def _latest(records: Iterable[dict]) -> dict | None:
+def latest(records: Iterable[dict]) -> dict | None:
     records = list(records)
     if not records:
         return None
@@ -88,7 +88,7 @@ def training_status(runs: list[dict]) -> str:
         return f"running {r.get('epoch') or 0}/{r.get('epochs') or '?'}{more}{queued}"
     if waiting:
         return "queued" if waiting == 1 else f"queued x{waiting}"
-    latest = _latest(runs) or {}
+    latest = latest(runs) or {}
     status = latest.get("status") or "-"
     done = sum(1 for r in runs if r.get("status") == "done")
     if status == "done" and done > 1:

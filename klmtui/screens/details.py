@@ -16,7 +16,7 @@ from textual.widgets import Footer, Header, Log, Sparkline, Static
 
 from klmtui.live import LiveStream
 from klmtui.messages import RunSeries
-from klmtui.views import _latest, fmt
+from klmtui.views import fmt, latest
 from klmtui.widgets.plot import Figure, PlotView, Series
 
 FRAME_S = 0.1  # redraw live panels at most 10 times a second
@@ -110,7 +110,7 @@ class DetailsScreen(Screen):
             )
         self.query_one("#arch-summary", Static).update("\n".join(lines))
         running = [r for r in runs if r.get("status") == "running"]
-        run = running[0] if running else _latest(runs)
+        run = running[0] if running else latest(runs)
         self._run_id = run["id"] if run else None
         title = "[b]Training[/]" + (f"  {run['id']}  {run.get('status')}" if run else "  (no runs yet: press t)")
         self.query_one("#training-title", Static).update(title)
@@ -122,7 +122,7 @@ class DetailsScreen(Screen):
         stream = self.app.streams.for_arch(self.arch_id)
         if stream is None:
             benches = self._records("benchmarks")
-            bench = _latest(benches)
+            bench = latest(benches)
             if bench is not None and (self._external is None or self._external.active or self._external.bench_id != bench["id"]):
                 self._read_bench(bench)
 
