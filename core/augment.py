@@ -43,44 +43,83 @@ def normalize(images: "torch.Tensor", cfg: AugmentConfig = AugmentConfig(), dtyp
     return torch.addcmul(shift, x, scale * 255.0)
 
 
+class Augmenter:
+    """Augmented batches drawn from one uint8 image set, padded and mirrored once up front.
+
+    The set is kept as NHWC uint8 zero-padded by `padding` pixels, plus its mirror image when
+    flipping (2x the padded size: 480 MB for all 50,000 CIFAR training images). A batch is then
+    a single gather of 32x32 windows out of a strided view (window origin = crop offset, source
+    = the image or its mirror), one normalising pass and one cutout pass: no per-batch padding,
+    flipping or concatenation.
+
+    Mirroring the padded image and cropping at x-offset o equals cropping at o' = 2*padding - o
+    and mirroring the crop; o and o' are both uniform, so the distribution is the PIL one.
+    """
+
+    def __init__(self, images: "torch.Tensor", cfg: AugmentConfig = AugmentConfig()):
+        import torch
+
+        self.cfg = cfg
+        self.n, self.c, self.h, self.w = images.shape
+        pad = cfg.padding
+        nhwc = images.permute(0, 2, 3, 1)
+        padded = torch.nn.functional.pad(nhwc, (0, 0, pad, pad, pad, pad)) if pad else nhwc.contiguous()
+        self._source = torch.cat([padded, padded.flip(2)]) if cfg.flip else padded
+        s_n, s_h, s_w, s_c = self._source.stride()
+        self._windows = self._source.as_strided(
+            (self._source.shape[0], 2 * pad + 1, 2 * pad + 1, self.h, self.w, self.c), (s_n, s_h, s_w, s_h, s_w, s_c))
+
+    @property
+    def device(self):
+        return self._source.device
+
+    def __call__(self, index: "torch.Tensor", generator: "torch.Generator", dtype=None) -> "torch.Tensor":
+        """The augmented, normalised images `index` (N,3,H,W float, channels_last memory)."""
+        import torch
+
+        if self.device.type == "cpu" and torch.get_num_threads() > 1:
+            # Memory-bound elementwise work on ~300k values per batch: a second OpenMP thread
+            # gains little, and on a busy machine spinning threads made it 10x slower (measured).
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return self._batch(index, generator, dtype)
+            finally:
+                torch.set_num_threads(threads)
+        return self._batch(index, generator, dtype)
+
+    def _batch(self, index, generator, dtype):
+        import torch
+
+        cfg, h, w = self.cfg, self.h, self.w
+        n = len(index)
+        device = self.device
+        offsets = torch.randint(0, 2 * cfg.padding + 1, (n, 2), generator=generator)
+        flips = torch.rand(n, generator=generator) < 0.5 if cfg.flip else torch.zeros(n, dtype=torch.bool)
+        centres = torch.stack([torch.randint(0, h, (n,), generator=generator),
+                               torch.randint(0, w, (n,), generator=generator)], 1)
+        source = index.to("cpu", torch.long) + flips.long() * self.n
+        source, offsets, centres = (t.to(device, non_blocking=True) for t in (source, offsets, centres))
+        cropped = self._windows[source, offsets[:, 0], offsets[:, 1]]  # N,H,W,C
+
+        out = normalize(cropped.permute(0, 3, 1, 2), cfg, dtype)
+        if cfg.cutout:
+            half = cfg.cutout // 2
+            r = torch.arange(h, device=device)
+            q = torch.arange(w, device=device)
+            in_rows = (r >= centres[:, 0, None] - half) & (r < centres[:, 0, None] + half)  # N,H
+            in_cols = (q >= centres[:, 1, None] - half) & (q < centres[:, 1, None] + half)  # N,W
+            out.masked_fill_((in_rows[:, :, None] & in_cols[:, None, :])[:, None], 0)
+        return out
+
+
 def augment(images: "torch.Tensor", generator: "torch.Generator", cfg: AugmentConfig = AugmentConfig(),
             dtype=None) -> "torch.Tensor":
-    """Random crop (zero padding), horizontal flip, normalise, cutout: uint8 N,3,H,W in, float out.
-
-    Works in NHWC (channels_last) memory, the layout the decoded cache has: the crop is a strided
-    window view of the padded batch (and of its mirror image, for flipped samples) indexed once
-    per image, so each output row is a contiguous copy. The result is N,3,H,W in channels_last.
-    """
+    """Random crop (zero padding), horizontal flip, normalise, cutout of a whole uint8 N,3,H,W
+    batch (one-off use; a training loop keeps an `Augmenter` over its data set)."""
     import torch
 
-    n, c, h, w = images.shape
-    device = images.device
-    pad = cfg.padding
-    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
-    flips = torch.rand(n, generator=generator) < 0.5 if cfg.flip else torch.zeros(n, dtype=torch.bool)
-    centres = torch.stack([torch.randint(0, h, (n,), generator=generator),
-                           torch.randint(0, w, (n,), generator=generator)], 1)
-    offsets, flips, centres = (t.to(device, non_blocking=True) for t in (offsets, flips, centres))
-
-    nhwc = images.permute(0, 2, 3, 1)
-    padded = torch.nn.functional.pad(nhwc, (0, 0, pad, pad, pad, pad)) if pad else nhwc.contiguous()
-    # Mirroring the padded image and cropping at x-offset o equals cropping at o and mirroring
-    # the crop at offset 2*pad-o; both offsets are uniform, so the distribution is unchanged.
-    both = torch.cat([padded, padded.flip(2)]) if cfg.flip else padded
-    s_n, s_h, s_w, s_c = both.stride()
-    windows = both.as_strided((both.shape[0], 2 * pad + 1, 2 * pad + 1, h, w, c), (s_n, s_h, s_w, s_h, s_w, s_c))
-    source = torch.arange(n, device=device) + flips.long() * n
-    cropped = windows[source, offsets[:, 0], offsets[:, 1]]  # N,H,W,C
-
-    out = normalize(cropped.permute(0, 3, 1, 2), cfg, dtype)
-    if cfg.cutout:
-        half = cfg.cutout // 2
-        r = torch.arange(h, device=device)
-        q = torch.arange(w, device=device)
-        in_rows = (r >= centres[:, 0, None] - half) & (r < centres[:, 0, None] + half)  # N,H
-        in_cols = (q >= centres[:, 1, None] - half) & (q < centres[:, 1, None] + half)  # N,W
-        out.masked_fill_((in_rows[:, :, None] & in_cols[:, None, :])[:, None], 0)
-    return out
+    return Augmenter(images, cfg)(torch.arange(images.shape[0]), generator, dtype)
 
 
 def _affine(cfg: AugmentConfig, device, dtype) -> tuple["torch.Tensor", "torch.Tensor"]:

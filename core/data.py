@@ -106,6 +106,15 @@ def check_dataset(data: str | os.PathLike | None = None) -> str:
                      f"image folders and for torchvision's {root}/{TORCHVISION_FOLDER}")
 
 
+def prepare_dataset(data: str | os.PathLike | None = None) -> str:
+    """`check_dataset`, and when the default folder is empty, download CIFAR-10 now (in the
+    submitting process, so a failed download is one clear error rather than a failed run)."""
+    kind = check_dataset(data)
+    if kind == "download":
+        _load_torchvision(resolve_data_dir(data)[0], download=True)
+    return kind
+
+
 def balanced_subset(split: Split, n: int | None) -> Split:
     """The same `n` images every time, as equal a share of each class as possible.
 

@@ -259,6 +259,24 @@ def _to_device(x, cfg: TrainConfig, device):
     return x.to(device, non_blocking=True).contiguous(memory_format=fmt)
 
 
+def train_step(model, optimizer, scaler, x, y, cfg: TrainConfig, device) -> tuple[float, int]:
+    """One SGD step of the thesis recipe (auxiliary loss, gradient clipping); (loss, correct)."""
+    import torch
+
+    with _autocast(cfg, device):
+        logits, logits_aux = model(x)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        if logits_aux is not None:
+            loss = loss + cfg.auxiliary_weight * torch.nn.functional.cross_entropy(logits_aux, y)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.item(), int((logits.argmax(1) == y).sum().item())
+
+
 def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None = None) -> dict:
     """Train `arch` with `cfg`, resuming from `run_dir/checkpoint.pt` if present.
 
@@ -269,7 +287,7 @@ def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None =
     import numpy as np
     import torch
 
-    from core.augment import AugmentConfig, augment
+    from core.augment import AugmentConfig, Augmenter
     from core.data import balanced_subset, load_cifar10
     from core.models import build_network
 
@@ -285,7 +303,7 @@ def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None =
     test_split = balanced_subset(test_split, cfg.test_subset)
     train_x, train_y = train_split.tensors()
     test_x, test_y = test_split.tensors()
-    if device.type == "cuda":  # the whole uint8 set fits: augmentation runs on the GPU
+    if device.type == "cuda":  # the whole uint8 set fits: augmentation runs on the GPU (Augmenter)
         train_x, train_y, test_x, test_y = (t.to(device) for t in (train_x, train_y, test_x, test_y))
 
     torch.manual_seed(cfg.seed)
@@ -298,7 +316,7 @@ def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None =
     optimizer = torch.optim.SGD(model.parameters(), cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.epochs, eta_min=cfg.lr_min)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
-    aug_cfg = AugmentConfig(cutout=cfg.cutout)
+    augmenter = Augmenter(train_x, AugmentConfig(cutout=cfg.cutout))
 
     start_epoch, best = 0, None
     ckpt_path = run_dir / CHECKPOINT
@@ -334,25 +352,12 @@ def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None =
         loss_sum = 0.0
         for b in range(batches):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            if device.type == "cuda":
-                idx = idx.to(device)
-            x = _to_device(augment(train_x[idx], aug_gen, aug_cfg), cfg, device)
-            y = train_y[idx]
-            with _autocast(cfg, device):
-                logits, logits_aux = model(x)
-                loss = torch.nn.functional.cross_entropy(logits, y)
-                if logits_aux is not None:
-                    loss = loss + cfg.auxiliary_weight * torch.nn.functional.cross_entropy(logits_aux, y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            x = _to_device(augmenter(idx, aug_gen), cfg, device)
+            loss, hits = train_step(model, optimizer, scaler, x, train_y[idx.to(train_y.device)], cfg, device)
             k = len(idx)
             seen += k
-            loss_sum += loss.item() * k
-            correct += (logits.argmax(1) == y).sum().item()
+            loss_sum += loss * k
+            correct += hits
             now = time.perf_counter()
             if now - last_report >= PROGRESS_INTERVAL_S or b == batches - 1:
                 last_report = now

@@ -58,9 +58,9 @@ def submit(store, arch: Arch | str, config: Any, executor: str = "local", *, see
         from core.jobs.ray_executor import check_options
 
         address, storage = check_options(address, storage)
-    from core.data import check_dataset
+    from core.data import prepare_dataset
 
-    check_dataset(cfg.data)  # a missing data folder is one clear error, before anything is written
+    prepare_dataset(cfg.data)  # a missing folder or failed download: one clear error, nothing written
     ensure_architecture(store, arch)
     group = new_id("g-")
     ids = []
