@@ -88,8 +88,8 @@ def training_status(runs: list[dict]) -> str:
         return f"running {r.get('epoch') or 0}/{r.get('epochs') or '?'}{more}{queued}"
     if waiting:
         return "queued" if waiting == 1 else f"queued x{waiting}"
-    latest = latest(runs) or {}
-    status = latest.get("status") or "-"
+    newest = latest(runs) or {}
+    status = newest.get("status") or "-"
     done = sum(1 for r in runs if r.get("status") == "done")
     if status == "done" and done > 1:
         return f"done x{done}"
