@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.arch import Arch, parse_arch
-from core.errors import InputError, KlmtuiError, OperationFailed
+from core.errors import InputError, KlmtuiError
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
@@ -66,7 +66,7 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 500
     amp: bool = True  # CUDA only: mixed precision + channels_last
-    deterministic: bool = True  # CPU: always; CUDA: deterministic kernels when True
+    deterministic: bool = False  # CPU: always deterministic; CUDA: deterministic kernels only when True
 
     def to_dict(self) -> dict:
         return asdict(self)

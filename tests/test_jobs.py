@@ -31,13 +31,14 @@ def cli(cli):
     stop_active_runs(cli.store)
 
 
-def _wait(predicate, timeout=240.0, what="condition"):
+def wait_for(predicate, timeout=300.0, what="condition", every=0.1):
+    """Poll `predicate` until it returns something true; fail naming `what` after `timeout` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -59,14 +60,14 @@ def test_queue_cancel_and_resume(cli, cifar_dir):
     r = cli("cancel", second)
     assert r.returncode == 0 and "cancelled" in r.stdout, r.stderr
     # the running one after its first epoch: SIGTERM, checkpoint kept; the next queued one starts
-    _wait(lambda: (store.get("runs", first) or {}).get("epoch", 0) >= 1, what="epoch 1 of the first run")
+    wait_for(lambda: (store.get("runs", first) or {}).get("epoch", 0) >= 1, what="epoch 1 of the first run")
     r = cli("cancel", first)
     assert r.returncode == 0, r.stderr
     record = store.get("runs", first)
     assert record["status"] == "cancelled" and record["pid"] is None
     assert (store.run_dir(first) / "checkpoint.pt").exists()
     assert not os.path.exists(f"/proc/{pid}/cmdline") or first not in open(f"/proc/{pid}/cmdline").read()
-    _wait(lambda: store.get("runs", third)["status"] == "running", 30, "the queued run to start")
+    wait_for(lambda: store.get("runs", third)["status"] == "running", 30, "the queued run to start")
     assert store.get("runs", second)["status"] == "cancelled" and not store.get("runs", second).get("started")
 
     # resume the cancelled run: it queues behind the running one, then continues after its epoch

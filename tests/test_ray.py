@@ -3,25 +3,14 @@
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from core.store import Store
-from tests.test_jobs import stop_active_runs
+from tests.test_jobs import stop_active_runs, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def _wait(predicate, timeout=300.0, what="condition", every=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_three_gpu_runs_live_progress_cancel_and_retry(cli, cifar_dir, ray_cluster, tmp_path):
@@ -46,7 +35,7 @@ def _scenario(cli, cifar_dir, address, storage):
         return store.get("runs", run_id)
 
     # all three run at once, each with its own logical GPU
-    _wait(lambda: all(rec(i)["status"] == "running" and rec(i).get("gpu_ids") for i in ids), what="3 running tasks")
+    wait_for(lambda: all(rec(i)["status"] == "running" and rec(i).get("gpu_ids") for i in ids), what="3 running tasks")
     gpu_sets = [tuple(rec(i)["gpu_ids"]) for i in ids]
     assert all(len(g) == 1 for g in gpu_sets) and len(set(gpu_sets)) == 3, gpu_sets
     assert all(rec(i)["executor"] == "ray" and rec(i)["worker_pid"] for i in ids)
@@ -63,17 +52,17 @@ def _scenario(cli, cifar_dir, address, storage):
             seen.add((state["epoch"], state["batch"]))
         return len(seen) >= 3
 
-    _wait(progressed, what="live progress", every=0.05)
+    wait_for(progressed, what="live progress", every=0.05)
 
     # after epoch 1: cancel one, SIGKILL the worker of another
-    _wait(lambda: rec(to_cancel)["epoch"] >= 1 and rec(to_kill)["epoch"] >= 1, what="epoch 1 of two runs")
+    wait_for(lambda: rec(to_cancel)["epoch"] >= 1 and rec(to_kill)["epoch"] >= 1, what="epoch 1 of two runs")
     victim = rec(to_kill)["worker_pid"]
     os.kill(victim, signal.SIGKILL)
     r = cli("cancel", to_cancel)
     assert r.returncode == 0, r.stderr
     assert rec(to_cancel)["status"] == "cancelled"
 
-    _wait(lambda: rec(to_kill)["status"] in ("done", "failed") and rec(plain)["status"] in ("done", "failed"),
+    wait_for(lambda: rec(to_kill)["status"] in ("done", "failed") and rec(plain)["status"] in ("done", "failed"),
           what="the other two runs to finish")
     killed, normal = rec(to_kill), rec(plain)
     assert normal["status"] == "done" and normal["epoch"] == 4, normal

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import torch
 
 from core.store import Store
 from tests.fixtures.cli import assert_one_line_error
-from tests.test_jobs import stop_active_runs
+from tests.test_jobs import stop_active_runs, wait_for
 
 TINY = ["--train-subset", "384", "--test-subset", "128", "--batch-size", "64"]
 RECORD_FIELDS = ("id", "arch_id", "arch", "K", "L", "M", "channels", "genotype", "seed", "profile", "epochs", "epoch",
@@ -62,16 +61,6 @@ def test_small_net_learns_real_cifar(cli1, cifar_dir):
     assert full["epoch"] == 3 and {"model", "optimizer", "scheduler", "rng"} <= set(full)
 
 
-def _wait(predicate, timeout=240.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.slow
 def test_kill_9_then_resume_continues_exactly(cli1, cifar_dir, tmp_path):
     """kill -9 mid-epoch 2, resume: epochs 2 and 3 equal an uninterrupted run with the same seed."""
@@ -92,11 +81,11 @@ def test_kill_9_then_resume_continues_exactly(cli1, cifar_dir, tmp_path):
             return False
         return state.get("epoch") == 2 and (state.get("batch") or 0) >= 1 and state.get("phase") == "train"
 
-    _wait(in_epoch_2, what="epoch 2 to start")
+    wait_for(in_epoch_2, what="epoch 2 to start")
     pid = store.get("runs", run_id)["pid"]
     assert os.getsid(pid) == pid  # detached: its own session
     os.kill(pid, signal.SIGKILL)
-    _wait(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3],
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3],
           30, "the process to die")
 
     # the uninterrupted reference, in this process, after the kill (same config, 1 thread)

@@ -18,7 +18,6 @@ import argparse
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from core.errors import InputError, OperationFailed
