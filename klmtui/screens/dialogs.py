@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Markdown, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
 from core.errors import InputError
 
@@ -260,31 +260,29 @@ class ErrorDialog(Dialog):
             yield self.buttons("OK", None)
 
 
-HELP = """\
-# klmtui
-
-The study lives in the store (`runs.json`); jobs run as detached processes and survive the TUI.
-
-| key | does |
-|---|---|
-| `t` | train the selection (or the row under the cursor) |
-| `b` | benchmark it on a device |
-| `c` / `r` | cancel / resume its runs (interrupted runs resume from their checkpoint) |
-| `enter` | details: training curves and log, live latency and power |
-| `space` | select / unselect a row |
-| `/` | filter (`@24`, `running`, `6-6-`) |
-| `o` or click a header | sort (again to reverse) |
-| `s` | figures source: our measurements / the thesis / imported |
-| `p` | Pareto fronts |
-| `d` | devices |
-| `e` | export the results table |
-| `i` | initialise the study (sampled architectures + thesis reference) |
-| `ctrl+p` | command palette |
-| `q` | quit (jobs keep running) |
-
-`*` after an architecture: sampled by the thesis' rules but not in the thesis (5-5-8).
-Keys can be remapped in `$KLMTUI_HOME/keys.json`, e.g. `{"klmtui.train": "T"}`.
-"""
+KEYS = (
+    ("t", "train the selection (or the row under the cursor)"),
+    ("b", "benchmark it on a device (live latency and power)"),
+    ("c / r", "cancel / resume its runs (interrupted runs resume from their checkpoint)"),
+    ("enter", "details: training curves and log, benchmark stream"),
+    ("space", "select / unselect a row"),
+    ("/", "filter: @24  running  6-6-   (esc clears)"),
+    ("o, header", "sort by the next column / by a clicked header (again: reverse)"),
+    ("s", "figures source: our measurements, the thesis, imported ones"),
+    ("p", "Pareto fronts (objectives and tolerances on screen)"),
+    ("d", "devices: add, check, trust, remove"),
+    ("e", "export the results table (csv, markdown, LaTeX)"),
+    ("i", "initialise the study (sampled architectures + thesis reference)"),
+    ("ctrl+p", "command palette"),
+    ("q", "quit (training runs keep going; in-app benchmarks are cancelled)"),
+)
+HELP = (
+    "[b]klmtui[/]: the study lives in the store (runs.json); training runs are detached processes "
+    "and outlive the TUI, which re-attaches on start.\n\n"
+    + "\n".join(f"  [b]{key:<10}[/] {text}" for key, text in KEYS)
+    + "\n\n[dim]* after an architecture: sampled by the thesis' rules but not in the thesis (5-5-8).\n"
+    "Remap keys in $KLMTUI_HOME/keys.json by binding id, e.g. {\"klmtui.train\": \"T\"}.[/]"
+)
 
 
 class HelpScreen(Dialog):
@@ -292,5 +290,5 @@ class HelpScreen(Dialog):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="form help"):
-            yield Markdown(HELP)
+            yield Static(HELP)
             yield self.buttons("Close", None)
