@@ -22,7 +22,8 @@ from textual.screen import Screen
 
 from core.errors import KlmtuiError
 from klmtui.live import LiveStreams
-from klmtui.messages import ActionDone, ActionFailed, DeviceChecked, StoreLoaded, StreamEvent, TrustRequired
+from klmtui.messages import (ActionDone, ActionFailed, DeviceChecked, StoreLoaded, StreamEnded, StreamEvent,
+                             TrustRequired)
 from klmtui.services import Services, Snapshot
 
 STORE_POLL_S = 1.0
@@ -254,34 +255,44 @@ class KlmtuiApp(App):
         def answer(form: dict | None) -> None:
             if form:
                 self.bench_defaults.update({"device": form["device"], **form["options"]})
-                for arch_id in arch_ids:
-                    self.start_benchmark(arch_id, form["device"], form["options"])
+                self.start_benchmarks(arch_ids, form["device"], form["options"])
 
         self.push_screen(BenchForm(arch_ids, devices, self.bench_defaults), answer)
 
-    def start_benchmark(self, arch_id: str, device: str, options: dict) -> None:
-        """Run one benchmark in a thread; its events stream in as StreamEvent messages."""
-        stream = self.streams.open(arch_id, device)
-        key = stream.key
+    def start_benchmarks(self, arch_ids: list[str], device: str, options: dict) -> None:
+        """Benchmark the architectures one after the other (never two at once on one device, they
+        would time each other) in a thread; events stream in as StreamEvent messages."""
+        streams = [self.streams.open(arch_id, device) for arch_id in arch_ids]
 
         def job() -> None:
-            try:
-                record = self.services.benchmark(arch_id, device, options,
-                                                 lambda event: self.post_message(StreamEvent(key, event)), stream.cancel)
-            except KlmtuiError as exc:
-                self.call_from_thread(stream.finish, None, str(exc))
-                self.post_message(ActionFailed(f"benchmark {arch_id} on {device}", str(exc)))
-            except Exception as exc:  # the device vanished in an unexpected way: report, keep running
-                self.call_from_thread(stream.finish, None, f"{type(exc).__name__}: {exc}")
-                self.post_message(ActionFailed(f"benchmark {arch_id} on {device}", f"{type(exc).__name__}: {exc}"))
-            else:
-                self.call_from_thread(stream.finish, record)
-                status = (record or {}).get("status", "done")
-                self.post_message(ActionDone(f"benchmark of {arch_id} on {device}: {status}", result=record))
-            self.reload_store()
+            for stream in streams:
+                if stream.cancel.is_set():
+                    self.post_message(StreamEnded(stream.key, None, "cancelled before it started"))
+                    continue
+                title = f"benchmark {stream.arch_id} on {device}"
+                key = stream.key
+                try:
+                    record = self.services.benchmark(stream.arch_id, device, options,
+                                                     lambda event: self.post_message(StreamEvent(key, event)), stream.cancel)
+                except KlmtuiError as exc:
+                    self.post_message(StreamEnded(key, None, str(exc)))
+                    self.post_message(ActionFailed(title, str(exc)))
+                except Exception as exc:  # the device vanished in an unexpected way: report, keep running
+                    self.post_message(StreamEnded(key, None, f"{type(exc).__name__}: {exc}"))
+                    self.post_message(ActionFailed(title, f"{type(exc).__name__}: {exc}"))
+                else:
+                    self.post_message(StreamEnded(key, record, None))
+                    self.post_message(ActionDone(f"{title}: {(record or {}).get('status', 'done')}", result=record))
+                self.reload_store()
 
-        self.notify(f"benchmarking {arch_id} on {device}", timeout=3)
-        self.run_worker(job, thread=True, group="bench", exit_on_error=False)
+        names = ", ".join(arch_ids[:3]) + (" ..." if len(arch_ids) > 3 else "")
+        self.notify(f"benchmarking {names} on {device}", timeout=3)
+        self.run_worker(job, thread=True, group=f"bench-{device}", exit_on_error=False)
+
+    def on_stream_ended(self, message: StreamEnded) -> None:
+        stream = self.streams.get(message.key)
+        if stream is not None:
+            stream.finish(message.record, message.error)
 
     def on_stream_event(self, message: StreamEvent) -> None:
         stream = self.streams.get(message.key)

@@ -27,7 +27,7 @@ class LiveStream:
     arch_id: str
     device: str
     bench_id: str | None = None
-    status: str = "starting"
+    status: str = "queued"  # queued -> running -> done | failed | cancelled
     latencies: list[float] = field(default_factory=list)
     power_w: list[float] = field(default_factory=list)
     environment: dict = field(default_factory=dict)
@@ -37,11 +37,12 @@ class LiveStream:
     warmup: int = 0
     phase: str = ""  # the agent's current pass: latency, then power
     dirty: bool = True
+    ended: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
     def active(self) -> bool:
-        return self.status in ("starting", "running")
+        return self.status in ("queued", "running")
 
     def feed(self, event: dict) -> None:
         """Fold one agent/host event into the stream (unknown events are counted, not fatal)."""
@@ -50,6 +51,8 @@ class LiveStream:
         kind = event.get("event")
         if event.get("bench_id") or event.get("benchmark_id"):
             self.bench_id = event.get("bench_id") or event.get("benchmark_id")
+        if self.ended:
+            return  # nothing after the end (a late line must not revive a finished stream)
         if kind == "hello":
             self.status = "running"
             env = event.get("environment")
@@ -88,9 +91,10 @@ class LiveStream:
 
     def finish(self, record: dict | None = None, error: str | None = None) -> None:
         self.dirty = True
+        self.ended = True
         if error:
             self.error = error
-            self.status = "failed"
+            self.status = "cancelled" if self.cancel.is_set() else "failed"
             return
         if record:
             self.bench_id = record.get("id", self.bench_id)

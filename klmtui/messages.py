@@ -44,6 +44,16 @@ class StreamEvent(Message):
         self.event = event
 
 
+class StreamEnded(Message):
+    """A stream's benchmark returned (`record`) or failed (`error`); queued after its last event."""
+
+    def __init__(self, key: str, record: dict | None, error: str | None) -> None:
+        super().__init__()
+        self.key = key
+        self.record = record
+        self.error = error
+
+
 class TrustRequired(Message):
     """A device presented a host key klmtui does not know: fetch it and ask before recording it."""
 

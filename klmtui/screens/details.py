@@ -200,7 +200,7 @@ class DetailsScreen(Screen):
         if stream.power_w:
             lines.append(f"power now {stream.power_w[-1]:.2f} W  mean of all samples {sum(stream.power_w) / len(stream.power_w):.2f} W  "
                          f"({len(stream.power_w)} samples)")
-        if stream.summary and stream.status not in ("starting", "running"):
+        if stream.summary and not stream.active:
             s = stream.summary
             lines.append(
                 f"[b green]summary[/]  latency {fmt(s.get('latency_s'), '.4f')} s/batch  p90 {fmt(s.get('latency_p90_s'), '.4f')}  "
