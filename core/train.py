@@ -90,10 +90,13 @@ def make_config(profile: str = "paper", **overrides: Any) -> TrainConfig:
         raise InputError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
     values = dict(PROFILES[profile], profile=profile)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        cfg = TrainConfig(**values)
-    except TypeError as exc:
-        raise InputError(f"bad training option: {exc}") from None
+    known = {f.name: f for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise InputError(f"unknown training option(s): {', '.join(unknown)}")
+    for name, value in list(values.items()):
+        values[name] = _coerce(name, value, known[name].type)
+    cfg = TrainConfig(**values)
     for name in ("epochs", "batch_size", "eval_batch_size"):
         if int(getattr(cfg, name)) < 1:
             raise InputError(f"{name.replace('_', ' ')} must be >= 1 (got {getattr(cfg, name)})")
@@ -104,6 +107,25 @@ def make_config(profile: str = "paper", **overrides: Any) -> TrainConfig:
     if cfg.lr <= 0 or cfg.weight_decay < 0 or cfg.grad_clip <= 0 or not 0 <= cfg.drop_path < 1:
         raise InputError("lr must be > 0, weight decay >= 0, grad clip > 0 and drop path in [0, 1)")
     return cfg
+
+
+def _coerce(name: str, value: Any, annotation: str) -> Any:
+    """Form and JSON values arrive as strings too: "3" -> 3 for an int field, clear error otherwise."""
+    if value is None:
+        return None
+    kind = str(annotation).split("|")[0].strip()
+    try:
+        if kind == "bool":
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+        if kind == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if kind == "float":
+            return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name.replace('_', ' ')} must be a number (got {value!r})") from None
+    return str(value) if kind == "str" else value
 
 
 def epoch_seed(seed: int, epoch: int, stream: int) -> int:
