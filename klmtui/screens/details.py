@@ -36,10 +36,12 @@ def curves(metrics: list[dict]) -> Figure:
                     break
         return Series(label, [p[0] for p in pts], [float(p[1]) for p in pts])
 
+    loss = series("loss (right)", "train_loss", "loss")
+    loss.right = True
     return Figure(
-        "loss and accuracy (%) per epoch",
+        "accuracy (%) and loss per epoch",
         [
-            series("train loss", "train_loss", "loss"),
+            loss,
             series("train acc", "train_acc", "train_accuracy"),
             series("test acc", "test_acc", "test_accuracy", "accuracy"),
         ],

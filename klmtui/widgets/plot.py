@@ -21,6 +21,7 @@ class Series:
     y: list[float]
     lines: bool = True
     marker: str | None = None
+    right: bool = False  # against the right-hand y axis (e.g. a loss beside accuracies)
 
 
 @dataclass
@@ -45,7 +46,7 @@ def render_figure(figure: Figure, width: int, height: int) -> str:
     for s in figure.series:
         if not s.x:
             continue
-        signal = fig.signal(s.x, s.y, marker=s.marker).label(s.label)
+        signal = fig.signal(s.x, s.y, marker=s.marker, yside="right" if s.right else None).label(s.label)
         if s.lines and len(s.x) > 1:
             signal.lines()
         fig.draw(signal)
