@@ -24,7 +24,7 @@ from core.errors import KlmtuiError
 from klmtui.live import LiveStreams
 from klmtui.messages import (ActionDone, ActionFailed, DeviceChecked, StoreLoaded, StreamEnded, StreamEvent,
                              TrustRequired)
-from klmtui.services import Services, Snapshot
+from klmtui.services import Services, Snapshot, file_signature
 
 STORE_POLL_S = 1.0
 JOBS_REFRESH_S = 5.0
@@ -56,6 +56,7 @@ class KlmtuiApp(App):
                                "data": os.environ.get("KLMTUI_DATA", ""), **(train_defaults or {})}
         self.bench_defaults = {"device": "local", "protocol": "thesis", **(bench_defaults or {})}
         self._offered_init = False
+        self._polls = 0
 
     # ------------------------------------------------------------------ start-up
     def on_mount(self) -> None:
@@ -82,6 +83,12 @@ class KlmtuiApp(App):
     # ------------------------------------------------------------------ the store
     @work(thread=True, exclusive=True, group="store")
     def reload_store(self) -> None:
+        """Re-read the store unless its file is unchanged (every 10th call reads anyway: a rename
+        can reuse an inode within the file system's time-stamp granularity)."""
+        self._polls += 1
+        current = self.snapshot
+        if current is not None and self._polls % 10 and file_signature(self.services.store_path) == current.signature:
+            return
         self.post_message(StoreLoaded(self.services.snapshot()))
 
     @work(thread=True, exclusive=True, group="jobs-refresh")
@@ -96,7 +103,8 @@ class KlmtuiApp(App):
     def on_store_loaded(self, message: StoreLoaded) -> None:
         new = message.snapshot
         old = self.snapshot
-        if old is not None and (old.signature, old.error) == (new.signature, new.error):
+        if old is not None and (old.tables, old.error) == (new.tables, new.error):
+            self.snapshot = new  # same content: keep the newer signature, redraw nothing
             return
         self.snapshot = new
         if new.error and (old is None or old.error != new.error):
