@@ -111,3 +111,16 @@ def test_train_form(fixed_store, snap_compare):
         await pilot.pause(0.3)
 
     assert snap_compare(app(), terminal_size=(100, 34), run_before=before)
+
+
+def test_devices(fixed_store, snap_compare):
+    Store("runs.json").insert("devices", {
+        "id": "jet", "name": "jet", "host": "jetson-nano.local", "user": "nvidia", "port": 22,
+        "key": "~/.ssh/id_ed25519", "python": "python3", "tegrastats": "tegrastats", "workdir": None, "added": None})
+
+    async def before(pilot):
+        await _settle(pilot)
+        await pilot.press("d")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app(), terminal_size=(100, 24), run_before=before)
