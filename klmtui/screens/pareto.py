@@ -78,6 +78,7 @@ class ParetoScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "Pareto fronts"
         self.show_snapshot(self.app.snapshot)
+        self.query_one("#objectives", Input).cursor_position = 0  # show the start of the list
         self.query_one("#front-table", DataTable).focus()
 
     def show_snapshot(self, snapshot) -> None:
