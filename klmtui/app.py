@@ -107,6 +107,8 @@ class KlmtuiApp(App):
             self.snapshot = new  # same content: keep the newer signature, redraw nothing
             return
         self.snapshot = new
+        if old is not None:
+            self._announce_outcomes(old, new)
         if new.error and (old is None or old.error != new.error):
             self.notify(new.error, title="Cannot read the store", severity="error", timeout=10)
         for screen in self.screen_stack:
@@ -116,6 +118,23 @@ class KlmtuiApp(App):
         if new.missing and not self._offered_init:
             self._offered_init = True
             self.action_init_study()
+
+    def _announce_outcomes(self, old: Snapshot, new: Snapshot) -> None:
+        """A run or benchmark that just finished, wherever it ran: a notification (errors stand out)."""
+        for table, what in (("runs", "training"), ("benchmarks", "benchmark")):
+            before = {r["id"]: r.get("status") for r in old.table(table)}
+            for rec in new.table(table):
+                status = rec.get("status")
+                if before.get(rec["id"]) in (None, status) or status not in ("done", "failed", "interrupted"):
+                    continue
+                label = f"{what} {rec['id']} of {rec.get('arch_id')}"
+                if status == "done":
+                    figure = (f"accuracy {rec['accuracy']:.2f}%" if rec.get("accuracy") is not None
+                              else f"latency {rec['latency_s']:.4f} s/batch" if rec.get("latency_s") is not None else "")
+                    self.notify(f"{label} done {figure}", timeout=6)
+                else:
+                    self.notify(f"{label} {status}: {rec.get('error') or 'no reason recorded'}", title=f"{what} {status}",
+                                severity="error" if status == "failed" else "warning", timeout=10)
 
     # ------------------------------------------------------------------ running calls in workers
     def call_in_worker(self, title: str, fn: Callable, *args: Any, done: str | None = None,

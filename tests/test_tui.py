@@ -388,3 +388,19 @@ async def test_devices_screen_add_and_remove(tmp_path, monkeypatch):
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog")
         await pilot.press("enter")
         await wait_until(pilot, lambda: Store(tmp_path / "runs.json").get("devices", "nano") is None, what="removal")
+
+
+@sync
+async def test_a_run_failing_elsewhere_is_announced(tmp_path):
+    """Another process (the CLI, a detached run) records a failure: the app tells the user."""
+    store = study_store(tmp_path)
+    store.insert("runs", {"id": "t-0000fa11", "arch_id": "6-6-6@12", "arch": "6-6-6", "K": 6, "L": 6, "M": 6,
+                          "channels": 12, "seed": 0, "profile": "quick", "epochs": 5, "epoch": 1, "status": "running",
+                          "executor": "ray", "created": "2026-01-01T00:00:00Z"})
+    app = KlmtuiApp(tmp_path / "runs.json", poll_s=0.2, jobs_refresh_s=None)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
+        store.update("runs", "t-0000fa11", status="failed", error="CUDA out of memory")
+        await wait_until(pilot, lambda: any("CUDA out of memory" in n.message for n in app._notifications),
+                         what="the failure notification")
+        assert app.screen.query_one("#arch-table").rows_by_id["6-6-6@12"].status == "failed"
