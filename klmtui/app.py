@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -266,12 +265,27 @@ class KlmtuiApp(App):
             self.notify(f"cancelling {len(streams)} benchmark(s)", timeout=3)
 
     def resume_jobs(self, arch_ids: list[str]) -> None:
-        ids = self._job_ids(arch_ids, ("interrupted", "failed", "cancelled"), tables=("runs",))
-        if not ids:
-            self.notify("no interrupted run to resume", severity="warning")
+        """Training runs continue from their checkpoint (detached); benchmarks re-run here, streaming."""
+        stopped = ("interrupted", "failed", "cancelled")
+        run_ids = self._job_ids(arch_ids, stopped, tables=("runs",))
+        benches = [b for b in (self.snapshot.table("benchmarks") if self.snapshot else [])
+                   if b.get("arch_id") in arch_ids and b.get("status") in stopped]
+        if not run_ids and not benches:
+            self.notify("nothing interrupted, failed or cancelled to resume", severity="warning")
             return
-        for run_id in ids:
+        for run_id in run_ids:
             self.call_in_worker("resume", self.services.resume, run_id, done=f"resumed {run_id}")
+        by_device: dict[str, list[dict]] = {}
+        for bench in benches:
+            by_device.setdefault(bench.get("device") or "local", []).append(bench)
+        for device, records in by_device.items():
+            streams = []
+            for bench in records:
+                stream = self.streams.open(bench["arch_id"], device)
+                stream.bench_id = bench["id"]
+                streams.append(stream)
+            self._run_streams(streams, device, lambda stream, on_event: self.services.resume_benchmark(
+                stream.bench_id, on_event, stream.cancel))
 
     # ------------------------------------------------------------------ benchmarks
     def ask_bench(self, arch_ids: list[str]) -> None:
@@ -287,9 +301,13 @@ class KlmtuiApp(App):
         self.push_screen(BenchForm(arch_ids, devices, self.bench_defaults), answer)
 
     def start_benchmarks(self, arch_ids: list[str], device: str, options: dict) -> None:
-        """Benchmark the architectures one after the other (never two at once on one device, they
-        would time each other) in a thread; events stream in as StreamEvent messages."""
         streams = [self.streams.open(arch_id, device) for arch_id in arch_ids]
+        self._run_streams(streams, device, lambda stream, on_event: self.services.benchmark(
+            stream.arch_id, device, options, on_event, stream.cancel))
+
+    def _run_streams(self, streams: list, device: str, run: Callable[[Any, Callable[[dict], None]], dict]) -> None:
+        """Benchmark one stream after the other (never two at once on one device: they would time
+        each other) in a thread worker; events come back as StreamEvent messages, then StreamEnded."""
 
         def job() -> None:
             for stream in streams:
@@ -299,8 +317,7 @@ class KlmtuiApp(App):
                 title = f"benchmark {stream.arch_id} on {device}"
                 key = stream.key
                 try:
-                    record = self.services.benchmark(stream.arch_id, device, options,
-                                                     lambda event: self.post_message(StreamEvent(key, event)), stream.cancel)
+                    record = run(stream, lambda event: self.post_message(StreamEvent(key, event)))
                 except KlmtuiError as exc:
                     self.post_message(StreamEnded(key, None, str(exc)))
                     self.post_message(ActionFailed(title, str(exc)))
@@ -312,7 +329,7 @@ class KlmtuiApp(App):
                     self.post_message(ActionDone(f"{title}: {(record or {}).get('status', 'done')}", result=record))
                 self.reload_store()
 
-        names = ", ".join(arch_ids[:3]) + (" ..." if len(arch_ids) > 3 else "")
+        names = ", ".join(s.arch_id for s in streams[:3]) + (" ..." if len(streams) > 3 else "")
         self.notify(f"benchmarking {names} on {device}", timeout=3)
         self.run_worker(job, thread=True, group=f"bench-{device}", exit_on_error=False)
 

@@ -146,6 +146,12 @@ class Services:
 
         return run_benchmark(self.store(), arch_id, device, options, on_event=on_event, cancel=cancel)
 
+    def resume_benchmark(self, bench_id: str, on_event: Callable[[dict], None], cancel: threading.Event) -> dict:
+        """Run a failed/cancelled/interrupted benchmark again under its id (events are appended)."""
+        from remote.bench import resume_benchmark
+
+        return resume_benchmark(self.store(), bench_id, on_event=on_event, cancel=cancel)
+
     def bench_events(self, bench_id: str, limit: int = 2000) -> list[dict]:
         """Events of a benchmark that runs elsewhere (another process), from its run folder."""
         import json

@@ -213,7 +213,7 @@ async def test_device_vanishing_mid_stream_is_an_error_not_a_crash(tmp_path, ssh
     known_hosts.parent.mkdir(parents=True, exist_ok=True)
     known_hosts.write_text(sshd.known_hosts_line())
     app = KlmtuiApp(tmp_path / "runs.json", bench_defaults={
-        "device": "jet", "batch": 2, "runs": 400, "batches": 10, "warmup_runs": 1, "warmup_batches": 1})
+        "device": "jet", "batch": 2, "runs": 80, "batches": 10, "warmup_runs": 1, "warmup_batches": 1})
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
         await pilot.press("slash", *"1-1-1@8", "enter")
@@ -231,6 +231,16 @@ async def test_device_vanishing_mid_stream_is_an_error_not_a_crash(tmp_path, ssh
         await wait_until(pilot, lambda: type(app.screen).__name__ == "DetailsScreen")
         await pilot.pause(0.3)
         assert "error" in str(app.screen.query_one("#bench-stats").render())
+        failed_id = Store(tmp_path / "runs.json").find("benchmarks", arch_id=TINY)[0]["id"]
+        # the device is back: r re-runs the failed benchmark under its id, streaming again
+        sshd.start()
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.streams.for_arch(TINY) is not stream, what="the resumed stream")
+        resumed = app.streams.for_arch(TINY)
+        await wait_until(pilot, lambda: not resumed.active, timeout=180, what="the resumed benchmark")
+        assert resumed.status == "done", resumed.error
+        record = Store(tmp_path / "runs.json").get("benchmarks", failed_id)
+        assert record["status"] == "done" and record["latency_s"] > 0 and record.get("attempt") == 2
 
 
 @sync
