@@ -106,6 +106,12 @@ async def test_pareto_screen_shows_the_thesis_front(tmp_path):
         await pilot.pause(0.3)
         assert 0 < len(screen.result.front) < 35
         assert [o.name for o in screen.result.objectives] == ["accuracy", "latency_s"]
+        plain = len(screen.result.front)
+        await pilot.click("#tolerances")
+        await pilot.press(*"latency_s=10%", "enter")  # a tolerance, stated in the description
+        await pilot.pause(0.3)
+        assert len(screen.result.front) != plain and "latency_s 10% (relative)" in screen.result.describe()
+        assert "tolerances" in str(screen.query_one("#front-description").render())
         await pilot.press("n", "s")  # next plot, next source: still alive
         await pilot.pause(0.2)
         await pilot.press("escape")
