@@ -61,6 +61,8 @@ def _int(value: str, name: str, minimum: int = 0, optional: bool = False) -> int
 class TrainForm(Dialog):
     """Profile, epochs, seeds, executor (+ data folder and subsets for quick runs)."""
 
+    AUTO_FOCUS = "#ok"  # enter = go with the last settings; tab/shift+tab to edit them
+
     def __init__(self, arch_ids: list[str], defaults: dict) -> None:
         super().__init__()
         self.arch_ids = arch_ids
@@ -117,6 +119,8 @@ class TrainForm(Dialog):
 
 class BenchForm(Dialog):
     """Pick a device and the protocol (short protocols are handy for a first look)."""
+
+    AUTO_FOCUS = "#ok"  # enter = go with the last settings; tab/shift+tab to edit them
 
     def __init__(self, arch_ids: list[str], devices: list[str], defaults: dict) -> None:
         super().__init__()
