@@ -107,17 +107,19 @@ def steps_ours(arch_text: str, images, labels, cfg, steps: int) -> float:
     import torch
 
     from core.augment import AugmentConfig, Augmenter
-    from core.train import train_step
+    from core.train import memory_format, train_step
 
     device = torch.device("cpu")
     model, optimizer, scaler = _model(arch_text, cfg)
+    fmt = memory_format(cfg, device)  # as core.train runs it
+    model = model.to(memory_format=fmt)
     gen = torch.Generator().manual_seed(1)
     order = torch.randperm(len(labels), generator=gen)
     augmenter = Augmenter(images, AugmentConfig(cutout=cfg.cutout))
 
     def step(i):
         idx = order[(i * cfg.batch_size) % (len(order) - cfg.batch_size):][:cfg.batch_size]
-        x = augmenter(idx, gen).contiguous()
+        x = augmenter(idx, gen).contiguous(memory_format=fmt)
         train_step(model, optimizer, scaler, x, labels[idx], cfg, device)
 
     for i in range(3):

@@ -68,6 +68,7 @@ class Augmenter:
         s_n, s_h, s_w, s_c = self._source.stride()
         self._windows = self._source.as_strided(
             (self._source.shape[0], 2 * pad + 1, 2 * pad + 1, self.h, self.w, self.c), (s_n, s_h, s_w, s_h, s_w, s_c))
+        self._cache: dict = {}  # per-dtype normalisation constants and cutout masks
 
     @property
     def device(self):
@@ -91,26 +92,51 @@ class Augmenter:
     def _batch(self, index, generator, dtype):
         import torch
 
-        cfg, h, w = self.cfg, self.h, self.w
-        n = len(index)
-        device = self.device
+        cfg, n = self.cfg, len(index)
+        dtype = dtype or torch.float32
         offsets = torch.randint(0, 2 * cfg.padding + 1, (n, 2), generator=generator)
         flips = torch.rand(n, generator=generator) < 0.5 if cfg.flip else torch.zeros(n, dtype=torch.bool)
-        centres = torch.stack([torch.randint(0, h, (n,), generator=generator),
-                               torch.randint(0, w, (n,), generator=generator)], 1)
+        # One uniform draw over the h*w pixels = independent uniform row and column of the centre.
+        centres = torch.randint(0, self.h * self.w, (n,), generator=generator)
         source = index.to("cpu", torch.long) + flips.long() * self.n
-        source, offsets, centres = (t.to(device, non_blocking=True) for t in (source, offsets, centres))
-        cropped = self._windows[source, offsets[:, 0], offsets[:, 1]]  # N,H,W,C
-
-        out = normalize(cropped.permute(0, 3, 1, 2), cfg, dtype)
+        source, offsets, centres = (t.to(self.device, non_blocking=True) for t in (source, offsets, centres))
+        # Work on the gathered NHWC batch as N rows of H*W*C values, with the per-channel affine and
+        # the cutout masks pre-expanded to whole rows: every op then runs over long contiguous
+        # rows instead of broadcasting over a last dim of 3 (4-8x faster on the CPU, measured).
+        # Viewed back as N,C,H,W the result is channels_last memory, as the network wants it.
+        x = self._windows[source, offsets[:, 0], offsets[:, 1]].reshape(n, -1).to(dtype)
+        scale, shift = self._affine_rows(dtype)
+        x.mul_(scale).add_(shift)
         if cfg.cutout:
-            half = cfg.cutout // 2
-            r = torch.arange(h, device=device)
-            q = torch.arange(w, device=device)
-            in_rows = (r >= centres[:, 0, None] - half) & (r < centres[:, 0, None] + half)  # N,H
-            in_cols = (q >= centres[:, 1, None] - half) & (q < centres[:, 1, None] + half)  # N,W
-            out.masked_fill_((in_rows[:, :, None] & in_cols[:, None, :])[:, None], 0)
-        return out
+            x.mul_(self._cutout_keep(dtype)[centres])  # zero the square, after normalisation
+        return x.view(n, self.h, self.w, self.c).permute(0, 3, 1, 2)
+
+    def _affine_rows(self, dtype):
+        """Scale and shift of `normalize`, repeated over the H*W pixels of an NHWC row."""
+        key = ("affine", dtype)
+        if key not in self._cache:
+            scale, shift = _affine(self.cfg, self.device, dtype)
+            pixels = self.h * self.w
+            self._cache[key] = (scale.view(-1).repeat(pixels), shift.view(-1).repeat(pixels))
+        return self._cache[key]
+
+    def _cutout_keep(self, dtype):
+        """For each of the h*w centres, an NHWC row mask: 0 inside the cutout square (clipped at
+        the border like DARTS' `Cutout`: rows y-len/2 .. y+len/2-1), 1 elsewhere (12 MB for 32x32)."""
+        import torch
+
+        key = ("cutout", dtype)
+        if key not in self._cache:
+            half, h, w = self.cfg.cutout // 2, self.h, self.w
+            rows = torch.arange(h, device=self.device)
+            cols = torch.arange(w, device=self.device)
+            cy = rows.view(h, 1, 1, 1)
+            cx = cols.view(1, w, 1, 1)
+            inside = ((rows.view(h, 1) >= cy - half) & (rows.view(h, 1) < cy + half)
+                      & (cols.view(1, w) >= cx - half) & (cols.view(1, w) < cx + half))  # cy,cx,H,W
+            keep = (~inside).to(dtype).reshape(h * w, h, w, 1).expand(-1, -1, -1, self.c)
+            self._cache[key] = keep.reshape(h * w, -1).contiguous()
+        return self._cache[key]
 
 
 def augment(images: "torch.Tensor", generator: "torch.Generator", cfg: AugmentConfig = AugmentConfig(),
