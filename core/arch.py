@@ -80,3 +80,11 @@ def parse_arch(text: str, *, channels: int | None = None, genotype: str | None =
             raise ArchError(f"architecture {raw!r} has no channel count: write it as {text.strip()}@C, e.g. @36")
         c = channels
     return Arch(int(k), int(l), int(m_), int(c), geno)
+
+
+def triple_key(triple: str) -> tuple:
+    """Sort key for a `K-L-M` string: numeric (4-6-8 before 4-10-4); unparsable text sorts last."""
+    try:
+        return (0, tuple(int(part) for part in triple.split("/")[0].split("@")[0].split("-")))
+    except ValueError:
+        return (1, triple)

@@ -107,7 +107,8 @@ class Services:
         ids: list[str] = []
         for arch_id in arch_ids:
             ids += jobs.submit(self.store(), arch_id, config, executor=form.get("executor") or "local",
-                               seeds=int(form.get("seeds") or 1), address=form.get("address") or None)
+                               seeds=int(form.get("seeds") or 1), address=form.get("address") or None,
+                               storage=form.get("storage") or None)
         return ids
 
     def cancel(self, job_id: str) -> None:

@@ -86,6 +86,9 @@ class TrainForm(Dialog):
                              allow_blank=False, id="executor", compact=True)
                 yield Label("ray address")
                 yield Input(d.get("address", ""), placeholder="auto / host:port (ray only)", id="address", compact=True)
+                yield Label("ray storage")
+                yield Input(d.get("storage", ""), placeholder="folder every Ray node sees (ray only)", id="storage",
+                            compact=True)
                 yield Label("data folder")
                 yield Input(d.get("data", ""), placeholder="CIFAR-10 folder (ImageFolder or torchvision)", id="data", compact=True)
                 yield Label("train subset")
@@ -106,6 +109,7 @@ class TrainForm(Dialog):
                 "seeds": _int(value("seeds"), "seeds", 1),
                 "executor": self.query_one("#executor", Select).value,
                 "address": value("address").strip() or None,
+                "storage": value("storage").strip() or None,
                 "data": value("data").strip() or None,
                 "train_subset": _int(value("train_subset"), "train subset", 1, optional=True),
                 "test_subset": _int(value("test_subset"), "test subset", 1, optional=True),

@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
+from core.arch import triple_key
 from core.errors import KlmtuiError
 from klmtui.views import DEFAULT_OBJECTIVES, MEASURED, arch_rows, fmt, front, sources
 from klmtui.widgets.plot import Figure, PlotView, Series
@@ -119,7 +120,7 @@ class ParetoScreen(Screen):
         names = [o.name for o in result.objectives]
         table.clear(columns=True)
         table.add_columns("", "arch", "C", *[f"{o.name} {'↑' if o.direction == 'max' else '↓'}" for o in result.objectives])
-        ordered = sorted(result.rows, key=lambda r: (not r["on_front"], r["arch"], r["channels"]))
+        ordered = sorted(result.rows, key=lambda r: (not r["on_front"], triple_key(r["arch"]), r["channels"]))
         for r in ordered:
             style = "bold" if r["on_front"] else "dim"
             cells = [Text("★" if r["on_front"] else "·", style="yellow" if r["on_front"] else "dim"),

@@ -7,6 +7,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
+from core.arch import triple_key
 from klmtui.views import ArchRow, fmt, fmt_accuracy
 
 # (key, header, sort key of a row)
@@ -39,7 +40,7 @@ def sort_value(row: ArchRow, column: str):
     """A value that sorts sensibly; missing figures always sort last."""
     values = {
         "sel": row.id,
-        "arch": (row.arch, row.channels),
+        "arch": (triple_key(row.arch), row.channels),
         "channels": row.channels,
         "params": row.params,
         "macs": row.macs,
