@@ -83,3 +83,12 @@ def test_parse_arch_accepts_any_positive_triple():
     arch = parse_arch("1-2-3@8")
     assert (arch.K, arch.L, arch.M, arch.channels, arch.id) == (1, 2, 3, 8, "1-2-3@8")
     assert parse_arch("6-6-6@36/SNAS_mild_edge_all").genotype == "SNAS_mild_edge_all"
+
+
+def test_thesis_only_gives_the_54_trained_configurations(cli):
+    r = cli("space", "--thesis-only", "--json", store=False)
+    assert r.returncode == 0, r.stderr
+    rows = r.json()
+    assert len(rows) == 54
+    assert all(row["in_thesis"] for row in rows)
+    assert "5-5-8" not in {row["arch"] for row in rows}

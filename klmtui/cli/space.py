@@ -36,14 +36,18 @@ def _channel_list(ctx: click.Context, param: click.Parameter, value: str) -> lis
 @click.option("--params-channels", type=int, default=None, help="Channel count the cap is checked at [largest].")
 @click.option("--min-block", type=int, default=2, show_default=True, help="Minimum normal cells per block.")
 @click.option("--genotype", default="SNAS_mild", show_default=True, help="Cell genotype (see core.genotypes).")
+@click.option("--thesis-only", is_flag=True,
+              help="Keep only configurations the thesis trained (its 54: drops 5-5-8, which the text's rules keep).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of rows instead of a table.")
 def space(cells: int, channels: list[int], balance: int, min_distance: int, max_params: float,
-          params_channels: int | None, min_block: int, genotype: str, as_json: bool) -> None:
+          params_channels: int | None, min_block: int, genotype: str, thesis_only: bool, as_json: bool) -> None:
     """Sample the K-L-M meta-architecture as in thesis sections 3.2-3.3, with exact params and MACs."""
     from core.space import sample
 
     rows = sample(cells=cells, channels=channels, balance=balance, min_distance=min_distance,
                   max_params=max_params, params_channels=params_channels, min_block=min_block, genotype=genotype)
+    if thesis_only:
+        rows = [row for row in rows if row.in_thesis]
     if as_json:
         emit_json([{key: row.to_dict()[key] for key in JSON_KEYS} for row in rows])
         return
