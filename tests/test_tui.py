@@ -420,3 +420,32 @@ async def test_a_run_failing_elsewhere_is_announced(tmp_path):
         await wait_until(pilot, lambda: any("CUDA out of memory" in n.message for n in app._notifications),
                          what="the failure notification")
         assert app.screen.query_one("#arch-table").rows_by_id["6-6-6@12"].status == "failed"
+
+
+@sync
+async def test_local_benchmark_without_tegrastats_says_why_power_is_missing(tmp_path):
+    """What a person sees on a machine with no tegrastats: latency measured, power explained."""
+    store = study_store(tmp_path, extra=(TINY,))
+    store.upsert("devices", {"id": "local", "name": "local", "host": "local",
+                             "tegrastats": str(tmp_path / "no-such-tegrastats")})
+    app = KlmtuiApp(tmp_path / "runs.json", bench_defaults={
+        "device": "local", "batch": 2, "runs": 3, "batches": 4, "warmup_runs": 1, "warmup_batches": 1})
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
+        await pilot.press("slash", *TINY, "enter")
+        await wait_until(pilot, lambda: table_ids(app) == [TINY])
+        await pilot.press("b")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "BenchForm", what="the device picker")
+        await pilot.click("#ok")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "DetailsScreen", what="details")
+        stream = app.streams.for_arch(TINY)
+        await wait_until(pilot, lambda: stream.summary is not None and not stream.active, timeout=180,
+                         what="the benchmark to end")
+        assert stream.status == "done", stream.error
+        await pilot.pause(0.3)
+        stats = str(app.screen.query_one("#bench-stats").render())
+        assert "latency median" in stats
+        assert "power unavailable:" in stats and "tegrastats" in stats
+        record = Store(tmp_path / "runs.json").get("benchmarks", stream.bench_id)
+        assert record["latency_s"] > 0 and record["power_w"] is None

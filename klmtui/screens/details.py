@@ -7,6 +7,7 @@ second by a thread worker. Drawing happens at most 10 times a second, from a tim
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -210,6 +211,8 @@ class DetailsScreen(Screen):
                 f"energy {fmt(None if s.get('energy_j') is None else s['energy_j'] * 1000, '.3f')} mJ/img  "
                 f"weights {s.get('weights', '-')}"
             )
+            if s.get("power_w") is None and s.get("power_reason"):
+                lines.append(f"[yellow]power unavailable:[/] {escape(str(s['power_reason']))}")
         if stream.error:
             lines.append(f"[b red]error:[/] {stream.error}")
         self.query_one("#bench-stats", Static).update("\n".join(lines))
