@@ -41,6 +41,18 @@ fi
 
 if (( with_tests )); then
   "${pip[@]}" install -e ".[test,ray]"
+  # A Jetson Nano runs the agent on Python 3.6 + torch 1.10 (JetPack 4.6). Where a Python 3.6 exists,
+  # build .venv36 with torch 1.10 so the tests run the real agent on it; elsewhere that test is skipped.
+  py36=$(ls "$HOME"/.pyenv/versions/3.6*/bin/python3.6 2>/dev/null | head -n 1 || true)
+  [ -n "$py36" ] || py36=$(command -v python3.6 || true)
+  if [ -n "$py36" ] && ! .venv36/bin/python -c "import torch" 2>/dev/null; then
+    rm -rf .venv36
+    if ! { "$py36" -m venv .venv36 &&
+           .venv36/bin/pip install -q --disable-pip-version-check torch==1.10.2 typing-extensions==4.1.1 dataclasses==0.8; }; then
+      echo "note: could not build .venv36 (Python 3.6 + torch 1.10); the agent's Jetson-interpreter test is skipped" >&2
+      rm -rf .venv36
+    fi
+  fi
 else
   "${pip[@]}" install -e .
 fi

@@ -90,7 +90,7 @@ def test_agent_on_python36_without_torch_reports_a_clean_error(bundle):
 
 
 def test_full_benchmark_on_python36_with_torch_110(tmp_path, monkeypatch, tegrastats_fixture_path):
-    """Opt-in (KLMTUI_PY36_TORCH=/path/to/python3.6 with torch 1.10 installed): the JetPack 4.6 stack
+    """With .venv36 (built by scripts/setup.sh --test) or KLMTUI_PY36_TORCH: the JetPack 4.6 stack
     end to end, including a checkpoint saved by this machine's torch and loaded by torch 1.10."""
     import os
 
@@ -102,8 +102,12 @@ def test_full_benchmark_on_python36_with_torch_110(tmp_path, monkeypatch, tegras
     from tests.fake_tegrastats import install
 
     python = os.environ.get("KLMTUI_PY36_TORCH")
+    built = Path(__file__).resolve().parents[1] / ".venv36" / "bin" / "python"  # scripts/setup.sh --test
+    if not python and built.exists():
+        python = str(built)
     if not python:
-        pytest.skip("set KLMTUI_PY36_TORCH to a python3.6 with torch 1.10 to run this")
+        pytest.skip("no Python 3.6 + torch 1.10 (scripts/setup.sh --test builds .venv36 where a python3.6 exists; "
+                    "or set KLMTUI_PY36_TORCH)")
     monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
     bin_dir = install(tmp_path / "bin", fixture=tegrastats_fixture_path, records=["nano_jp461_root"])
     store = Store(tmp_path / "runs.json")
