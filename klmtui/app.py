@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -56,6 +57,7 @@ class KlmtuiApp(App):
         self.bench_defaults = {"device": "local", "protocol": "thesis", **(bench_defaults or {})}
         self._offered_init = False
         self._polls = 0
+        self._stop_following = threading.Event()  # set on quit: benchmark followers let go
 
     # ------------------------------------------------------------------ start-up
     def on_mount(self) -> None:
@@ -265,7 +267,7 @@ class KlmtuiApp(App):
             self.notify(f"cancelling {len(streams)} benchmark(s)", timeout=3)
 
     def resume_jobs(self, arch_ids: list[str]) -> None:
-        """Training runs continue from their checkpoint (detached); benchmarks re-run here, streaming."""
+        """Training runs continue from their checkpoint, benchmarks re-run (both detached), streaming."""
         stopped = ("interrupted", "failed", "cancelled")
         run_ids = self._job_ids(arch_ids, stopped, tables=("runs",))
         benches = [b for b in (self.snapshot.table("benchmarks") if self.snapshot else [])
@@ -284,8 +286,7 @@ class KlmtuiApp(App):
                 stream = self.streams.open(bench["arch_id"], device)
                 stream.bench_id = bench["id"]
                 streams.append(stream)
-            self._run_streams(streams, device, lambda stream, on_event: self.services.resume_benchmark(
-                stream.bench_id, on_event, stream.cancel))
+            self._run_streams(streams, device, resume=True)
 
     # ------------------------------------------------------------------ benchmarks
     def ask_bench(self, arch_ids: list[str]) -> None:
@@ -301,32 +302,54 @@ class KlmtuiApp(App):
         self.push_screen(BenchForm(arch_ids, devices, self.bench_defaults), answer)
 
     def start_benchmarks(self, arch_ids: list[str], device: str, options: dict) -> None:
-        streams = [self.streams.open(arch_id, device) for arch_id in arch_ids]
-        self._run_streams(streams, device, lambda stream, on_event: self.services.benchmark(
-            stream.arch_id, device, options, on_event, stream.cancel))
+        from core.store import new_id
 
-    def _run_streams(self, streams: list, device: str, run: Callable[[Any, Callable[[dict], None]], dict]) -> None:
-        """Benchmark one stream after the other (never two at once on one device: they would time
-        each other) in a thread worker; events come back as StreamEvent messages, then StreamEnded."""
+        streams = [self.streams.open(arch_id, device) for arch_id in arch_ids]
+        for stream in streams:
+            stream.bench_id = new_id("b-")  # allocated here: the app follows exactly that record
+        self._run_streams(streams, device, options=options)
+
+    def _run_streams(self, streams: list, device: str, options: dict | None = None, resume: bool = False) -> None:
+        """Benchmarks as detached processes (they outlive the app), followed one after the other in a
+        thread worker (never two at once on one device: they would time each other): new ones are
+        one `klmtui bench ... --id` process for the whole queue, resumed ones a process each. Events
+        come back as StreamEvent messages, then StreamEnded. Quitting stops following, not them."""
+        stop = self._stop_following
 
         def job() -> None:
+            from textual.worker import get_current_worker
+
+            worker = get_current_worker()
+            stopped = lambda: stop.is_set() or worker.is_cancelled  # noqa: E731
+            proc = None
             for stream in streams:
-                if stream.cancel.is_set():
-                    self.post_message(StreamEnded(stream.key, None, "cancelled before it started"))
-                    continue
-                title = f"benchmark {stream.arch_id} on {device}"
                 key = stream.key
+                title = f"benchmark {stream.arch_id} on {device}"
+                if resume and stream.cancel.is_set():
+                    self.post_message(StreamEnded(key, None, "cancelled before it started"))
+                    continue
                 try:
-                    record = run(stream, lambda event: self.post_message(StreamEvent(key, event)))
+                    if resume:
+                        offset = self.services.events_size(stream.bench_id)
+                        proc = self.services.start_resume(stream.bench_id)
+                    else:
+                        offset = 0
+                        proc = proc or self.services.start_benchmarks(
+                            [s.arch_id for s in streams], device, options or {}, [s.bench_id for s in streams])
+                    record = self.services.follow_benchmark(
+                        stream.bench_id, proc, lambda event: self.post_message(StreamEvent(key, event)),
+                        stream.cancel, stopped, offset=offset)
                 except KlmtuiError as exc:
                     self.post_message(StreamEnded(key, None, str(exc)))
                     self.post_message(ActionFailed(title, str(exc)))
-                except Exception as exc:  # the device vanished in an unexpected way: report, keep running
+                except Exception as exc:  # an unexpected failure: report, keep running
                     self.post_message(StreamEnded(key, None, f"{type(exc).__name__}: {exc}"))
                     self.post_message(ActionFailed(title, f"{type(exc).__name__}: {exc}"))
                 else:
+                    if record is None:
+                        return  # the app quits; the benchmark process carries on
                     self.post_message(StreamEnded(key, record, None))
-                    self.post_message(ActionDone(f"{title}: {(record or {}).get('status', 'done')}", result=record))
+                    self.post_message(ActionDone(f"{title}: {record.get('status', 'done')}", result=record))
                 self.reload_store()
 
         names = ", ".join(s.arch_id for s in streams[:3]) + (" ..." if len(streams) > 3 else "")
@@ -413,9 +436,9 @@ class KlmtuiApp(App):
 
     # ------------------------------------------------------------------ quitting
     async def action_quit(self) -> None:
-        """Training runs are detached and keep going; in-app benchmarks are cancelled cleanly."""
-        for stream in self.streams.active():
-            stream.cancel.set()
+        """Training runs and benchmarks are detached processes and keep going (a new session
+        follows them again); only the following stops here."""
+        self._stop_following.set()
         self.exit()
 
 

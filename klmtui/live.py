@@ -100,6 +100,7 @@ class LiveStream:
             self.bench_id = record.get("id", self.bench_id)
             self.summary = {**(self.summary or {}), **record}
             self.status = record.get("status") or "done"
+            self.error = self.error or record.get("error")
         else:
             self.status = "done"
 

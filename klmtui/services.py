@@ -7,15 +7,22 @@ module costs nothing at start-up and the UI thread never pays for them.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from core.errors import InputError, KlmtuiError
+from core.errors import InputError, KlmtuiError, OperationFailed
 
 TABLES = ("architectures", "runs", "benchmarks", "devices", "results")
+TERMINAL = ("done", "failed", "cancelled", "interrupted")
+FOLLOW_S = 0.1  # a benchmark started here is followed ~10 times a second
+PROCESS_LOG = "process.log"  # the detached benchmark process' own output (its one-line error, if any)
 
 
 @dataclass(frozen=True)
@@ -135,28 +142,81 @@ class Services:
         return jobs.metrics(store, run_id), jobs.log_tail(store, run_id, lines), jobs.progress(store, run_id) or {}
 
     # ------------------------------------------------------------------ benchmarks
-    def benchmark(
-        self,
-        arch_id: str,
-        device: str,
-        options: dict,
-        on_event: Callable[[dict], None],
-        cancel: threading.Event,
-    ) -> dict:
-        from remote.bench import run_benchmark
+    def start_benchmarks(self, arch_ids: list[str], device: str, options: dict, bench_ids: list[str]) -> subprocess.Popen:
+        """`klmtui bench ARCH... --device DEV --id b-...` as a detached process (its own session):
+        it outlives the TUI and runs the architectures one after the other (one at a time per device)."""
+        argv = [sys.executable, "-m", "klmtui", "--store", str(self.store_path.resolve()), "bench", *arch_ids,
+                "--device", device]
+        for key, value in options.items():
+            if value in (None, False, ""):
+                continue
+            flag = "--ci" if key == "ci_rel" else "--" + key.replace("_", "-")
+            argv += [flag] if value is True else [flag, str(value)]
+        for bench_id in bench_ids:
+            argv += ["--id", bench_id]
+        return self._detached(argv, bench_ids[0])
 
-        return run_benchmark(self.store(), arch_id, device, options, on_event=on_event, cancel=cancel)
+    def start_resume(self, bench_id: str) -> subprocess.Popen:
+        """`klmtui resume b-...` as a detached process: a failed/cancelled/interrupted benchmark again."""
+        argv = [sys.executable, "-m", "klmtui", "--store", str(self.store_path.resolve()), "resume", bench_id]
+        return self._detached(argv, bench_id)
 
-    def resume_benchmark(self, bench_id: str, on_event: Callable[[dict], None], cancel: threading.Event) -> dict:
-        """Run a failed/cancelled/interrupted benchmark again under its id (events are appended)."""
-        from remote.bench import resume_benchmark
+    def _detached(self, argv: list[str], bench_id: str) -> subprocess.Popen:
+        """Its own session (no signal of the terminal or of this app reaches it); output to a log file
+        in the run folder; this process' environment (HOME, KLMTUI_HOME: the SSH configuration)."""
+        log = self.store().run_dir(bench_id) / PROCESS_LOG
+        with open(log, "ab") as out:
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, close_fds=True, env=dict(os.environ))
 
-        return resume_benchmark(self.store(), bench_id, on_event=on_event, cancel=cancel)
+    def events_size(self, bench_id: str) -> int:
+        """Where new events of a benchmark will start (a resumed one appends to its file)."""
+        try:
+            return (self.store().run_dir(bench_id) / "events.jsonl").stat().st_size
+        except OSError:
+            return 0
+
+    def follow_benchmark(self, bench_id: str, proc: subprocess.Popen, on_event: Callable[[dict], None],
+                         cancel: threading.Event, stop: Callable[[], bool], offset: int = 0,
+                         poll_s: float = FOLLOW_S) -> dict | None:
+        """Tail `run_dir(bench_id)/events.jsonl` into `on_event` until the record, written by `proc`,
+        reaches a terminal status (or `proc` has exited); returns that record. Returns None at once
+        when `stop()` (the app quits: the benchmark keeps running). `cancel` set -> cancel_benchmark."""
+        from remote.bench import CANCEL_FILE, cancel_benchmark, refresh_benchmarks
+
+        store = self.store()
+        folder = store.run_dir(bench_id)
+        tail = _Tail(folder / "events.jsonl", offset, on_event)
+        ours = cancel_sent = False
+        while True:
+            tail.read()
+            if stop():
+                return None
+            exited = proc.poll() is not None
+            record = store.get("benchmarks", bench_id)
+            if record is not None and record.get("pid") == proc.pid:
+                ours = True  # written by this attempt (a resumed benchmark's old record is not)
+            if cancel.is_set() and not cancel_sent:
+                if ours:
+                    cancel_sent = True
+                    threading.Thread(target=_quietly, args=(cancel_benchmark, store, bench_id), daemon=True).start()
+                else:  # not started yet: it finds the request as soon as it does
+                    (folder / CANCEL_FILE).write_text("cancel requested\n")
+            if ours and record is not None and record.get("status") in TERMINAL:
+                tail.read()
+                return record
+            if exited:
+                break
+            time.sleep(poll_s)
+        tail.read()
+        refresh_benchmarks(store)  # it died while `running`: interrupted
+        record = store.get("benchmarks", bench_id)
+        if record is None or record.get("pid") != proc.pid:
+            raise OperationFailed(_last_line(folder / PROCESS_LOG) or f"the benchmark process exited with status {proc.returncode}")
+        return record
 
     def bench_events(self, bench_id: str, limit: int = 2000) -> list[dict]:
         """Events of a benchmark that runs elsewhere (another process), from its run folder."""
-        import json
-
         path = self.store().run_dir(bench_id) / "events.jsonl"
         events: list[dict] = []
         try:
@@ -218,3 +278,44 @@ class Services:
         except OSError as exc:
             raise InputError(f"cannot write {out}: {exc.strerror}") from None
         return out
+
+
+class _Tail:
+    """New complete lines of an append-only JSON-lines file, from `offset` on (a torn last line waits)."""
+
+    def __init__(self, path: Path, offset: int, on_event: Callable[[dict], None]) -> None:
+        self.path, self.offset, self.on_event = path, offset, on_event
+        self._partial = b""
+
+    def read(self) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except OSError:
+            return  # not written yet
+        self.offset += len(chunk)
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                self.on_event(event)
+
+
+def _quietly(fn: Callable, *args: Any) -> None:
+    """In a thread of its own: a cancel that comes too late (the benchmark just ended) is no error."""
+    try:
+        fn(*args)
+    except KlmtuiError:
+        pass
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [l.strip() for l in path.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import threading
@@ -85,6 +86,16 @@ def parse_request(arch_id: str) -> Arch:
     arch = parse_arch(arch_id)
     resolve_genotype(arch.genotype)
     return arch
+
+
+def check_new_id(store, bench_id: Optional[str]) -> None:
+    """A caller-chosen benchmark id must look like one (`b-` + hex) and not be taken yet."""
+    if bench_id is None:
+        return
+    if not re.fullmatch(r"b-[0-9a-f]{8}", bench_id):
+        raise InputError(f"bad benchmark id {bench_id!r}: expected b- and 8 hex digits")
+    if store.exists() and store.get("benchmarks", bench_id) is not None:
+        raise InputError(f"benchmark {bench_id} exists already")
 
 
 def device_record(store, name: str) -> dict:
@@ -201,15 +212,19 @@ class _Cancelled(Exception):
 
 def run_benchmark(store, arch_id: str, device_name: str, options: Optional[dict] = None,
                   on_event: Optional[EventCallback] = None, cancel: Optional[threading.Event] = None,
-                  *, home: Optional[Path] = None) -> dict:
-    """Benchmark one architecture on one device; returns the final `benchmarks` record."""
+                  *, home: Optional[Path] = None, bench_id: Optional[str] = None) -> dict:
+    """Benchmark one architecture on one device; returns the final `benchmarks` record.
+
+    `bench_id`: an id chosen by the caller (the TUI allocates it so it can follow the record and
+    the events of a benchmark it started as a detached process); a new one by default."""
     from core.store import new_id, now_iso
 
     arch = parse_request(arch_id)
     device = device_record(store, device_name)
     protocol, extras = split_options(options)
+    check_new_id(store, bench_id)
     run = latest_checkpoint(store, arch.id)
-    bench_id = new_id("b-")
+    bench_id = bench_id or new_id("b-")
     record = {
         "id": bench_id, "arch_id": arch.id, "arch": arch.triple, "K": arch.K, "L": arch.L, "M": arch.M,
         "channels": arch.channels, "genotype": arch.genotype, "device": device.get("name") or device_name,

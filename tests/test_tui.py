@@ -43,6 +43,16 @@ def table_ids(app) -> list[str]:
     return [row.key.value for row in table.ordered_rows]
 
 
+async def bench_tiny(pilot, app) -> None:
+    """Filter the table to the tiny architecture, press b and accept the form (the app's defaults)."""
+    await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
+    await pilot.press("slash", *TINY, "enter")
+    await wait_until(pilot, lambda: table_ids(app) == [TINY])
+    await pilot.press("b")
+    await wait_until(pilot, lambda: type(app.screen).__name__ == "BenchForm", what="the device picker")
+    await pilot.click("#ok")
+
+
 def study_store(tmp_path: Path, extra: tuple[str, ...] = ()) -> Store:
     store = Store(tmp_path / "runs.json")
     init_study(store)
@@ -431,12 +441,7 @@ async def test_local_benchmark_without_tegrastats_says_why_power_is_missing(tmp_
     app = KlmtuiApp(tmp_path / "runs.json", bench_defaults={
         "device": "local", "batch": 2, "runs": 3, "batches": 4, "warmup_runs": 1, "warmup_batches": 1})
     async with app.run_test(size=(140, 40)) as pilot:
-        await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
-        await pilot.press("slash", *TINY, "enter")
-        await wait_until(pilot, lambda: table_ids(app) == [TINY])
-        await pilot.press("b")
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "BenchForm", what="the device picker")
-        await pilot.click("#ok")
+        await bench_tiny(pilot, app)
         await pilot.press("enter")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "DetailsScreen", what="details")
         stream = app.streams.for_arch(TINY)
@@ -449,3 +454,65 @@ async def test_local_benchmark_without_tegrastats_says_why_power_is_missing(tmp_
         assert "power unavailable:" in stats and "tegrastats" in stats
         record = Store(tmp_path / "runs.json").get("benchmarks", stream.bench_id)
         assert record["latency_s"] > 0 and record["power_w"] is None
+
+
+@pytest.mark.slow
+@sync
+async def test_benchmark_outlives_the_tui_and_a_new_session_follows_it(tmp_path):
+    """`b`, then quit while it streams: the benchmark process keeps going (record `running`); a
+    new app on the same store follows it live in the details panel until `done`."""
+    import os
+    import signal
+
+    study_store(tmp_path, extra=(TINY,))
+    path = tmp_path / "runs.json"
+    app = KlmtuiApp(path, bench_defaults={
+        "device": "local", "batch": 2, "runs": 40, "batches": 10, "warmup_runs": 1, "warmup_batches": 1})
+    pid = None
+    try:
+        async with app.run_test(size=(140, 40)) as pilot:
+            await bench_tiny(pilot, app)
+            await wait_until(pilot, lambda: app.streams.for_arch(TINY) is not None)
+            stream = app.streams.for_arch(TINY)
+            await wait_until(pilot, lambda: len(stream.latencies) > 3, timeout=120, what="live samples")
+            assert stream.active
+            await pilot.press("q")
+        bench_id = stream.bench_id
+        record = Store(path).get("benchmarks", bench_id)
+        pid = record["pid"]
+        assert record["status"] == "running"
+        os.kill(pid, 0)  # the benchmark process is still alive after the app quit
+        assert pid != os.getpid()
+
+        again = KlmtuiApp(path, poll_s=0.3, jobs_refresh_s=0.5)
+        async with again.run_test(size=(140, 40)) as pilot:
+            await wait_until(pilot, lambda: bool(table_ids(again)), what="the table")
+            await pilot.press("slash", *TINY, "enter")
+            await wait_until(pilot, lambda: table_ids(again) == [TINY])
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: type(again.screen).__name__ == "DetailsScreen", what="details")
+            screen = again.screen
+            followed = lambda: screen._external  # noqa: E731
+            await wait_until(pilot, lambda: followed() is not None and followed().bench_id == bench_id
+                             and followed().status == "running", timeout=30, what="the running benchmark")
+            first = followed().events
+            counts = [first]
+            await wait_until(pilot, lambda: counts.append(followed().events) or counts[-1] > first, timeout=60,
+                             what="more events")
+            await wait_until(pilot, lambda: followed().status == "done", timeout=300, what="done")
+            assert followed().events > first and followed().latencies
+            await pilot.pause(0.5)
+            stats = str(screen.query_one("#bench-stats").render())
+            assert bench_id in stats and "done" in stats and "latency median" in stats
+        record = Store(path).get("benchmarks", bench_id)
+        assert record["status"] == "done" and record["latency_s"] > 0
+    finally:
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGKILL)  # only if the test failed while it still ran
+            except OSError:
+                pass
+            try:
+                os.waitpid(pid, 0)  # our child: reap it
+            except ChildProcessError:
+                pass

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from core.errors import OperationFailed
+from core.errors import InputError, OperationFailed
 from core.latency import PROTOCOLS, TIMINGS
 from klmtui.cli.common import emit_json, pass_app, print_table, stderr_console
 
@@ -116,8 +116,10 @@ def _row(record: dict) -> dict:
 @click.option("--images", default=None, metavar="DIR", help="--timing thesis: an image folder on the device (default synthetic).")
 @click.option("--no-power", is_flag=True, default=False, help="Skip the power pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print one summary object per benchmark as a JSON array.")
+@click.option("--id", "bench_ids", multiple=True, hidden=True, metavar="b-...",
+              help="Internal (the TUI): the benchmark id to record, one per ARCH, in order.")
 @pass_app
-def bench(app, archs, device, as_json, **options: Any) -> None:
+def bench(app, archs, device, as_json, bench_ids, **options: Any) -> None:
     """Benchmark ARCH... (K-L-M@C) on a device: latency, then board power, streamed live.
 
     Weights: the checkpoint of the architecture's latest `done` training run, else its initial
@@ -125,20 +127,25 @@ def bench(app, archs, device, as_json, **options: Any) -> None:
     outputs, less work) unless --keep-none. Power is the mean board power during a separate
     pass with tegrastats running; without tegrastats it is reported as unavailable.
     """
-    from remote.bench import device_record, parse_request, run_benchmark, split_options
+    from remote.bench import check_new_id, device_record, parse_request, run_benchmark, split_options
 
     arch_ids = [parse_request(a).id for a in archs]  # bad input: exit 2 before anything runs
     options = {k: v for k, v in options.items() if v not in (None, False)}
     split_options(options)
     store = app.store()
     device_record(store, device)
+    if bench_ids and (len(bench_ids) != len(arch_ids) or len(set(bench_ids)) != len(bench_ids)):
+        raise InputError(f"--id: give one distinct id per architecture ({len(arch_ids)}), got {len(bench_ids)}")
+    for bench_id in bench_ids:
+        check_new_id(store, bench_id)
+    ids = list(bench_ids) or [None] * len(arch_ids)
 
     cancel = threading.Event()
     previous = _install_cancel_handlers(cancel)
     console = stderr_console()
     records = []
     try:
-        for arch_id in arch_ids:
+        for arch_id, bench_id in zip(arch_ids, ids):
             if cancel.is_set():
                 break
             view = LiveView(arch_id, device)
@@ -146,9 +153,10 @@ def bench(app, archs, device, as_json, **options: Any) -> None:
                 from rich.live import Live
 
                 with Live(view, console=console, refresh_per_second=4, transient=False):
-                    record = run_benchmark(store, arch_id, device, options, on_event=view.on_event, cancel=cancel)
+                    record = run_benchmark(store, arch_id, device, options, on_event=view.on_event, cancel=cancel,
+                                           bench_id=bench_id)
             else:  # scripts: stderr stays for the one-line error contract
-                record = run_benchmark(store, arch_id, device, options, cancel=cancel)
+                record = run_benchmark(store, arch_id, device, options, cancel=cancel, bench_id=bench_id)
             records.append(record)
     finally:
         for sig, handler in previous.items():

@@ -282,11 +282,11 @@ KEYS = (
     ("e", "export the results table (csv, markdown, LaTeX)"),
     ("i", "initialise the study (sampled architectures + thesis reference)"),
     ("ctrl+p", "command palette"),
-    ("q", "quit (training runs keep going; in-app benchmarks are cancelled)"),
+    ("q", "quit (training runs and benchmarks keep going; the next start follows them)"),
 )
 HELP = (
-    "[b]klmtui[/]: the study lives in the store (runs.json); training runs are detached processes "
-    "and outlive the TUI, which re-attaches on start.\n\n"
+    "[b]klmtui[/]: the study lives in the store (runs.json); training runs and benchmarks are detached "
+    "processes and outlive the TUI, which re-attaches on start.\n\n"
     + "\n".join(f"  [b]{key:<10}[/] {text}" for key, text in KEYS)
     + "\n\n[dim]* after an architecture: sampled by the thesis' rules but not in the thesis (5-5-8).\n"
     "Remap keys in $KLMTUI_HOME/keys.json by binding id, e.g. {\"klmtui.train\": \"T\"}.[/]"
