@@ -4,7 +4,7 @@ The agent prints one JSON line per timed batch and parses every tegrastats line 
 neither may distort the latency it reports. Prints, side by side (medians):
 - one forward pass of a small network (`--arch`, `--batch`) timed the agent's way (SyncTimer),
 - one latency event written (Emitter, to /dev/null),
-- one tegrastats line parsed (remote.tegrastats.parse, real fixture lines),
+- one tegrastats line parsed (remote.agent.tegrastats.parse, real fixture lines),
 - the adaptive stop check after one more sample at n = 1350 (the thesis' sample count),
 and the ratios of each to the forward pass. A Jetson Nano's forward pass of a thesis network at
 batch 64 is 0.4-2.1 s, so the real ratios there are ~100x smaller than these CPU ones.
@@ -48,7 +48,7 @@ def main() -> None:
     from core.network import Network
     from remote.agent.events import Emitter
     from remote.agent.timing import SyncTimer
-    from remote.tegrastats import parse
+    from remote.agent.tegrastats import parse
 
     torch.set_num_threads(1)
     arch = parse_arch(args.arch)

@@ -2,7 +2,7 @@
 
 Everything listed here must run on the device's Python 3.6 / torch 1.10 (tests/test_agent_compat.py
 runs vermin over `bundle_files()`). The agent runs from the bundle root as
-`python -u -m remote.agent.bench ...`, so the relative paths mirror the repository's packages.
+`python -u -m remote.agent.main ...`, so the relative paths mirror the repository's packages.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # The network definition and the protocol/statistics from core, the parser, the agent package.
 CORE_FILES = ("core/__init__.py", "core/genotypes.py", "core/ops.py", "core/network.py", "core/latency.py")
-REMOTE_FILES = ("remote/__init__.py", "remote/tegrastats.py")
+REMOTE_FILES = ("remote/__init__.py",)
 AGENT_PACKAGE = "remote/agent"
+# What the device runs, from the bundle root: `python -u -m remote.agent.main ARGS`.
+AGENT_MODULE = "remote.agent.main"
 
 
 def bundle_files(root: Path | None = None) -> list[tuple[Path, str]]:

@@ -22,7 +22,7 @@ from typing import Iterator, Optional, Sequence
 from core.errors import InputError
 from remote.transport import ProgressCallback
 
-AGENT_MODULE = "remote.agent.bench"
+from remote.bundle import AGENT_MODULE
 CANCEL_GRACE_S = 5.0
 
 

@@ -28,7 +28,7 @@ from remote.transport import ProgressCallback
 
 DEFAULT_WORKDIR = "~/klmtui"
 DEFAULT_PYTHON = "python3"
-AGENT_MODULE = "remote.agent.bench"
+from remote.bundle import AGENT_MODULE
 PGID_MARK = "KLMTUI-PGID "
 _CHUNK = 32768
 

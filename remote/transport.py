@@ -37,14 +37,14 @@ class Transport(Protocol):
 
     def prepare(self, progress: Optional[ProgressCallback] = None) -> str:
         """Make sure the agent bundle is on the device (skip files whose checksum matches);
-        return the remote agent folder (where `python -m remote.agent.bench` runs)."""
+        return the remote agent folder (where `python -m remote.agent.main` runs)."""
 
     def put_file(self, local: Path, remote_relative: str, progress: Optional[ProgressCallback] = None) -> str:
         """Upload a file (e.g. a checkpoint) into the device's work folder; return its remote path.
         `remote_relative` must stay inside the work folder (no '..', not absolute)."""
 
     def start_agent(self, args: Sequence[str]) -> AgentProcess:
-        """Start `python -u -m remote.agent.bench ARGS` in the agent folder, in its own process group.
+        """Start `python -u -m remote.agent.main ARGS` in the agent folder, in its own process group.
         Every argument is quoted for the remote shell."""
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""The device agent as the device runs it: `python -u -m remote.agent.bench` in a copy of the bundle.
+"""The device agent as the device runs it: `python -u -m remote.agent.main` in a copy of the bundle.
 
 Small on purpose (CPU, 1 thread): arch 1-1-1@8, batch 4, 3 runs of 4 batches with 1 warm-up run
 and 1 warm-up batch per run; tegrastats is the stand-in replaying real fixture lines.
@@ -43,7 +43,7 @@ def fake_cmd(fixture, records, log, faults=()):
 
 def run_agent(bundle, *args, timeout=120):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-u", "-m", "remote.agent.bench", *SMALL, *args], cwd=bundle, env=env,
+    proc = subprocess.run([sys.executable, "-u", "-m", "remote.agent.main", *SMALL, *args], cwd=bundle, env=env,
                           capture_output=True, text=True, timeout=timeout)
     events = [json.loads(line) for line in proc.stdout.splitlines()]  # every stdout line is JSON
     return proc, events
@@ -205,7 +205,7 @@ def start_endless_power_pass(bundle, fixture, log):
     """An agent in a power pass that waits for more samples than will ever come, stopped at its
     first power sample; returns (process, the stand-in tegrastats' pid)."""
     cmd = fake_cmd(fixture, ["nano_jp461_root"], log)
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "remote.agent.bench", *SMALL, "--tegrastats", cmd,
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "remote.agent.main", *SMALL, "--tegrastats", cmd,
                              "--power-min-samples", "1000000"], cwd=bundle, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     for line in proc.stdout:
@@ -262,7 +262,7 @@ def test_agent_exits_and_stops_tegrastats_when_the_host_stops_reading(bundle, te
 def test_sampler_keeps_only_the_boards_usual_rails(fixture_records):
     """A TX2 line cut just before VDD_IN looks whole but would sum the other rails: never counted."""
     from remote.agent.power import TegrastatsSampler
-    from remote.tegrastats import parse
+    from remote.agent.tegrastats import parse
 
     power, line = fixture_records["tx2_user"]
     cut = line[: line.index(" VDD_IN")]

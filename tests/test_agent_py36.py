@@ -36,7 +36,7 @@ def bundle(tmp_path_factory):
 
 SCRIPT = r"""
 import json, sys, time
-from remote.tegrastats import parse
+from remote.agent.tegrastats import parse
 from core.latency import summarize, Protocol, AdaptiveStop
 from remote.agent.power import TegrastatsSampler
 from remote.agent.events import Emitter
@@ -79,7 +79,7 @@ def test_torch_free_parts_run_on_python36(bundle, tegrastats_fixture_path):
 
 
 def test_agent_on_python36_without_torch_reports_a_clean_error(bundle):
-    out = subprocess.run([python36(), "-u", "-m", "remote.agent.bench", "--K", "1", "--L", "1", "--M", "1",
+    out = subprocess.run([python36(), "-u", "-m", "remote.agent.main", "--K", "1", "--L", "1", "--M", "1",
                           "--channels", "8"], cwd=bundle, capture_output=True, text=True, timeout=120)
     events = [json.loads(l) for l in out.stdout.splitlines()]
     if out.returncode == 0:

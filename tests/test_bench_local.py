@@ -230,7 +230,7 @@ def test_local_transport_copies_the_bundle_once_and_confines_paths(tmp_path):
     agent_dir = Path(transport.prepare(lambda done, total, name: progress.append((done, total, name))))
     relative = sorted(rel for _, rel in bundle_files())
     assert sorted(str(p.relative_to(agent_dir)) for p in agent_dir.rglob("*.py")) == relative
-    assert progress[-1][0] == progress[-1][1] and {"remote/agent/bench.py", "core/latency.py"} <= set(relative)
+    assert progress[-1][0] == progress[-1][1] and {"remote/agent/main.py", "core/latency.py"} <= set(relative)
     stamps = {p: p.stat().st_mtime_ns for p in agent_dir.rglob("*.py")}
     transport.prepare()
     assert stamps == {p: p.stat().st_mtime_ns for p in agent_dir.rglob("*.py")}  # checksums matched: no copy

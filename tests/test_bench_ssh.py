@@ -45,11 +45,11 @@ def board_power_w(fixture: Path, name: str) -> float:
 
 
 def agent_running(agent_dir: Path) -> bool:
-    """Is `python -m remote.agent.bench` running in the device's agent folder right now?"""
+    """Is `python -m remote.agent.main` running in the device's agent folder right now?"""
     for entry in os.listdir("/proc"):
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            if b"remote.agent.bench" in cmdline and os.readlink(f"/proc/{entry}/cwd") == str(agent_dir):
+            if b"remote.agent.main" in cmdline and os.readlink(f"/proc/{entry}/cwd") == str(agent_dir):
                 return True
         except OSError:
             continue

@@ -15,8 +15,8 @@ import pytest
 from tests.fixtures.paths import REPO
 
 CORE_DEVICE_FILES = ("core/__init__.py", "core/genotypes.py", "core/ops.py", "core/network.py")
-REMOTE_DEVICE_FILES = ("remote/__init__.py", "remote/tegrastats.py", "remote/agent/__init__.py",
-                       "remote/agent/bench.py")
+REMOTE_DEVICE_FILES = ("remote/__init__.py", "remote/agent/tegrastats.py", "remote/agent/__init__.py",
+                       "remote/agent/main.py")
 
 
 def device_files() -> list:

@@ -92,7 +92,7 @@ def test_shell_metacharacters_in_device_fields_never_reach_a_shell(cli, ssh_env,
     assert r.returncode == 0, r.stderr
     [row] = json.loads(r.stdout)
     assert row["status"] == "done" and row["power_w"] is None  # tegrastats "missing", latency measured
-    assert (workdir / "agent" / "remote" / "agent" / "bench.py").is_file()  # the literal folder
+    assert (workdir / "agent" / "remote" / "agent" / "main.py").is_file()  # the literal folder
     assert [m for m in markers if m.exists()] == []
     assert not list(tmp_path.rglob("pwned-py")) and not (remote_home / "pwned-py").exists()
 

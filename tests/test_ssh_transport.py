@@ -40,7 +40,7 @@ sys.exit(int(os.environ.get("STAND_IN_EXIT", "4")))
 
 
 def stand_in_bundle(root: Path) -> list[tuple[Path, str]]:
-    files = {"remote/__init__.py": "", "remote/agent/__init__.py": "", "remote/agent/bench.py": STAND_IN_AGENT}
+    files = {"remote/__init__.py": "", "remote/agent/__init__.py": "", "remote/agent/main.py": STAND_IN_AGENT}
     out = []
     for rel, text in files.items():
         path = root / rel
@@ -84,10 +84,10 @@ def test_push_uploads_then_skips_unchanged_files(transport, tmp_path):
     transport.push(files, "agent")
     assert transport.last_push == {"uploaded": [], "skipped": [rel for _, rel in files]}
 
-    (tmp_path / "src" / "remote" / "agent" / "bench.py").write_text(STAND_IN_AGENT + "\n# changed\n")
+    (tmp_path / "src" / "remote" / "agent" / "main.py").write_text(STAND_IN_AGENT + "\n# changed\n")
     (Path(agent) / "remote" / "__init__.py").write_text("# tampered on the device\n")
     transport.push(files, "agent")
-    assert sorted(transport.last_push["uploaded"]) == ["remote/__init__.py", "remote/agent/bench.py"]
+    assert sorted(transport.last_push["uploaded"]) == ["remote/__init__.py", "remote/agent/main.py"]
     assert (Path(agent) / "remote" / "__init__.py").read_text() == ""
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from remote.tegrastats import parse
+from remote.agent.tegrastats import parse
 from tests.fake_tegrastats import read_fixture
 
 

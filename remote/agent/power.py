@@ -22,7 +22,7 @@ import signal
 import subprocess
 import threading
 
-from remote.tegrastats import parse
+from remote.agent.tegrastats import parse
 
 
 class RailGroup(object):

@@ -1,4 +1,4 @@
-"""The benchmark agent: `python -u -m remote.agent.bench ARGS`, run from the bundle folder ON the device.
+"""The benchmark agent: `python -u -m remote.agent.main ARGS`, run from the bundle folder ON the device.
 
 Python 3.6 + torch 1.10 compatible (a Jetson Nano stays on JetPack 4.6); no store access: the
 architecture comes as K, L, M, channels and genotype arguments, the weights as a plain
@@ -47,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    p = _Parser(prog="python -m remote.agent.bench", description="klmtui's device benchmark agent")
+    p = _Parser(prog="python -m remote.agent.main", description="klmtui's device benchmark agent")
     p.add_argument("--K", type=int, required=True)
     p.add_argument("--L", type=int, required=True)
     p.add_argument("--M", type=int, required=True)
