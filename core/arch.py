@@ -6,8 +6,7 @@ import re
 from dataclasses import dataclass
 
 from core.errors import InputError
-
-DEFAULT_GENOTYPE = "SNAS_mild"
+from core.schema import DEFAULT_GENOTYPE
 
 _ARCH_RE = re.compile(r"^\s*(\d+)-(\d+)-(\d+)(?:@(\d+))?\s*$")
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core import settings
 from core.errors import InputError, OperationFailed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,16 +55,16 @@ class Split:
 
 
 def default_data_dir() -> Path:
-    return Path.home() / ".cache" / "klmtui" / "cifar10"
+    return settings.default_data_dir()
 
 
 def resolve_data_dir(data: str | os.PathLike | None) -> tuple[Path, bool]:
     """`(folder, may_download)`: `--data`, else `$KLMTUI_DATA`, else the download cache."""
     if data:
         return Path(data).expanduser(), False
-    env = os.environ.get("KLMTUI_DATA")
-    if env:
-        return Path(env).expanduser(), False
+    env = settings.data_dir()
+    if env is not None:
+        return env, False
     return default_data_dir(), True
 
 

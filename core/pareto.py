@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from core.errors import InputError
+from core.schema import DEFAULT_OBJECTIVE_SPECS
 
 DIRECTIONS = ("max", "min")
 
@@ -58,20 +59,16 @@ class Tolerance:
         return f"{self.value * 100:g}% (relative)" if self.relative else f"{self.value:g} (absolute)"
 
 
-DEFAULT_OBJECTIVES = (
-    Objective("accuracy", "max"),
-    Objective("params_m", "min"),
-    Objective("latency_s", "min"),
-    Objective("power_w", "min"),
-)
-
-
 def parse_objective(text: str) -> Objective:
     """`accuracy:max`, `latency_s:min` (a bare name means min)."""
     name, _, direction = text.strip().partition(":")
     if not name:
         raise InputError(f"bad objective {text!r}: write NAME:max or NAME:min, e.g. accuracy:max")
     return Objective(name, direction.strip().lower() or "min")
+
+
+# The thesis' four objectives (`core.schema.DEFAULT_OBJECTIVE_SPECS`), parsed.
+DEFAULT_OBJECTIVES = tuple(parse_objective(spec) for spec in DEFAULT_OBJECTIVE_SPECS)
 
 
 def parse_tolerance(text: str) -> tuple[str, Tolerance]:

@@ -17,9 +17,8 @@ from pathlib import Path
 
 from core.arch import Arch, ArchError, parse_arch
 from core.errors import InputError
+from core.schema import MEASURED_SOURCE, THESIS_SOURCE
 
-THESIS_SOURCE = "thesis"
-MEASURED_SOURCE = "measured"
 RESULT_COLUMNS = ("accuracy", "params_m", "latency_s", "power_w")
 CSV_COLUMNS = ("K", "L", "M", "channels", *RESULT_COLUMNS)
 THESIS_CSV = Path(__file__).with_name("reference") / "thesis_appendix_a.csv"

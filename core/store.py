@@ -33,13 +33,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from core.errors import InputError, OperationFailed
+from core.schema import ACTIVE_STATUSES, META_TABLE, STATUSES, TABLES
 
 APP = "klmtui"
 SCHEMA_VERSION = 1
-META_TABLE = "_meta"
-TABLES = ("architectures", "runs", "benchmarks", "devices", "results")
-STATUSES = ("pending", "queued", "running", "done", "failed", "cancelled", "interrupted")
-ACTIVE_STATUSES = ("pending", "queued", "running")
 LOCK_TIMEOUT_S = 60.0
 
 _Tables = dict[str, dict[str, dict]]

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
+from core import settings
 from core.arch import Arch, parse_arch
 from core.errors import InputError, KlmtuiError
 
@@ -535,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--store", required=True)
     args = parser.parse_args(argv)
-    threads = os.environ.get("KLMTUI_TORCH_THREADS")
+    threads = settings.torch_threads()
     if threads:
         import torch
 

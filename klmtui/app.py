@@ -10,7 +10,6 @@ to whatever the store says is running.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -20,7 +19,9 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from core import settings
 from core.errors import KlmtuiError
+from core.safetext import visible
 from klmtui.live import LiveStreams
 from klmtui.messages import (ActionDone, ActionFailed, DeviceChecked, StoreLoaded, StreamEnded, StreamEvent,
                              TrustRequired)
@@ -53,7 +54,7 @@ class KlmtuiApp(App):
         self.poll_s = poll_s
         self.jobs_refresh_s = jobs_refresh_s
         self.train_defaults = {"profile": "quick", "seeds": 1, "executor": "local",
-                               "data": os.environ.get("KLMTUI_DATA", ""), **(train_defaults or {})}
+                               "data": str(settings.data_dir() or ""), **(train_defaults or {})}
         self.bench_defaults = {"device": "local", "protocol": "thesis", **(bench_defaults or {})}
         self._offered_init = False
         self._polls = 0
@@ -73,7 +74,7 @@ class KlmtuiApp(App):
 
     def _load_keymap(self) -> None:
         """Remapped keys: `$KLMTUI_HOME/keys.json` = {"klmtui.train": "T", ...} (binding ids)."""
-        home = Path(os.environ.get("KLMTUI_HOME") or Path.home() / ".config" / "klmtui")
+        home = settings.home()
         try:
             keymap = json.loads((home / "keys.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -134,8 +135,8 @@ class KlmtuiApp(App):
                               else f"latency {rec['latency_s']:.4f} s/batch" if rec.get("latency_s") is not None else "")
                     self.notify(f"{label} done {figure}", timeout=6)
                 else:
-                    self.notify(f"{label} {status}: {rec.get('error') or 'no reason recorded'}", title=f"{what} {status}",
-                                severity="error" if status == "failed" else "warning", timeout=10)
+                    self.notify(visible(f"{label} {status}: {rec.get('error') or 'no reason recorded'}"), title=f"{what} {status}",
+                                severity="error" if status == "failed" else "warning", timeout=10, markup=False)
 
     # ------------------------------------------------------------------ running calls in workers
     def call_in_worker(self, title: str, fn: Callable, *args: Any, done: str | None = None,
@@ -172,7 +173,7 @@ class KlmtuiApp(App):
 
             self.push_screen(ErrorDialog(message.title, message.message))
         else:
-            self.notify(message.message, title=message.title, severity="error", timeout=8)
+            self.notify(visible(message.message), title=message.title, severity="error", timeout=8, markup=False)
 
     # ------------------------------------------------------------------ screens
     def open_details(self, arch_id: str) -> None:

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.errors import InputError, KlmtuiError, OperationFailed
+from core.schema import FINAL_STATUSES, TABLES
 
-TABLES = ("architectures", "runs", "benchmarks", "devices", "results")
-TERMINAL = ("done", "failed", "cancelled", "interrupted")
 FOLLOW_S = 0.1  # a benchmark started here is followed ~10 times a second
 PROCESS_LOG = "process.log"  # the detached benchmark process' own output (its one-line error, if any)
 
@@ -202,7 +201,7 @@ class Services:
                     threading.Thread(target=_quietly, args=(cancel_benchmark, store, bench_id), daemon=True).start()
                 else:  # not started yet: it finds the request as soon as it does
                     (folder / CANCEL_FILE).write_text("cancel requested\n")
-            if ours and record is not None and record.get("status") in TERMINAL:
+            if ours and record is not None and record.get("status") in FINAL_STATUSES:
                 tail.read()
                 return record
             if exited:
@@ -278,6 +277,33 @@ class Services:
         except OSError as exc:
             raise InputError(f"cannot write {out}: {exc.strerror}") from None
         return out
+
+
+def attach_samples(store, items: list) -> list:
+    """`core.runs.Item`s with their benchmark's timed latencies and power samples, folded from the
+    benchmark's `events.jsonl` by `LiveStream` (the same fold the live panel uses)."""
+    from klmtui.live import LiveStream
+
+    for item in items:
+        if not item.bench:
+            continue
+        stream = LiveStream(key=item.bench["id"], arch_id=item.arch_id, device=item.bench.get("device") or "?")
+        path = store.folder / "runs" / item.bench["id"] / "events.jsonl"
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(event, dict) and event.get("event") == "benchmark":  # a new attempt: its samples only
+                        stream = LiveStream(key=stream.key, arch_id=stream.arch_id, device=stream.device)
+                    if isinstance(event, dict):
+                        stream.feed(event)
+        except OSError:
+            pass  # no events kept (e.g. imported record): figures only
+        item.latencies, item.power = list(stream.latencies), list(stream.power_w)
+    return items
 
 
 class _Tail:

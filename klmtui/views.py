@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-MEASURED = "measured"
-DEFAULT_OBJECTIVES = ("accuracy:max", "params_m:min", "latency_s:min", "power_w:min")
+from core.schema import ACTIVE_STATUSES
+from core.schema import DEFAULT_OBJECTIVE_SPECS as DEFAULT_OBJECTIVES
+from core.schema import MEASURED_SOURCE as MEASURED
+
 OBJECTIVE_NAMES = ("accuracy", "params_m", "latency_s", "power_w", "energy_mj", "macs_m")
-ACTIVE = ("pending", "queued", "running")
 
 
 @dataclass
@@ -99,7 +100,7 @@ def training_status(runs: list[dict]) -> str:
 
 
 def bench_status(benchmarks: list[dict]) -> str | None:
-    if any(b.get("status") in ACTIVE for b in benchmarks):
+    if any(b.get("status") in ACTIVE_STATUSES for b in benchmarks):
         return "bench"
     return None
 

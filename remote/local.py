@@ -19,6 +19,7 @@ import threading
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional, Sequence
 
+from core import settings
 from core.errors import InputError
 from remote.transport import ProgressCallback
 
@@ -27,7 +28,7 @@ CANCEL_GRACE_S = 5.0
 
 
 def default_home() -> Path:
-    return Path(os.environ.get("KLMTUI_HOME") or Path.home() / ".config" / "klmtui").expanduser()
+    return settings.home()
 
 
 def inside(workdir: Path, relative: str) -> Path:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shlex
 import socket
 import time
@@ -23,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from core import settings
 from core.errors import InputError, OperationFailed
 from remote.hostkeys import ChangedHostKey, UnknownHostKey, host_entry, known_keys, verify
 
-DEFAULT_TIMEOUT = 10.0  # seconds, for TCP connect, SSH banner, auth and channel opening
+DEFAULT_TIMEOUT = settings.DEFAULT_SSH_TIMEOUT_S  # seconds: TCP connect, SSH banner, auth, channel opening
 KEEPALIVE_S = 15
 MAX_JUMPS = 8
 
@@ -49,28 +51,56 @@ __all__ = [
 
 
 def klmtui_home() -> Path:
-    """klmtui's own folder (known_hosts lives here): $KLMTUI_HOME, else ~/.config/klmtui."""
-    return Path(os.environ.get("KLMTUI_HOME") or Path.home() / ".config" / "klmtui").expanduser()
+    """klmtui's own folder (known_hosts lives here): `core.settings.home()`."""
+    return settings.home()
 
 
 def klmtui_known_hosts(home: Optional[Path] = None) -> Path:
-    return Path(home or klmtui_home()) / "known_hosts"
+    return settings.known_hosts(home)
 
 
 def ssh_timeout(value: Optional[float] = None) -> float:
     """The connect/banner/auth timeout: the argument, else $KLMTUI_SSH_TIMEOUT, else 10 s."""
-    if value is not None:
-        return float(value)
-    raw = os.environ.get("KLMTUI_SSH_TIMEOUT")
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise InputError(f"KLMTUI_SSH_TIMEOUT must be a number of seconds, not {raw!r}") from None
-    if seconds <= 0:
-        raise InputError(f"KLMTUI_SSH_TIMEOUT must be positive, not {raw!r}")
-    return seconds
+    return settings.ssh_timeout(value)
+
+
+# What OpenSSH refuses in a host name given to it (ssh.c valid_hostname, its fix for
+# CVE-2023-51385), plus what would change meaning in an ssh_config line or a known_hosts pattern
+# (`*?!,#=%` and quotes): such a name could run commands through `%h` in a ProxyCommand.
+_HOST_FORBIDDEN = set("'`\"$\\;&<>|(){}*?!,#=%")
+_USER_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}")
+MAX_HOST_LEN = 253
+
+
+def check_host(value: object, what: str = "host") -> str:
+    """A host name, IP or ssh_config alias as OpenSSH would accept it (InputError otherwise)."""
+    from core.safetext import visible
+
+    host = value if isinstance(value, str) else ""
+    bad = sorted({c for c in host if c in _HOST_FORBIDDEN or c.isspace() or not c.isprintable()})
+    if not host or host.startswith("-") or len(host) > MAX_HOST_LEN or bad:
+        why = (
+            "is empty" if not host else "starts with '-'" if host.startswith("-")
+            else f"is longer than {MAX_HOST_LEN} characters" if len(host) > MAX_HOST_LEN
+            else "contains " + " ".join(repr(c) for c in bad)
+        )  # fmt: skip
+        raise InputError(
+            f"{what} {visible(repr(value), limit=80)} is not a valid host name: it {why} (OpenSSH refuses"
+            " shell characters, spaces and a leading '-' in host names)"
+        )
+    return host
+
+
+def check_user(value: object, what: str = "user") -> str:
+    """A login name: letters, digits, '.', '_', '-' (not first), at most 64 (InputError otherwise)."""
+    from core.safetext import visible
+
+    if not isinstance(value, str) or not _USER_RE.fullmatch(value):
+        raise InputError(
+            f"{what} {visible(repr(value), limit=80)} is not a valid user name: use letters, digits, '.', '_'"
+            " or '-' (not first), at most 64"
+        )
+    return value
 
 
 class SshUnreachable(OperationFailed):
@@ -177,6 +207,10 @@ def resolve_target(
         record_user, record_port, record_key = device.get("user"), device.get("port"), device.get("key")
     if not alias:
         raise InputError(f"device {name} has no host")
+    # Checked every time a record is used, not only at `device add`: a shared runs.json may carry anything.
+    check_host(alias, f"device {name}: {'ProxyJump host' if jump is not None else 'host'}")
+    if record_user is not None:
+        check_user(record_user, f"device {name}: user")
     if record_port is not None:
         record_port = _parse_port(record_port, f"device {name}")
     config = _ssh_config(ssh_config, alias, {"Port": record_port, "User": record_user})
@@ -189,12 +223,15 @@ def resolve_target(
     known = [Path(os.path.expanduser(p)) for p in known_files]
     proxy_jump = found.get("proxyjump")
     proxy_command = found.get("proxycommand")
+    # %h/%r in a ProxyCommand expand to these two: both validated, whatever their source.
+    hostname = check_host(found.get("hostname") or alias, f"device {name}: HostName")
+    user = check_user(record_user or found.get("user") or getpass.getuser(), f"device {name}: user")
     return SshTarget(
         device=name,
         alias=alias,
-        hostname=found.get("hostname") or alias,
+        hostname=hostname,
         port=port,
-        user=record_user or found.get("user") or getpass.getuser(),
+        user=user,
         key_files=keys,
         identities_only=str(found.get("identitiesonly", "no")).lower() == "yes",
         proxy_command=None if not proxy_command or proxy_command.lower() == "none" else proxy_command,

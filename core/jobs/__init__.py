@@ -22,9 +22,9 @@ from typing import Any
 
 from core.arch import Arch, parse_arch
 from core.errors import InputError, OperationFailed
+from core.schema import ACTIVE_STATUSES, DONE, FINAL_STATUSES
 
 EXECUTORS = ("local", "ray")
-FINAL = ("done", "failed", "cancelled", "interrupted")
 
 
 def _arch(arch: Arch | str) -> Arch:
@@ -112,7 +112,7 @@ def cancel(store, run_id: str) -> dict:
     from core.store import now_iso
 
     rec = _record(store, run_id)
-    if rec["status"] in FINAL:
+    if rec["status"] in FINAL_STATUSES:
         raise InputError(f"run {run_id} is already {rec['status']}")
     if rec["status"] == "running" and rec.get("pid"):
         store.update("runs", run_id, status="cancelled", finished=now_iso())
@@ -131,9 +131,9 @@ def resume(store, run_id: str) -> dict:
     from core.train import CHECKPOINT, load_checkpoint
 
     rec = _record(store, run_id)
-    if rec["status"] in ("queued", "running", "pending"):
+    if rec["status"] in ACTIVE_STATUSES:
         raise InputError(f"run {run_id} is {rec['status']}: nothing to resume")
-    if rec["status"] == "done":
+    if rec["status"] == DONE:
         raise InputError(f"run {run_id} is done ({rec.get('epoch')} of {rec.get('epochs')} epochs)")
     ckpt = checkpoint_dir(store, rec) / CHECKPOINT
     if ckpt.exists():

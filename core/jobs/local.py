@@ -14,11 +14,11 @@ CUDA_VISIBLE_DEVICES, recorded as `gpu`), else one on the CPU.
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 from pathlib import Path
 
+from core import settings
 from core.jobs.process import is_alive, spawn_detached
 
 QUEUE_LOCK = ".queue.lock"
@@ -27,7 +27,7 @@ STDOUT = "stdout.txt"
 
 def gpu_count() -> int:
     """NVIDIA GPUs visible on this host, without importing torch (the CLI must stay fast)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = settings.cuda_visible_devices()
     if visible is not None:
         return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
     gpus = Path("/proc/driver/nvidia/gpus")
@@ -35,10 +35,7 @@ def gpu_count() -> int:
 
 
 def max_parallel() -> int:
-    env = os.environ.get("KLMTUI_MAX_PARALLEL")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    return max(1, gpu_count())
+    return settings.max_parallel() or max(1, gpu_count())
 
 
 def host() -> str:

@@ -20,6 +20,7 @@ import signal
 import sys
 from pathlib import Path
 
+from core import settings
 from core.errors import InputError, OperationFailed
 
 MAX_RETRIES = 3
@@ -28,7 +29,7 @@ POLL_S = 0.3
 
 def check_options(address: str | None, storage: str | None) -> tuple[str, str]:
     """Validate `--address`/`--storage` for a Ray submission (InputError on a missing one)."""
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = address or settings.ray_address()
     if not address:
         raise InputError("--executor ray needs --address HOST:PORT (or $RAY_ADDRESS)")
     if not storage:
@@ -90,7 +91,7 @@ def train_task(arch_id: str, config: dict, run_dir: str, actor) -> dict:
     from core.arch import parse_arch
     from core.train import TrainConfig, train
 
-    threads = os.environ.get("KLMTUI_TORCH_THREADS")
+    threads = settings.torch_threads()
     if threads:
         import torch
 
@@ -101,7 +102,7 @@ def train_task(arch_id: str, config: dict, run_dir: str, actor) -> dict:
     def report(event: dict) -> None:
         if event.get("event") == "start":
             event = dict(event, worker_pid=os.getpid(), node=node, gpu_ids=[str(g) for g in gpus],
-                         cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
+                         cuda_visible_devices=settings.cuda_visible_devices())
         actor.report.remote(event)
 
     return train(parse_arch(arch_id), TrainConfig.from_dict(config), Path(run_dir), report)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +10,10 @@ from typing import Any, Iterable
 
 import click
 
+from core import settings
 from core.errors import InputError, KlmtuiError
 
-DEFAULT_STORE = "runs.json"
+DEFAULT_STORE = settings.DEFAULT_STORE
 
 
 @dataclass
@@ -21,6 +21,7 @@ class AppContext:
     """Handed to every command as `ctx.obj`."""
 
     store_path: Path
+    wide: bool = False  # --wide: tables show every column (klmtui.cli.tables)
 
     def store(self):
         """Open the store (lazily imported: `klmtui --help` must not pay for TinyDB)."""
@@ -69,16 +70,42 @@ def stderr_console():
     return Console(stderr=True)
 
 
-def print_table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]], **kw) -> None:
-    """A rich table on stdout. Cells may be rich renderables or plain values."""
+def print_table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]],
+                priorities: dict[str, int] | None = None, **kw) -> None:
+    """A rich table on stdout. Cells may be rich renderables or plain values; plain values (and a
+    string title) are shown literally: control characters made visible, markup never interpreted
+    (cells often carry device text)."""
     from rich.table import Table
 
-    table = Table(title=title, **kw)
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*[c if hasattr(c, "__rich_console__") or hasattr(c, "__rich__") else _fmt(c) for c in row])
-    stdout_console().print(table)
+    from core.safetext import plain
+
+    from klmtui.cli.tables import fit, is_identifying
+
+    columns = list(columns)
+    cells = [[c if hasattr(c, "__rich_console__") or hasattr(c, "__rich__") else plain(_fmt(c)) for c in row]
+             for row in rows]
+    console = stdout_console()
+    wide = wide_output()
+    chosen = fit(columns, cells, console.width, wide=wide, priorities=priorities)
+    if wide and chosen.total > console.width:
+        console.width = chosen.total  # --wide: every column whole, wider than the terminal
+    table = Table(title=plain(title) if isinstance(title, str) else title, **kw)
+    for i in chosen.keep:
+        ident = is_identifying(columns[i])
+        table.add_column(columns[i], no_wrap=ident, min_width=chosen.widths[i] - 3 if ident else None)
+    for row in cells:
+        table.add_row(*[row[i] for i in chosen.keep])
+    console.print(table)
+    if chosen.hidden:
+        console.print(f"[dim]{len(chosen.hidden)} column(s) left out at {console.width} columns: "
+                      f"{', '.join(chosen.hidden)} (--wide shows all)[/]", highlight=False)
+
+
+def wide_output() -> bool:
+    """`klmtui --wide ...` (or a command's own --wide): tables show every column."""
+    ctx = click.get_current_context(silent=True)
+    app = ctx.find_object(AppContext) if ctx is not None else None
+    return bool(app is not None and app.wide)
 
 
 def _fmt(value: Any) -> str:
@@ -90,12 +117,14 @@ def _fmt(value: Any) -> str:
 
 
 def fail(message: str, code: int = 1) -> "click.exceptions.Exit":
-    click.echo(f"klmtui: {message}", err=True)
+    from core.safetext import visible
+
+    click.echo(f"klmtui: {visible(message)}", err=True)
     return click.exceptions.Exit(code)
 
 
 def store_path_from_env(value: str | None) -> Path:
-    return Path(value or os.environ.get("KLMTUI_STORE") or DEFAULT_STORE)
+    return settings.store_path(value)
 
 
 __all__ = [

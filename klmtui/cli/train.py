@@ -74,19 +74,31 @@ def train(app: AppContext, archs: tuple[str, ...], epochs: int | None, seeds: in
             click.echo(rec["id"])
     else:
         _print_results(store, records)
-    failed = [r for r in records if r["status"] == "failed"]
-    if failed and not detach:
-        click.echo(f"klmtui: run {failed[0]['id']} failed: {failed[0].get('error')}", err=True)
-        raise click.exceptions.Exit(1)
+    if not detach:
+        _exit_on_outcome(records)
+
+
+def _exit_on_outcome(records: list[dict], kind: str = "run") -> None:
+    """Exit 1 with the reason on one line unless every run waited for is `done` (issue 12)."""
+    bad = [r for r in records if r is None or r.get("status") != "done"]
+    if bad:
+        from core.errors import OperationFailed
+
+        first = bad[0] or {}
+        reason = " ".join(str(first.get("error") or "no error recorded").split())
+        more = f" (and {len(bad) - 1} more not done)" if len(bad) > 1 else ""
+        raise OperationFailed(f"{kind} {first.get('id')} {first.get('status')}: {reason}{more}")
 
 
 def _follow(store, ids: list[str], quiet: bool) -> None:
     """A rich progress bar per run (on stderr) until every run is final; Ctrl-C detaches."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from core.jobs import FINAL, progress, refresh
+    from core.jobs import progress, refresh
+    from core.schema import FINAL_STATUSES
 
     console = stderr_console()
+    quiet = quiet or not console.is_terminal  # scripts: stderr stays for the one-line error contract
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
     last_refresh = time.monotonic()
     try:
@@ -103,7 +115,7 @@ def _follow(store, ids: list[str], quiet: bool) -> None:
                     state = progress(store, run_id) or {}
                     completed = _completed(rec, state)
                     bars.update(task, completed=completed, info=_info(rec, state))
-                    done += rec["status"] in FINAL
+                    done += rec["status"] in FINAL_STATUSES
                 if done == len(tasks):
                     break
                 if time.monotonic() - last_refresh > REFRESH_EVERY_S:
@@ -198,6 +210,7 @@ def resume(app: AppContext, run_id: str, detach: bool, as_json: bool) -> None:
             emit_json([rec])
         else:
             click.echo(f"{run_id}: {rec.get('status')}")
+        _exit_on_outcome([rec], "benchmark")
         return
     from core.jobs import refresh
     from core.jobs import resume as resume_run
@@ -212,6 +225,8 @@ def resume(app: AppContext, run_id: str, detach: bool, as_json: bool) -> None:
     else:
         click.echo(f"{run_id}: {rec['status']} epoch {rec.get('epoch') or 0}/{rec['epochs']}"
                    + (f" accuracy {rec['accuracy']:.2f}%" if rec.get("accuracy") is not None else ""))
+    if not detach:
+        _exit_on_outcome([rec])
 
 
 COMMANDS: list = [train, cancel, resume]
