@@ -497,7 +497,9 @@ def run_from_store(store_path: str, run_id: str) -> int:
         raise Cancelled()
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    store.update("runs", run_id, status="running", pid=os.getpid(), host=socket.gethostname(),
+    from core.jobs.process import identity
+
+    store.update("runs", run_id, status="running", **identity(os.getpid()), host=socket.gethostname(),
                  started=record.get("started") or now_iso(), error=None)
     status, error = "failed", None
     try:

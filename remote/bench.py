@@ -38,6 +38,7 @@ from typing import Any, Callable, Optional
 
 from core.arch import Arch, parse_arch
 from core.errors import InputError, KlmtuiError, OperationFailed
+from core.jobs.process import is_alive, start_time
 from core.latency import FIELDS, Protocol
 
 EventCallback = Callable[[dict], None]
@@ -53,7 +54,6 @@ AGENT_EXTRAS = {
     "power_min_samples": "--power-min-samples",
     "no_power": "--no-power",
 }
-LOCAL_DEVICE = {"id": "local", "name": "local", "host": "local"}
 
 
 # --------------------------------------------------------------------------- inputs
@@ -99,12 +99,10 @@ def check_new_id(store, bench_id: Optional[str]) -> None:
 
 
 def device_record(store, name: str) -> dict:
-    device = store.get("devices", name) if store.exists() else None
-    if device is None and name == "local":
-        return dict(LOCAL_DEVICE)
-    if device is None:
-        raise InputError(f"unknown device {name!r}: add it with `klmtui device add {name} --host HOST` (or use --device local)")
-    return device
+    """The device record to benchmark on (`remote.devices.resolve_device`)."""
+    from remote.devices import resolve_device
+
+    return resolve_device(store, name)
 
 
 def latest_checkpoint(store, arch_id: str) -> Optional[dict]:
@@ -127,7 +125,7 @@ def agent_args(arch: Arch, protocol: Protocol, extras: dict, weights: Optional[s
         value = extras.get(key)
         if value is True:
             args.append(flag)
-        elif value not in (None, False):
+        elif value is not None and value is not False:  # 0 is a value (0 == False)
             args += [flag, str(value)]
     return args
 
@@ -233,7 +231,7 @@ def run_benchmark(store, arch_id: str, device_name: str, options: Optional[dict]
         "options": {**protocol.to_dict(), **extras}, "status": "running", "attempt": 1,
         "latency_s": None, "latency_p90_s": None, "images_per_s": None, "power_w": None, "energy_j": None,
         "environment": None, "error": None, "created": now_iso(), "started": now_iso(), "finished": None,
-        "pid": os.getpid(), "host": socket.gethostname(), "run_dir": None,
+        "pid": os.getpid(), "pid_start": start_time(os.getpid()), "host": socket.gethostname(), "run_dir": None,
     }
     record["run_dir"] = store.relative(store.run_dir(bench_id))
     store.insert("benchmarks", record)
@@ -258,7 +256,8 @@ def resume_benchmark(store, bench_id: str, on_event: Optional[EventCallback] = N
     run = latest_checkpoint(store, arch.id)
     cancel_file = store.run_dir(bench_id) / CANCEL_FILE
     cancel_file.unlink(missing_ok=True)
-    record = store.update("benchmarks", bench_id, status="running", error=None, finished=None, pid=os.getpid(),
+    record = store.update("benchmarks", bench_id, status="running", error=None, finished=None,
+                          pid=os.getpid(), pid_start=start_time(os.getpid()),
                           host=socket.gethostname(), attempt=int(record.get("attempt") or 1) + 1,
                           started=now_iso(), run_id=run["id"] if run else None,
                           weights="trained" if run else "initial")
@@ -266,7 +265,7 @@ def resume_benchmark(store, bench_id: str, on_event: Optional[EventCallback] = N
 
 
 def _execute(store, record, device, arch, protocol, extras, on_event, cancel, home) -> dict:
-    from remote.transport import transport_for
+    from remote.devices import transport_for
 
     run = _Run(store, record, on_event, cancel)
     outcome: dict[str, Any] = {}
@@ -420,13 +419,7 @@ def _alive(record: dict) -> bool:
     pid = record.get("pid")
     if not pid or record.get("host") not in (None, socket.gethostname()):
         return True  # another machine: assume so
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return is_alive(int(pid), None, record.get("pid_start"))  # a reused pid has another start time
 
 
 def refresh_benchmarks(store) -> list[str]:

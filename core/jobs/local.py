@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from core import settings
-from core.jobs.process import is_alive, spawn_detached
+from core.jobs.process import is_alive, spawn_detached, start_time
 
 QUEUE_LOCK = ".queue.lock"
 STDOUT = "stdout.txt"
@@ -50,19 +50,22 @@ def mark_vanished(store) -> list[str]:
     """Runs of this host recorded `running` whose process is gone become `interrupted`."""
     from core.store import now_iso
 
+    def vanished(find) -> list[dict]:
+        # queued Ray runs have a live driver process too; queued local runs have no pid yet
+        candidates = find("runs", status="running") + [r for r in find("runs", status="queued") if r.get("pid")]
+        return [rec for rec in candidates
+                if rec.get("host") in (None, host())
+                and not (rec.get("pid") is None and rec.get("launching"))  # the launcher has not answered yet
+                and not is_alive(rec.get("pid"), rec["id"], rec.get("pid_start"))]
+
+    if not vanished(store.find):  # read paths (status, pareto) take no lock when all is well
+        return []
     gone = []
     with store.transaction() as tx:
-        # queued Ray runs have a live driver process too; queued local runs have no pid yet
-        candidates = tx.find("runs", status="running") + [r for r in tx.find("runs", status="queued") if r.get("pid")]
-        for rec in candidates:
-            if rec.get("host") not in (None, host()):
-                continue
-            if rec.get("pid") is None and rec.get("launching"):
-                continue  # between the store update and the launcher's answer
-            if not is_alive(rec.get("pid"), rec["id"]):
-                tx.update("runs", rec["id"], status="interrupted", pid=None, finished=now_iso(),
-                          error=rec.get("error") or "the run's process vanished (killed, crashed or rebooted)")
-                gone.append(rec["id"])
+        for rec in vanished(tx.find):
+            tx.update("runs", rec["id"], status="interrupted", pid=None, finished=now_iso(),
+                      error=rec.get("error") or "the run's process vanished (killed, crashed or rebooted)")
+            gone.append(rec["id"])
     return gone
 
 
@@ -100,7 +103,7 @@ def start_queued(store) -> list[str]:
                 current = tx.get("runs", rec["id"]) or {}
                 fields = {"launching": False}
                 if current.get("pid") is None and current.get("status") == "running":
-                    fields["pid"] = pid
+                    fields.update(pid=pid, pid_start=start_time(pid))
                 tx.update("runs", rec["id"], **fields)
             started.append(rec["id"])
     return started

@@ -37,19 +37,41 @@ def spawn_detached(cmd: list[str], log: Path, cwd: Path, env: dict | None = None
     return int(proc.stdout.strip())
 
 
-def is_alive(pid: int | None, marker: str | None = None) -> bool:
-    """True if `pid` runs and (when given) its command line contains `marker` (e.g. the run id):
-    a recycled pid or a zombie does not count."""
+def start_time(pid: int | None) -> int | None:
+    """When process `pid` started (clock ticks since boot, /proc/PID/stat field 22), or None.
+
+    Recorded beside a pid as `pid_start`: a pid the kernel reused for another process then has a
+    different start time, so the recycled pid is not mistaken for the run (issue 12)."""
+    if not pid:
+        return None
+    try:
+        fields = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def identity(pid: int | None) -> dict:
+    """The fields a record stores for its process: `pid` and its `pid_start`."""
+    return {"pid": pid, "pid_start": start_time(pid)}
+
+
+def is_alive(pid: int | None, marker: str | None = None, started: int | None = None) -> bool:
+    """True if `pid` runs, (when given) its command line contains `marker` (e.g. the run id) and
+    (when given) it started at `started` (see `start_time`): a recycled pid or a zombie does not
+    count."""
     if not pid:
         return False
     proc = Path(f"/proc/{pid}")
     if proc.is_dir():
         try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             return False
-        return state not in ("Z", "X") and (marker is None or marker in cmdline)
+        if started is not None and fields[19:20] != [str(started)]:
+            return False
+        return fields[0] not in ("Z", "X") and (marker is None or marker in cmdline)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -129,7 +129,9 @@ class Driver:
 
         signal.signal(signal.SIGTERM, self._on_sigterm)
         store, run_id = self.store, self.run_id
-        store.update("runs", run_id, pid=os.getpid(), started=self.record.get("started") or now_iso())
+        from core.jobs.process import identity
+
+        store.update("runs", run_id, **identity(os.getpid()), started=self.record.get("started") or now_iso())
         self.remote_dir.mkdir(parents=True, exist_ok=True)
         mirror = self.local_dir.resolve() != self.remote_dir.resolve()
         log = _append_line(self.local_dir / LOG) if mirror else (lambda text: None)

@@ -22,11 +22,12 @@ from klmtui.cli.common import AppContext, store_path_from_env
     default=None,
     help="The study store (TinyDB JSON). Default ./runs.json, or $KLMTUI_STORE.",
 )
+@click.option("--wide", is_flag=True, help="Tables show every column, even wider than the terminal.")
 @click.version_option(package_name="klmtui")
 @click.pass_context
-def main(ctx: click.Context, store: str | None) -> None:
+def main(ctx: click.Context, store: str | None, wide: bool = False) -> None:
     """klmtui: sample, train and benchmark K-L-M cell-based architectures; with no command, open the TUI."""
-    ctx.obj = AppContext(store_path=store_path_from_env(store))
+    ctx.obj = AppContext(store_path=store_path_from_env(store), wide=wide)
     if ctx.invoked_subcommand is None:
         from klmtui.app import run_app
 
@@ -34,11 +35,15 @@ def main(ctx: click.Context, store: str | None) -> None:
 
 
 def _register() -> None:
-    from klmtui.cli import bench, devices, results, space, train
+    from klmtui.cli import bench, devices, results, runs, space, train
 
-    for module in (space, results, train, devices, bench):
+    for module in (space, results, train, devices, bench, runs):
         for command in getattr(module, "COMMANDS", ()):
             main.add_command(command)
+    from klmtui.cli import interop  # reproducing the thesis: import-checkpoint, export-model, figures, report
+
+    for command in interop.COMMANDS:
+        main.add_command(command)
 
 
 _register()
@@ -47,7 +52,10 @@ _register()
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: every user-facing error is one line on stderr, no traceback."""
     try:
-        main.main(args=argv, prog_name="klmtui", standalone_mode=False)
+        # standalone_mode=False makes click *return* the code of an `Exit` instead of exiting
+        code = main.main(args=argv, prog_name="klmtui", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -61,7 +69,9 @@ def run(argv: list[str] | None = None) -> None:
         click.echo(f"klmtui: {message}{where}", err=True)
         sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
     except KlmtuiError as exc:
-        click.echo(f"klmtui: {exc}", err=True)
+        from core.safetext import visible  # errors can quote device text: one line, nothing interpreted
+
+        click.echo(f"klmtui: {visible(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("klmtui: interrupted", err=True)

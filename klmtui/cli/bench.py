@@ -15,6 +15,7 @@ import click
 
 from core.errors import InputError, OperationFailed
 from core.latency import PROTOCOLS, TIMINGS
+from core.safetext import plain
 from klmtui.cli.common import emit_json, pass_app, print_table, stderr_console
 
 JSON_KEYS = ("id", "arch", "channels", "device", "latency_s", "latency_p90_s", "power_w", "energy_j", "status",
@@ -74,7 +75,7 @@ class LiveView:
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
         grid.add_column()
-        grid.add_row("stage", self.stage)
+        grid.add_row("stage", plain(self.stage))
         lat = self.latency["latency"]
         done = self.batches["latency"]
         of = f"/{self.planned}" if self.planned else ""
@@ -87,7 +88,7 @@ class LiveView:
             mean = sum(self.power_mw) / len(self.power_mw) / 1000 if self.power_mw else None
             grid.add_row("board power", f"now {self.last_power / 1000:.2f} W · mean "
                          + (f"{mean:.2f} W over {len(self.power_mw)} samples" if mean is not None else "-"))
-        return Panel(grid, title=f"{self.arch_id} on {self.device}", subtitle=self.info or None)
+        return Panel(grid, title=plain(f"{self.arch_id} on {self.device}"), subtitle=plain(self.info, limit=200) if self.info else None)
 
 
 def _row(record: dict) -> dict:
@@ -130,7 +131,7 @@ def bench(app, archs, device, as_json, bench_ids, **options: Any) -> None:
     from remote.bench import check_new_id, device_record, parse_request, run_benchmark, split_options
 
     arch_ids = [parse_request(a).id for a in archs]  # bad input: exit 2 before anything runs
-    options = {k: v for k, v in options.items() if v not in (None, False)}
+    options = {k: v for k, v in options.items() if v is not None and v is not False}  # 0 is a value
     split_options(options)
     store = app.store()
     device_record(store, device)
@@ -172,7 +173,7 @@ def bench(app, archs, device, as_json, bench_ids, **options: Any) -> None:
                       r["images_per_s"], r["power_w"], r["energy_j"], r["status"]] for r in rows])
         for r in rows:
             if r["status"] == "done" and r["power_w"] is None:
-                console.print(f"[yellow]{r['id']}: power unavailable: {r['power_reason']}[/]")
+                console.print(plain(f"{r['id']}: power unavailable: {r['power_reason']}"), style="yellow")
     bad = [r for r in rows if r["status"] != "done"]
     if bad or len(records) < len(arch_ids):
         detail = "; ".join(f"{r['id']} ({r['arch']}@{r['channels']}) {r['status']}: {r['error']}" for r in bad)

@@ -29,6 +29,23 @@ class AppContext:
 
         return Store(self.store_path)
 
+    def live_store(self):
+        """The store, with runs and benchmarks whose process is gone marked `interrupted` first:
+        what every read path (`status`, `pareto`, `runs`, ...) shows must not claim a dead job runs."""
+        store = self.store()
+        refresh_liveness(store)
+        return store
+
+
+def refresh_liveness(store) -> None:
+    """Mark training runs and benchmarks whose process vanished (pid + start time) `interrupted`."""
+    from core.jobs import refresh
+    from remote.bench import refresh_benchmarks
+
+    if store.exists():
+        refresh(store)
+        refresh_benchmarks(store)
+
 
 pass_app = click.make_pass_decorator(AppContext)
 

@@ -62,7 +62,7 @@ def status(app, as_json: bool) -> None:
     """Architectures with their runs, benchmarks and best results by source (energy per image derived)."""
     from core.study import study_status
 
-    store = app.store()
+    store = app.live_store()
     rows = study_status(store)
     if as_json:
         emit_json(rows)
@@ -173,7 +173,7 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
     tolerances = _tolerances(tolerance_specs)
     reference = parse_reference(reference_specs, objectives)
     axes = _plot_axes(plot_spec, objectives) if plot_spec else None
-    rows = source_rows(app.store(), source)
+    rows = source_rows(app.live_store(), source)
     if exact_params:
         rows = with_exact_params(rows)
     rows = [with_derived(r) for r in rows]
@@ -240,7 +240,7 @@ def export(app, fmt: str, source: str, front_only: bool, output: Path | None) ->
     """Export a source's results table (Table 1 / Appendix A shape, energy per image derived)."""
     from core.study import export_text
 
-    text, count = export_text(app.store(), source, fmt, front_only=front_only)
+    text, count = export_text(app.live_store(), source, fmt, front_only=front_only)
     if output is None:
         click.echo(text, nl=False)
         return
