@@ -21,6 +21,7 @@ from textual.screen import Screen
 
 from core import settings
 from core.errors import KlmtuiError
+from core.schema import LOCAL_DEVICE
 from core.safetext import visible
 from klmtui.live import LiveStreams
 from klmtui.messages import (ActionDone, ActionFailed, DeviceChecked, StoreLoaded, StreamEnded, StreamEvent,
@@ -55,7 +56,7 @@ class KlmtuiApp(App):
         self.jobs_refresh_s = jobs_refresh_s
         self.train_defaults = {"profile": "quick", "seeds": 1, "executor": "local",
                                "data": str(settings.data_dir() or ""), **(train_defaults or {})}
-        self.bench_defaults = {"device": "local", "protocol": "thesis", **(bench_defaults or {})}
+        self.bench_defaults = {"device": LOCAL_DEVICE, "protocol": "thesis", **(bench_defaults or {})}
         self._offered_init = False
         self._polls = 0
         self._stop_following = threading.Event()  # set on quit: benchmark followers let go
@@ -280,7 +281,7 @@ class KlmtuiApp(App):
             self.call_in_worker("resume", self.services.resume, run_id, done=f"resumed {run_id}")
         by_device: dict[str, list[dict]] = {}
         for bench in benches:
-            by_device.setdefault(bench.get("device") or "local", []).append(bench)
+            by_device.setdefault(bench.get("device") or LOCAL_DEVICE, []).append(bench)
         for device, records in by_device.items():
             streams = []
             for bench in records:
@@ -293,7 +294,7 @@ class KlmtuiApp(App):
     def ask_bench(self, arch_ids: list[str]) -> None:
         from klmtui.screens.dialogs import BenchForm
 
-        devices = ["local"] + [d["id"] for d in (self.snapshot.table("devices") if self.snapshot else []) if d["id"] != "local"]
+        devices = [LOCAL_DEVICE] + [d["id"] for d in (self.snapshot.table("devices") if self.snapshot else []) if d["id"] != LOCAL_DEVICE]
 
         def answer(form: dict | None) -> None:
             if form:

@@ -1,22 +1,26 @@
-"""Host side of a device benchmark: record, push, run the agent, stream its events, store the summary.
+"""One attempt of one device benchmark: push, run the agent, stream its events, store the outcome.
 
-`run_benchmark(store, arch_id, device_name, options, on_event, cancel)`:
-1. validates the architecture, the device and the protocol (bad input creates no record),
-2. creates the `benchmarks` record (status `running`, this process' pid),
-3. picks the weights: the checkpoint of the latest `done` training run of that architecture
-   (exported here to a plain state_dict, which torch 1.10 on a Jetson Nano can load), else the
-   network's initial weights (`weights: initial`),
-4. `transport.prepare()` (the bundle), `put_file()` (the weights), `start_agent()`,
-5. reads the agent's JSON lines as they arrive: each event is appended to
-   `run_dir(id)/events.jsonl` (raw, append-only, kept on failure) and handed to `on_event`;
-   a line that is not JSON is counted and logged to `run_dir(id)/agent.log`,
-6. writes the outcome: `done` with the summary figures, `failed` with a clear `error`
+The lifecycle (submit / queue per device / runner / cancel / resume / refresh) is remote.benchjobs;
+the event schema is remote/agent/events.py, its validation and THE fold remote.benchevents. Here,
+`execute_record(store, record, on_event, cancel)` runs a benchmark record its caller holds:
+1. free space on the device against what the push will write ("no space left on DEVICE:PATH
+   (need X MB, Y MB free)"),
+2. `transport.prepare()` (the bundle), `put_file()` (the weights: the checkpoint of the training
+   run recorded at submit, exported to a plain state_dict torch 1.10 can load; none: initial
+   weights), `start_agent()` with `--heartbeat-timeout` (the host writes a heartbeat line to the
+   agent's stdin every `HEARTBEAT_EVERY_S`; a silent host makes the agent stop itself),
+3. reads the agent's lines as they arrive: each is validated against the schema (a bad one is
+   counted in `bad_lines` and logged to `run_dir(id)/agent.log`, never trusted), appended to
+   `run_dir(id)/events.jsonl`, folded into a `BenchState` and handed to `on_event`; the agent's
+   process group goes into the record (`agent_pgid`) and progress (`x/N batches, pass, ETA`)
+   into `progress` every few seconds,
+4. writes the outcome: `done` with the summary figures, `failed` with one clear line in `error`
    ("connection lost ...", the agent's own error, its exit status and stderr), or `cancelled`.
 
-Cancelling: a `threading.Event` (the TUI), or `cancel_benchmark()` from another process (the
-CLI's `klmtui cancel b-...`), which drops a `cancel` file in the run folder that the running
-benchmark watches, and signals the recorded pid if nothing happens. Either way the agent's whole
-process group is killed through `AgentProcess.cancel()`.
+Cancelling: a `threading.Event` (the runner's SIGTERM handler, a thread of the caller) or a
+`cancel` file in the run folder (remote.benchjobs.cancel); the agent's whole process group is
+killed through `AgentProcess.cancel()`. `run_benchmark` / `resume_benchmark` are the foreground
+forms (scripts, tests): the same record-first path, executed in the calling process.
 
 Host-side events given to `on_event` besides the agent's own (hello/latency/power/summary/error):
 `{"event": "benchmark", "id", "arch", "device", "weights", "run_id", "attempt"}` first,
@@ -40,6 +44,7 @@ from core.arch import Arch, parse_arch
 from core.errors import InputError, KlmtuiError, OperationFailed
 from core.jobs.process import is_alive, start_time
 from core.latency import FIELDS, Protocol
+from remote.benchevents import BenchState, validate_event, validate_line
 
 EventCallback = Callable[[dict], None]
 CANCEL_FILE = "cancel"
@@ -53,7 +58,12 @@ AGENT_EXTRAS = {
     "tegrastats_interval": "--tegrastats-interval",
     "power_min_samples": "--power-min-samples",
     "no_power": "--no-power",
+    "heartbeat_timeout": "--heartbeat-timeout",
 }
+HEARTBEAT_TIMEOUT_S = 30.0  # the agent stops itself after this much silence from the host (option heartbeat_timeout)
+HEARTBEAT_EVERY_S = 2.0  # how often the host writes a heartbeat line (at most a quarter of the timeout)
+PROGRESS_EVERY_S = 3.0  # how often the runner writes `progress` into the record
+MB = 1e6
 
 
 # --------------------------------------------------------------------------- inputs
@@ -72,6 +82,9 @@ def split_options(options: Optional[dict]) -> tuple[Protocol, dict]:
     extras = {k: v for k, v in options.items() if k in AGENT_EXTRAS}
     if extras.get("compute", "auto") not in ("auto", "cpu", "cuda"):
         raise InputError(f"compute must be auto, cpu or cuda (got {extras['compute']!r})")
+    beat = extras.get("heartbeat_timeout")
+    if beat is not None and (isinstance(beat, bool) or not isinstance(beat, (int, float)) or not 1 <= beat <= 86400):
+        raise InputError(f"heartbeat timeout must be a number of seconds in [1, 86400] (got {beat!r})")
     for key, least in (("threads", 0), ("tegrastats_interval", 10), ("power_min_samples", 1)):
         value = extras.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
@@ -112,10 +125,15 @@ def latest_checkpoint(store, arch_id: str) -> Optional[dict]:
     return runs[-1] if runs else None
 
 
-def agent_args(arch: Arch, protocol: Protocol, extras: dict, weights: Optional[str], tegrastats: Optional[str]) -> list[str]:
-    """The agent's argv (a list: the SSH transport quotes every word for the remote shell)."""
+def agent_args(arch: Arch, protocol: Protocol, extras: dict, weights: Optional[str], tegrastats: Optional[str],
+               job: Optional[str] = None) -> list[str]:
+    """The agent's argv (a list: the SSH transport quotes every word for the remote shell).
+    `job`: the benchmark id, carried on the agent's command line so that `resume` recognises a
+    leftover agent of this benchmark (and never kills a recycled process group)."""
     args = ["--K", str(arch.K), "--L", str(arch.L), "--M", str(arch.M),
             "--channels", str(arch.channels), "--genotype", arch.genotype]
+    if job:
+        args += ["--job", job]
     args += protocol.args()
     if weights:
         args += ["--weights", weights]
@@ -168,16 +186,29 @@ class _Run:
         self.agent = None
         self.events = open(self.folder / EVENTS_FILE, "a", encoding="utf-8")
         self.bad_lines = 0
-        self.counts: dict[str, int] = {}
+        self.state = BenchState(record["id"], record.get("arch_id"), record.get("device"))
         self._done = threading.Event()
+        self._progress_at = 0.0
+
+    @property
+    def counts(self) -> dict:
+        return self.state.counts
 
     def deliver(self, event: dict) -> None:
+        """A validated event: into events.jsonl, THE fold, the caller's callback."""
+        event = validate_event(event)
         self.events.write(json.dumps(event) + "\n")
         self.events.flush()
-        name = event.get("event")
-        self.counts[name] = self.counts.get(name, 0) + 1
+        self.state.feed(event)
         if self.on_event is not None:
             self.on_event(event)
+        now = time.monotonic()
+        if event["event"] == "latency" and now - self._progress_at > PROGRESS_EVERY_S:
+            self._progress_at = now
+            try:
+                self.store.update("benchmarks", self.record["id"], progress=self.state.progress_text())
+            except KlmtuiError:
+                pass  # progress is a courtesy: never fail a benchmark over it
 
     def log(self, text: str) -> None:
         with open(self.folder / "agent.log", "a", encoding="utf-8") as f:
@@ -192,12 +223,22 @@ class _Run:
             raise _Cancelled()
 
     def watch(self) -> None:
-        """Background: turn a cancel request into AgentProcess.cancel() while lines() blocks."""
+        """Background: turn a cancel request into AgentProcess.cancel() while lines() blocks, and
+        write the host's heartbeat to the agent every HEARTBEAT_EVERY_S."""
+        every = min(HEARTBEAT_EVERY_S, self.heartbeat_timeout / 4)
+        last_beat = 0.0
         while not self._done.wait(0.2):
             if self.cancel_requested() and self.agent is not None:
                 self.cancelled = True
                 self.agent.cancel()
                 return
+            if self.agent is not None and time.monotonic() - last_beat >= every:
+                last_beat = time.monotonic()
+                beat = getattr(self.agent, "heartbeat", None)
+                if beat is not None:
+                    beat()
+
+    heartbeat_timeout = HEARTBEAT_TIMEOUT_S
 
     def close(self) -> None:
         self._done.set()
@@ -211,86 +252,83 @@ class _Cancelled(Exception):
 def run_benchmark(store, arch_id: str, device_name: str, options: Optional[dict] = None,
                   on_event: Optional[EventCallback] = None, cancel: Optional[threading.Event] = None,
                   *, home: Optional[Path] = None, bench_id: Optional[str] = None) -> dict:
-    """Benchmark one architecture on one device; returns the final `benchmarks` record.
+    """Benchmark one architecture on one device in this process (the foreground form of
+    remote.benchjobs: the same queued record, claimed here once the device is free); the final record."""
+    from remote import benchjobs
 
-    `bench_id`: an id chosen by the caller (the TUI allocates it so it can follow the record and
-    the events of a benchmark it started as a detached process); a new one by default."""
-    from core.store import new_id, now_iso
-
-    arch = parse_request(arch_id)
-    device = device_record(store, device_name)
-    protocol, extras = split_options(options)
-    check_new_id(store, bench_id)
-    run = latest_checkpoint(store, arch.id)
-    bench_id = bench_id or new_id("b-")
-    record = {
-        "id": bench_id, "arch_id": arch.id, "arch": arch.triple, "K": arch.K, "L": arch.L, "M": arch.M,
-        "channels": arch.channels, "genotype": arch.genotype, "device": device.get("name") or device_name,
-        "run_id": run["id"] if run else None, "weights": "trained" if run else "initial",
-        "protocol": protocol.protocol, "timing": protocol.timing, "batch": protocol.batch,
-        "options": {**protocol.to_dict(), **extras}, "status": "running", "attempt": 1,
-        "latency_s": None, "latency_p90_s": None, "images_per_s": None, "power_w": None, "energy_j": None,
-        "environment": None, "error": None, "created": now_iso(), "started": now_iso(), "finished": None,
-        "pid": os.getpid(), "pid_start": start_time(os.getpid()), "host": socket.gethostname(), "run_dir": None,
-    }
-    record["run_dir"] = store.relative(store.run_dir(bench_id))
-    store.insert("benchmarks", record)
-    return _execute(store, record, device, arch, protocol, extras, on_event, cancel, home)
+    [bench_id] = benchjobs.submit(store, [arch_id], [device_name], options, runner=benchjobs.FOREGROUND,
+                                  bench_ids=[bench_id] if bench_id else None)
+    return benchjobs.run_here(store, bench_id, on_event, cancel, home=home)
 
 
 def resume_benchmark(store, bench_id: str, on_event: Optional[EventCallback] = None,
                      cancel: Optional[threading.Event] = None, *, home: Optional[Path] = None) -> dict:
-    """Run a failed/cancelled/interrupted benchmark again under the same id (events are appended)."""
-    from core.store import now_iso
+    """Run a failed/cancelled/interrupted benchmark again under the same id, in this process."""
+    from remote import benchjobs
 
-    record = _get(store, bench_id)
-    refresh_benchmarks(store)
-    record = _get(store, bench_id)
-    if record["status"] == "running":
-        raise InputError(f"benchmark {bench_id} is still running (pid {record.get('pid')})")
-    if record["status"] == "done":
-        raise InputError(f"benchmark {bench_id} is already done: start a new one with `klmtui bench`")
+    benchjobs.resume(store, bench_id, runner=benchjobs.FOREGROUND)
+    return benchjobs.run_here(store, bench_id, on_event, cancel, home=home)
+
+
+def execute_record(store, record: dict, on_event: Optional[EventCallback] = None,
+                   cancel: Optional[threading.Event] = None, home: Optional[Path] = None) -> dict:
+    """Run the benchmark `record` (`running`, held by this process) with its recorded config."""
     arch = parse_arch(record["arch_id"])
     device = device_record(store, record["device"])
     protocol, extras = split_options(record.get("options") or {})
-    run = latest_checkpoint(store, arch.id)
-    cancel_file = store.run_dir(bench_id) / CANCEL_FILE
-    cancel_file.unlink(missing_ok=True)
-    record = store.update("benchmarks", bench_id, status="running", error=None, finished=None,
-                          pid=os.getpid(), pid_start=start_time(os.getpid()),
-                          host=socket.gethostname(), attempt=int(record.get("attempt") or 1) + 1,
-                          started=now_iso(), run_id=run["id"] if run else None,
-                          weights="trained" if run else "initial")
     return _execute(store, record, device, arch, protocol, extras, on_event, cancel, home)
+
+
+def check_space(transport, files: list, device: str) -> None:
+    """Refuse a push that cannot fit: one line naming the device, the folder and the sizes."""
+    free = getattr(transport, "disk_free", None)
+    if free is None:
+        return
+    path, available = free()
+    if available is None:
+        return
+    need = transport.pending_bytes(files)
+    if need > available:
+        raise OperationFailed(f"no space left on {device}:{path} (need {need / MB:.2f} MB, {available / MB:.2f} MB free)")
 
 
 def _execute(store, record, device, arch, protocol, extras, on_event, cancel, home) -> dict:
     from remote.devices import transport_for
 
     run = _Run(store, record, on_event, cancel)
+    run.heartbeat_timeout = float(extras.get("heartbeat_timeout") or HEARTBEAT_TIMEOUT_S)
+    extras = {**extras, "heartbeat_timeout": run.heartbeat_timeout}
     outcome: dict[str, Any] = {}
     transport = None
     watcher = threading.Thread(target=run.watch, name=f"cancel-{record['id']}", daemon=True)
     try:
         run.deliver({"event": "benchmark", "id": record["id"], "arch": arch.id, "device": record["device"],
-                     "weights": record["weights"], "run_id": record["run_id"], "attempt": record["attempt"]})
+                     "weights": record["weights"], "run_id": record["run_id"], "attempt": record["attempt"],
+                     "power_pass": not extras.get("no_power")})
         transport = transport_for(device, home=home)
         run.check_cancel()
-        run.deliver({"event": "stage", "stage": "prepare"})
-        transport.prepare()
-        weights = None
+        plain = None
         if record["run_id"]:
-            run.check_cancel()
-            run.deliver({"event": "stage", "stage": "upload"})
             trained = store.get("runs", record["run_id"]) or {}
             if not trained.get("checkpoint"):
                 raise OperationFailed(f"training run {record['run_id']} no longer has a checkpoint")
-            source = store.resolve(trained["checkpoint"])
-            plain = export_state_dict(source, run.folder / "weights.pt")
+            plain = export_state_dict(store.resolve(trained["checkpoint"]), run.folder / "weights.pt")
+        from remote.bundle import bundle_files
+
+        pushed = [(local, f"agent/{rel}") for local, rel in bundle_files()]
+        if plain is not None:
+            pushed.append((plain, f"checkpoints/{record['id']}.pt"))
+        check_space(transport, pushed, record["device"])
+        run.deliver({"event": "stage", "stage": "prepare"})
+        transport.prepare()
+        weights = None
+        if plain is not None:
+            run.check_cancel()
+            run.deliver({"event": "stage", "stage": "upload"})
             weights = transport.put_file(plain, f"checkpoints/{record['id']}.pt")
         run.check_cancel()
         run.deliver({"event": "stage", "stage": "start"})
-        args = agent_args(arch, protocol, extras, weights, device.get("tegrastats"))
+        args = agent_args(arch, protocol, extras, weights, device.get("tegrastats"), job=record["id"])
         run.agent = transport.start_agent(args)
         watcher.start()
         outcome = _stream(run, protocol)
@@ -321,25 +359,23 @@ def _stream(run: _Run, protocol: Protocol) -> dict:
     """Read the agent's lines to the end; the outcome (status, error, summary fields)."""
     agent = run.agent
     summary = error = None
+    recorded_pgid = False
     for line in agent.lines():
         if not line.strip():
             continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            event = None
-        if not isinstance(event, dict) or "event" not in event:
-            run.bad_lines += 1
-            run.log(f"not an event: {line[:500]}")
+        event, why = validate_line(line)
+        if event is None or event["event"] not in AGENT_EVENTS:
+            run.bad_lines += 1  # counted and skipped, never trusted
+            run.log(f"skipped a line ({why or 'not an agent event'}): {line[:300]!r}")
             continue
         if event["event"] == "summary":
             summary = event
         elif event["event"] == "error":
             error = event
-        elif event["event"] == "hello":
-            run.record["environment"] = event.get("environment")
-            run.record["params"] = event.get("params")
         run.deliver(event)
+        if not recorded_pgid and getattr(agent, "pgid", None):
+            recorded_pgid = True  # resume kills a leftover agent by this group (remote.benchjobs)
+            run.store.update("benchmarks", run.record["id"], agent_pgid=agent.pgid)
     link_lost = bool(getattr(agent, "link_lost", False))
     code = None if link_lost else agent.wait(timeout=30)  # no exit status comes over a dead link
     tail = agent.stderr_tail()
@@ -351,6 +387,9 @@ def _stream(run: _Run, protocol: Protocol) -> dict:
         return {"status": "done", "error": None, "summary": summary}
     if error is not None:
         return {"status": "failed", "error": str(error.get("error") or "the agent reported an error")}
+    if run.bad_lines and summary is None and code == 0:
+        return {"status": "failed", "error": f"the agent ended without a valid summary ({run.bad_lines} invalid "
+                                             f"line(s) skipped, see agent.log)"}
     if link_lost or code is None:
         return {"status": "failed", "error": f"connection lost to device {run.record['device']} during the benchmark "
                                              f"({run.counts.get('latency', 0)} latency samples kept in {EVENTS_FILE})"}
@@ -361,18 +400,18 @@ def _stream(run: _Run, protocol: Protocol) -> dict:
 def _finish(store, run: _Run, outcome: dict) -> dict:
     from core.store import now_iso
 
+    from remote.benchjobs import stamp
+
     record = run.record
-    fields: dict[str, Any] = {"status": outcome["status"], "error": outcome.get("error"), "finished": now_iso(),
-                              "bad_lines": run.bad_lines, "event_counts": dict(run.counts)}
-    if record.get("environment") is not None:
-        fields["environment"] = record["environment"]
-        fields["params"] = record.get("params")
+    fields: dict[str, Any] = {"status": outcome["status"], "error": outcome.get("error"), "finished": stamp(),
+                              "bad_lines": run.bad_lines, **run.state.record_fields()}
     summary = outcome.get("summary")
     if summary:
         fields.update(summary_fields(summary, record["batch"]))
         if fields.get("environment") is not None:
             fields["environment"] = {**fields["environment"], "end": summary.get("environment_end"),
                                      "temps_c": (summary.get("power") or {}).get("temps_end_c")}
+    fields["progress"] = None if fields["status"] == "done" else run.state.progress_text()
     try:
         run.deliver({"event": "finished", "status": fields["status"], "error": fields["error"]})
     finally:

@@ -16,11 +16,15 @@ import json
 import re
 import shlex
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from core.errors import InputError, OperationFailed
+from core.schema import DEVICES, LOCAL_DEVICE, is_local_device, local_device_record
 
-LOCAL = "local"  # the built-in device: the agent in a subprocess on this machine
+if TYPE_CHECKING:  # pragma: no cover
+    from remote.transport import Transport
+
+LOCAL = LOCAL_DEVICE  # the built-in device: the agent in a subprocess on this machine
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 DEFAULTS = {"user": None, "port": None, "key": None, "python": "python3", "tegrastats": "tegrastats", "workdir": "~/klmtui"}
 FIELDS = ("id", "name", "host", "user", "port", "key", "python", "tegrastats", "workdir", "added")
@@ -36,7 +40,29 @@ L4T_TO_JETPACK = {
 
 
 def local_device() -> dict:
-    return {"id": LOCAL, "name": LOCAL, "host": LOCAL, **DEFAULTS, "workdir": None, "added": None}
+    """The built-in device with every registry field (as `klmtui devices` lists it)."""
+    return {**local_device_record(), **DEFAULTS, "workdir": None, "added": None}
+
+
+def resolve_device(store, name: str) -> dict:
+    """The device record named `name`: from the store's `devices` table, or the built-in `local`."""
+    device = store.get(DEVICES, name) if store.exists() else None
+    if device is None and name == LOCAL_DEVICE:
+        return local_device_record()
+    if device is None:
+        raise InputError(f"unknown device {name!r}: add it with `klmtui device add {name} --host HOST` (or use --device local)")
+    return device
+
+
+def transport_for(device: dict, *, home: Optional[Path] = None) -> "Transport":
+    """The transport that reaches `device`: a local subprocess for the built-in `local`, else SSH."""
+    if is_local_device(device):
+        from remote.local import LocalTransport
+
+        return LocalTransport(device, home=home)
+    from remote.ssh_transport import SshTransport
+
+    return SshTransport(device, home=home)
 
 
 # ----------------------------------------------------------------------------- registry
@@ -85,9 +111,11 @@ def add_device(
         user = at_user or user
     if not host:
         raise InputError("--host is empty")
-    for what, value in (("host", host), ("user", user)):
-        if value is not None and any(c.isspace() for c in value):
-            raise InputError(f"{what} {value!r} must not contain spaces")
+    from remote.ssh import check_host, check_user
+
+    check_host(host, "--host")  # as OpenSSH: no shell characters, spaces or leading '-' (checked again at use)
+    if user is not None:
+        check_user(user, "--user")
     if port is not None and not 1 <= int(port) <= 65535:
         raise InputError(f"port {port} is out of range 1-65535")
     key_path = None

@@ -21,6 +21,7 @@ from typing import Iterator, Optional, Sequence
 
 from core import settings
 from core.errors import InputError
+from core.schema import LOCAL_DEVICE, local_device_record
 from remote.transport import ProgressCallback
 
 from remote.bundle import AGENT_MODULE
@@ -59,8 +60,8 @@ class LocalTransport:
     """A Transport whose "device" is this machine."""
 
     def __init__(self, device: Optional[dict] = None, *, home: Optional[Path] = None):
-        self.device = dict(device or {"id": "local", "name": "local"})
-        self.name = self.device.get("name") or self.device.get("id") or "local"
+        self.device = dict(device or local_device_record())
+        self.name = self.device.get("name") or self.device.get("id") or LOCAL_DEVICE
         workdir = self.device.get("workdir")
         self.workdir = Path(workdir).expanduser() if workdir else Path(home or default_home()) / "devices" / self.name
         self.agent_dir = self.workdir / "agent"

@@ -8,8 +8,9 @@ record's key file, the config's IdentityFiles, the ssh-agent and the default key
 ever asked for or stored. Host keys are verified (remote.hostkeys); an unknown key raises
 `UnknownHostKey` with its fingerprint, `fetch_host_key` + `remote.hostkeys.record` is the trust flow.
 
-`SshTransport` (remote.transport.Transport over SSH) lives in remote.ssh_transport and is
-re-exported here. paramiko is imported lazily: the CLI starts without it.
+`SshTransport` (remote.transport.Transport over SSH) lives in remote.ssh_transport, which
+imports this module (never the other way round). paramiko is imported lazily: the CLI starts
+without it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ __all__ = [
     "fetch_host_key",
     "remote_word",
     "PresentedKey",
-]  # and SshTransport, imported lazily from remote.ssh_transport (see __getattr__)
+]
 
 
 def klmtui_home() -> Path:
@@ -138,8 +139,9 @@ class SshTarget:
 
     @property
     def entry(self) -> str:
-        """The known_hosts name of this host (`[host]:port` unless port 22)."""
-        return host_entry(self.host_key_alias or self.hostname, self.port)
+        """The known_hosts name of this host: `[host]:port` unless port 22; a HostKeyAlias is
+        filed bare, whatever the port (as OpenSSH does)."""
+        return self.host_key_alias or host_entry(self.hostname, self.port)
 
     @property
     def where(self) -> str:
@@ -218,8 +220,8 @@ def resolve_target(
     port = _parse_port(record_port or found.get("port") or 22, f"device {name}")
     keys = [str(Path(record_key).expanduser())] if record_key else []
     keys += [os.path.expanduser(k) for k in found.get("identityfile", []) if os.path.exists(os.path.expanduser(k))]
-    known_files = str(found.get("userknownhostsfile", "~/.ssh/known_hosts")).split()
-    known_files += str(found.get("globalknownhostsfile", "/etc/ssh/ssh_known_hosts")).split()
+    known_files = str(found.get("userknownhostsfile", "~/.ssh/known_hosts ~/.ssh/known_hosts2")).split()
+    known_files += str(found.get("globalknownhostsfile", "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2")).split()
     known = [Path(os.path.expanduser(p)) for p in known_files]
     proxy_jump = found.get("proxyjump")
     proxy_command = found.get("proxycommand")
@@ -252,7 +254,22 @@ class _VerifyingPolicy:
         self.target, self.files = target, files
 
     def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
-        verify(known_keys(self.files, hostname), self.target.device, hostname, key)
+        entry = self.target.entry  # not paramiko's name: HostKeyAlias is filed bare
+        verify(known_keys(self.files, entry), self.target.device, entry, key)
+
+
+CERT_TYPES = [
+    "ssh-ed25519-cert-v01@openssh.com", "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "rsa-sha2-512-cert-v01@openssh.com", "rsa-sha2-256-cert-v01@openssh.com",
+]  # fmt: skip
+
+
+def _preferred_types(known: list) -> list[str]:
+    """Host key algorithms to ask for first, as ssh does: certificates when a @cert-authority
+    line names the host, then the types known_hosts records for it."""
+    first = CERT_TYPES[:] if any(k.cert_authority for k in known) else []
+    return first + [k.key_type for k in known if not k.revoked and not k.cert_authority]
 
 
 def _transport_factory(preferred: list[str]):
@@ -267,7 +284,7 @@ def _transport_factory(preferred: list[str]):
         transport = paramiko.Transport(sock, disabled_algorithms=disabled_algorithms)
         options = transport.get_security_options()
         available = list(options.key_types)
-        first = [k for k in order if k in available]
+        first = [k for k in order if k in available or k in CERT_TYPES]
         if first:
             options.key_types = first + [k for k in available if k not in first]
         return transport
@@ -341,10 +358,10 @@ def _connect_client(target: SshTarget, timeout: float, home: Optional[Path], ssh
     sock = _open_socket(target, timeout, home, ssh_config, hops, depth)
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(_VerifyingPolicy(target, files))
-    preferred = [k.key_type for k in known_keys(files, target.entry) if not k.revoked]
+    preferred = _preferred_types(known_keys(files, target.entry))
     try:
         client.connect(
-            target.host_key_alias or target.hostname,
+            target.hostname,
             port=target.port,
             username=target.user,
             password=None,
@@ -540,7 +557,7 @@ def fetch_host_key(
                 target.device, hop.host_entry, hop.key, hop.key_type, hop.fingerprint,
                 "changed" if changed else "unknown", getattr(hop, "expected_fingerprint", None), hop=True,
             )  # fmt: skip
-        preferred = [k.key_type for k in known_keys(files, target.entry) if not k.revoked]
+        preferred = _preferred_types(known_keys(files, target.entry))
         transport = _transport_factory(preferred)(sock)
         transport.banner_timeout = seconds
         transport.start_client(timeout=2 * seconds)
@@ -565,11 +582,3 @@ def fetch_host_key(
         presented.status = "revoked"
     return presented
 
-
-def __getattr__(name: str) -> Any:
-    # SshTransport is re-exported lazily so `remote.ssh` stays small to import.
-    if name == "SshTransport":
-        from remote.ssh_transport import SshTransport
-
-        return SshTransport
-    raise AttributeError(name)

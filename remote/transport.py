@@ -1,8 +1,9 @@
 """How the host reaches the agent: a local subprocess or an SSH session, behind one interface.
 
 `remote.bench` drives a benchmark through a `Transport` without knowing which one it has.
-`LocalTransport` lives in `remote.local`, `SshTransport` in `remote.ssh`; `transport_for(device)`
-picks one from a device record (the name `local` is the built-in local device).
+This module is the interface only and imports no other part of `remote`: `LocalTransport` lives
+in `remote.local`, `SshTransport` in `remote.ssh_transport`, and `remote.devices.transport_for(device)`
+(where device records are resolved) picks one (the built-in `local` device: `core.schema`).
 """
 
 from __future__ import annotations
@@ -50,13 +51,3 @@ class Transport(Protocol):
     def close(self) -> None:
         ...
 
-
-def transport_for(device: dict, *, home: Optional[Path] = None) -> Transport:
-    """A transport for a device record from the store's `devices` table (or the built-in `local`)."""
-    if device.get("id") == "local" or device.get("host") in (None, "", "local"):
-        from remote.local import LocalTransport
-
-        return LocalTransport(device, home=home)
-    from remote.ssh import SshTransport
-
-    return SshTransport(device, home=home)

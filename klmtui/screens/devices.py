@@ -6,11 +6,14 @@ Checks run in thread workers (paramiko is imported there); an unknown host key c
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from core.safetext import visible
+from core.schema import LOCAL_DEVICE, local_device_record
 from klmtui.views import fmt
 
 
@@ -44,8 +47,8 @@ class DevicesScreen(Screen):
 
     def device_records(self, snapshot) -> list[dict]:
         records = list(snapshot.table("devices")) if snapshot else []
-        if not any(d["id"] == "local" for d in records):
-            records.insert(0, {"id": "local", "name": "local", "host": "(this machine)"})
+        if not any(d["id"] == LOCAL_DEVICE for d in records):
+            records.insert(0, {**local_device_record(), "host": "(this machine)"})
         return records
 
     def show_snapshot(self, snapshot) -> None:
@@ -73,7 +76,7 @@ class DevicesScreen(Screen):
 
     def show_report(self, name: str, report: dict) -> None:
         self.reports[name] = report
-        lines = [f"[b]{name}[/]"] + [f"  {k}: {v}" for k, v in report.items() if not isinstance(v, (dict, list))]
+        lines = [f"[b]{name}[/]"] + [f"  {k}: {escape(visible(v))}" for k, v in report.items() if not isinstance(v, (dict, list))]
         self.query_one("#device-report", Static).update("\n".join(lines))
         self._shown = None
         self.show_snapshot(self.app.snapshot)
@@ -91,5 +94,5 @@ class DevicesScreen(Screen):
             self.app.ask_trust(name)
 
     def action_remove(self) -> None:
-        if (name := self.current()) and name != "local":
+        if (name := self.current()) and name != LOCAL_DEVICE:
             self.app.remove_device(name)
