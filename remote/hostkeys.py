@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from core.errors import OperationFailed
 
@@ -64,30 +65,76 @@ class KnownKey:
     key: Any  # paramiko.PKey
     source: Path
     revoked: bool = False
+    cert_authority: bool = False  # @cert-authority: a CA whose host certificates are accepted
 
     @property
     def key_type(self) -> str:
         return self.key.get_name()
 
 
-def _matches(entry_names: Iterable[str], name: str) -> bool:
+def _wildcard(pattern: str) -> "re.Pattern[str]":
+    """OpenSSH's match_pattern: `*` any run, `?` one character, everything else literal."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.S)
+
+
+def _hashed_match(candidate: str, name: str) -> bool:
     from paramiko.hostkeys import HostKeys
 
-    for candidate in entry_names:
-        if candidate == name:
-            return True
-        if candidate.startswith("|1|"):  # hashed (HashKnownHosts yes)
-            salt = candidate.split("|")[2]
-            if HostKeys.hash_host(name, salt) == candidate:
-                return True
-    return False
+    parts = candidate.split("|")
+    if len(parts) != 4:
+        return False
+    try:
+        return HostKeys.hash_host(name, parts[2]) == candidate
+    except Exception:  # a malformed salt
+        return False
+
+
+def host_matches(patterns: Iterable[str], name: str) -> bool:
+    """OpenSSH's match_hostname over one line's comma-separated names: a negated pattern that
+    matches rules the line out, else any positive match (`*`, `?`, `[host]:port`, hashed) counts.
+    Case-insensitive, as host names are."""
+    name = name.lower()
+    positive = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        pattern = pattern[1:] if negated else pattern
+        if pattern.startswith("|1|"):
+            hit = _hashed_match(pattern, name)
+        elif "*" in pattern or "?" in pattern:
+            hit = _wildcard(pattern.lower()).fullmatch(name) is not None
+        else:
+            hit = pattern.lower() == name
+        if hit and negated:
+            return False
+        positive = positive or hit
+    return positive
+
+
+def _parse_line(line: str) -> Optional[tuple[str, list[str], Any]]:
+    """(marker, host patterns, paramiko key) of a known_hosts line, None for comments/garbage."""
+    from paramiko import PKey
+
+    fields = line.split()
+    if not fields or fields[0].startswith("#"):
+        return None
+    marker = ""
+    if fields[0].startswith("@"):
+        marker, fields = fields[0], fields[1:]
+        if marker not in ("@revoked", "@cert-authority"):
+            return None  # OpenSSH ignores lines with an unknown marker
+    if len(fields) < 3:
+        return None
+    names, key_type, blob = fields[:3]
+    try:
+        key = PKey.from_type_string(key_type, base64.b64decode(blob, validate=True))
+    except Exception:  # unknown key type, bad base64, truncated key
+        return None
+    return marker, names.split(","), key
 
 
 def known_keys(files: Iterable[Path], entry: str) -> list[KnownKey]:
-    """Every key the given known_hosts files record for `entry` (missing files are skipped)."""
-    from paramiko.hostkeys import HostKeyEntry
-    from paramiko.ssh_exception import SSHException
-
+    """Every key the given known_hosts files record for `entry` (missing files are skipped):
+    plain keys, `@revoked` ones and `@cert-authority` CAs, with OpenSSH's pattern rules."""
     found: list[KnownKey] = []
     for path in files:
         try:
@@ -95,31 +142,45 @@ def known_keys(files: Iterable[Path], entry: str) -> list[KnownKey]:
         except OSError:
             continue
         for line in lines:
-            line = line.strip()
-            if not line or line.startswith("#"):
+            parsed = _parse_line(line)
+            if parsed is None or not host_matches(parsed[1], entry):
                 continue
-            revoked = False
-            if line.startswith("@"):
-                marker, _, line = line.partition(" ")
-                if marker != "@revoked":
-                    continue  # @cert-authority: certificates are not supported here
-                revoked = True
-            try:
-                parsed = HostKeyEntry.from_line(line)
-            except (SSHException, ValueError, IndexError):
-                continue
-            if parsed is None or parsed.key is None or not _matches(parsed.hostnames, entry):
-                continue
-            found.append(KnownKey(parsed.key, Path(path), revoked))
+            marker, _, key = parsed
+            found.append(KnownKey(key, Path(path), marker == "@revoked", marker == "@cert-authority"))
     return found
 
 
+def _matches(entry_names: Iterable[str], name: str) -> bool:
+    """Exact or hashed names only (klmtui's own file: which lines `record` replaces)."""
+    return any(c == name or (c.startswith("|1|") and _hashed_match(c, name)) for c in entry_names)
+
+
 def verify(known: list[KnownKey], device: str, entry: str, key: Any) -> None:
-    """Accept `key` for `entry` or raise UnknownHostKey / ChangedHostKey."""
+    """Accept `key` for `entry` or raise UnknownHostKey / ChangedHostKey / OperationFailed (@revoked).
+
+    As OpenSSH: @revoked lines (from every file, patterns included) are checked before anything
+    else; a host certificate is accepted when an @cert-authority line for the host signed it
+    (remote.hostcert checks signature, type, principals and validity); otherwise a plain key line
+    must hold exactly this key."""
     presented = fingerprint(key)
-    if any(k.revoked and k.key == key for k in known):
-        raise OperationFailed(f"the host key of {entry} ({presented}) is marked @revoked in {known[0].source}; refused")
-    good = [k for k in known if not k.revoked]
+    blob = getattr(key, "public_blob", None)
+    signer = None
+    if blob is not None:  # a host certificate: its CA may be revoked too
+        from remote.hostcert import parse_certificate
+
+        signer = parse_certificate(blob).signature_key
+    for k in known:
+        if k.revoked and (k.key == key or (signer is not None and k.key == signer)):
+            which = "host key" if k.key == key else "certificate authority"
+            raise OperationFailed(f"the {which} of {entry} ({presented}) is marked @revoked in {k.source}; refused")
+    if blob is not None:
+        from remote.hostcert import check_host_certificate
+
+        cas = [k for k in known if k.cert_authority]
+        if cas:
+            check_host_certificate(blob, entry, [k.key for k in cas], device)
+            return
+    good = [k for k in known if not k.revoked and not k.cert_authority]
     if any(k.key == key for k in good):
         return
     same_type = [k for k in good if k.key_type == key.get_name()] or good
@@ -138,18 +199,13 @@ def record(path: Path, entry: str, key: Any) -> None:
 
     Written atomically (temp file + rename) with mode 600 in a 700 folder.
     """
-    from paramiko.hostkeys import HostKeyEntry
-
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     kept: list[str] = []
     if path.exists():
         for line in path.read_text(errors="replace").splitlines():
-            try:
-                parsed = None if line.startswith(("#", "@")) or not line.strip() else HostKeyEntry.from_line(line)
-            except Exception:
-                parsed = None
-            if parsed is not None and parsed.key is not None and _matches(parsed.hostnames, entry):
-                if parsed.key.get_name() == key.get_name():
+            parsed = _parse_line(line)
+            if parsed is not None and not parsed[0] and _matches(parsed[1], entry):
+                if parsed[2].get_name() == key.get_name():
                     continue
             kept.append(line)
     kept.append(f"{entry} {key.get_name()} {key.get_base64()}")

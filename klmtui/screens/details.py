@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, Sparkline, Static
 
+from core.safetext import visible
 from klmtui.live import LiveStream
 from klmtui.messages import RunSeries
 from klmtui.views import fmt, latest
@@ -109,7 +110,7 @@ class DetailsScreen(Screen):
                 f"  run {r['id']}  seed {r.get('seed')}  {r.get('profile')}  "
                 f"epoch {r.get('epoch') or 0}/{r.get('epochs') or '?'}  [b]{r.get('status')}[/]  "
                 f"acc {fmt(r.get('accuracy'), '.2f')}  {r.get('executor') or ''}"
-                + (f"  [red]{r.get('error')}[/]" if r.get("error") else "")
+                + (f"  [red]{escape(visible(r.get('error')))}[/]" if r.get("error") else "")
             )
         self.query_one("#arch-summary", Static).update("\n".join(lines))
         running = [r for r in runs if r.get("status") == "running"]
@@ -212,14 +213,14 @@ class DetailsScreen(Screen):
                 f"weights {s.get('weights', '-')}"
             )
             if s.get("power_w") is None and s.get("power_reason"):
-                lines.append(f"[yellow]power unavailable:[/] {escape(str(s['power_reason']))}")
+                lines.append(f"[yellow]power unavailable:[/] {escape(visible(s['power_reason']))}")
         if stream.error:
-            lines.append(f"[b red]error:[/] {stream.error}")
+            lines.append(f"[b red]error:[/] {escape(visible(stream.error))}")
         self.query_one("#bench-stats", Static).update("\n".join(lines))
         env = stream.environment
         if env:
             shown = ", ".join(f"{k}={v}" for k, v in list(env.items())[:12] if not isinstance(v, (dict, list)))
-            self.query_one("#bench-env", Static).update(f"[dim]{shown}[/]")
+            self.query_one("#bench-env", Static).update(f"[dim]{escape(visible(shown, limit=2000))}[/]")
 
     # ------------------------------------------------------------------ actions
     def action_bench(self) -> None:

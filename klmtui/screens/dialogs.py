@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from core.errors import InputError
+from core.safetext import visible
 
 
 class Dialog(ModalScreen):
@@ -264,7 +265,7 @@ class ErrorDialog(Dialog):
     def compose(self) -> ComposeResult:
         with Vertical(classes="form error-dialog"):
             yield Label(f"[b red]{self.title_text}[/]", classes="title")
-            yield Static(self.message, classes="body")
+            yield Static(visible(self.message, one_line=False), classes="body", markup=False)
             yield self.buttons("OK", None)
 
 
