@@ -1,0 +1,172 @@
+"""remote.ssh behaving like OpenSSH's client, against a real loopback OpenSSH sshd (issue 16):
+no injection through host names, known_hosts semantics (@revoked, patterns, negation,
+@cert-authority, known_hosts2), ssh_config (Include, HostKeyAlias, IdentitiesOnly + agent),
+clear auth failures and deadlines on every wait."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.errors import InputError, OperationFailed
+from core.store import Store
+from remote import hostkeys, ssh
+from tests.fixtures.cli import assert_one_line_error
+from tests.fixtures.sshd import device_record
+
+RELAY = Path(__file__).parent / "fixtures" / "relay.py"
+INJECTION = "x$(touch${IFS}PWNED).lab"
+
+
+def klmtui_known(env) -> Path:
+    path = Path(env["KLMTUI_HOME"]) / "known_hosts"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def user_ssh(env) -> Path:
+    return Path(env["HOME"]) / ".ssh"
+
+
+def key_part(sshd) -> str:
+    return " ".join(sshd.host_key_pub.read_text().split()[:2])
+
+
+# --------------------------------------------------------------------------- host names
+
+
+@pytest.mark.parametrize("host", [INJECTION, "a;id", "-oProxyCommand=id", "a b", "h`id`", "a|b", "x" * 254, "a\x1b]0;t\x07"])
+def test_host_names_with_shell_syntax_are_refused_as_openssh_does(host):
+    with pytest.raises(InputError) as caught:
+        ssh.check_host(host)
+    assert "\n" not in str(caught.value) and "\x1b" not in str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["jetson.lan", "127.0.0.1", "fe80::1", "nano-01_b.example.org", "my-alias"])
+def test_ordinary_host_names_pass(host):
+    assert ssh.check_host(host) == host
+
+
+@pytest.mark.parametrize("user", ["nvidia", "jet.son", "a_b-c"])
+def test_ordinary_users_pass(user):
+    assert ssh.check_user(user) == user
+
+
+@pytest.mark.parametrize("user", ["-oX", "a;b", "a b", "$(id)", "", "u" * 65])
+def test_users_with_shell_syntax_are_refused(user):
+    with pytest.raises(InputError):
+        ssh.check_user(user)
+
+
+def test_injection_host_is_refused_at_add_and_at_use_and_no_command_runs(cli, ssh_env, sshd, tmp_path):
+    """A ProxyCommand with %h (`sh -c` around it, as users write them): the injection host is
+    refused by `device add`, and a record carrying it in a shared runs.json is refused at use,
+    before the ProxyCommand (or anything in it) runs."""
+    cli.env.update(ssh_env)
+    ran = tmp_path / "proxy-ran.log"
+    (user_ssh(ssh_env) / "config").write_text(
+        f'Host *\n  ProxyCommand sh -c "exec {sys.executable} {RELAY} %h %p {ran}"\n'
+    )
+    r = cli("device", "add", "evil", "--host", INJECTION, "--port", sshd.port, "--key", sshd.client_key)
+    line = assert_one_line_error(r, 2)
+    assert "not a valid host name" in line
+    # A record written by someone else's klmtui (or by hand) into the shared store:
+    assert cli("device", "add", "evil", "--host", "127.0.0.1", "--port", sshd.port, "--key", sshd.client_key).returncode == 0
+    Store(cli.store).update("devices", "evil", host=INJECTION)
+    for command in (("device", "check", "evil"), ("device", "trust", "evil", "--yes")):
+        line = assert_one_line_error(cli(*command), 2)
+        assert "not a valid host name" in line
+    assert not ran.exists()
+    assert not list(tmp_path.rglob("PWNED")) and not (Path(ssh_env["HOME"]) / "PWNED").exists()
+    assert not Path(cli.cwd, "PWNED").exists()
+    # The same ProxyCommand with a valid host: %h/%p expanded to exactly the validated values.
+    Store(cli.store).update("devices", "evil", host="127.0.0.1")
+    assert cli("device", "trust", "evil", "--yes").returncode == 0
+    assert cli("device", "check", "evil", "--json").returncode == 0
+    assert set(ran.read_text().split()) == {"127.0.0.1"}
+
+
+def test_bad_user_in_a_stored_record_is_refused_at_use(sshd, ssh_env):
+    with pytest.raises(InputError, match="not a valid user name"):
+        ssh.connect(device_record(sshd, user="root;id"))
+
+
+# --------------------------------------------------------------------------- known_hosts
+
+
+def test_wildcard_revoked_line_refuses_a_key_trusted_elsewhere_and_trust_does_not_pin_it(cli, ssh_env, sshd):
+    cli.env.update(ssh_env)
+    klmtui_known(ssh_env).write_text(sshd.known_hosts_line())  # trusted in klmtui's own file ...
+    (user_ssh(ssh_env) / "known_hosts").write_text(f"@revoked * {key_part(sshd)}\n")  # ... revoked in the user's
+    with pytest.raises(OperationFailed, match="@revoked"):
+        ssh.connect(device_record(sshd))
+    assert ssh.fetch_host_key(device_record(sshd)).status == "revoked"
+    klmtui_known(ssh_env).unlink()
+    assert cli("device", "add", "jet", "--host", "127.0.0.1", "--port", sshd.port, "--key", sshd.client_key).returncode == 0
+    line = assert_one_line_error(cli("device", "trust", "jet", "--yes"), 1)
+    assert "@revoked" in line
+    assert not klmtui_known(ssh_env).exists()
+
+
+def test_revoked_in_the_global_known_hosts2_of_the_config(sshd, ssh_env, tmp_path):
+    klmtui_known(ssh_env).write_text(sshd.known_hosts_line())
+    global2 = tmp_path / "ssh_known_hosts2"
+    global2.write_text(f"@revoked [127.0.0.?]:* {key_part(sshd)}\n")
+    (user_ssh(ssh_env) / "config").write_text(f"Host *\n  GlobalKnownHostsFile {tmp_path / 'none'} {global2}\n")
+    with pytest.raises(OperationFailed, match="@revoked"):
+        ssh.connect(device_record(sshd))
+
+
+def test_known_hosts2_is_read(sshd, ssh_env):
+    (user_ssh(ssh_env) / "known_hosts2").write_text(sshd.known_hosts_line())
+    ssh.connect(device_record(sshd)).close()
+
+
+def test_wildcard_patterns_match_and_negation_rules_out(sshd, ssh_env):
+    user_known = user_ssh(ssh_env) / "known_hosts"
+    user_known.write_text(f"[127.0.0.?]:{sshd.port} {key_part(sshd)}\n")
+    ssh.connect(device_record(sshd)).close()
+    user_known.write_text(f"*,![127.0.0.1]:{sshd.port} {key_part(sshd)}\n")
+    with pytest.raises(ssh.UnknownHostKey):
+        ssh.connect(device_record(sshd))
+
+
+def test_host_matches_follows_openssh_match_hostname():
+    assert hostkeys.host_matches(["*.lan"], "nano.lan")
+    assert hostkeys.host_matches(["NANO.lan"], "nano.LAN")
+    assert not hostkeys.host_matches(["*.lan"], "nano.lan.evil")
+    assert not hostkeys.host_matches(["nano.lan", "!nano.lan"], "nano.lan")
+    assert not hostkeys.host_matches(["!nano.lan"], "other.lan")  # negation alone matches nothing
+    assert hostkeys.host_matches(["[127.0.0.?]:2222"], "[127.0.0.1]:2222")
+    assert not hostkeys.host_matches(["[127.0.0.?]:2222"], "[127.0.0.10]:2222")
+    assert not hostkeys.host_matches(["[nano]"], "n")  # brackets are literal, not a character class
+
+
+def test_host_certificate_signed_by_a_cert_authority_line(sshd, ssh_env, tmp_path):
+    ca = tmp_path / "ca"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ca)], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-s", str(ca), "-h", "-I", "klmtui-test", "-n", "127.0.0.1",
+                    str(sshd.host_key_pub)], check=True, capture_output=True)  # fmt: skip
+    sshd.stop()
+    sshd.extra_config = [f"HostCertificate {sshd.root / 'host_ed25519-cert.pub'}"]
+    sshd.start()
+    ca_line = " ".join(Path(f"{ca}.pub").read_text().split()[:2])
+    user_known = user_ssh(ssh_env) / "known_hosts"
+    user_known.write_text(f"@cert-authority [127.0.0.1]:* {ca_line}\n")  # the host key itself is nowhere
+    session = ssh.connect(device_record(sshd))
+    try:
+        assert session.transport.get_remote_server_key().public_blob is not None  # a certificate was used
+        assert session.run("echo ok")[1] == "ok\n"
+    finally:
+        session.close()
+    user_known.write_text(f"@cert-authority [127.0.0.1]:* {ca_line}\n@revoked * {ca_line}\n")
+    with pytest.raises(OperationFailed, match="certificate authority .* @revoked"):
+        ssh.connect(device_record(sshd))
+    other = tmp_path / "other-ca"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    user_known.write_text(f"@cert-authority * {' '.join(Path(f'{other}.pub').read_text().split()[:2])}\n")
+    with pytest.raises(OperationFailed, match="no @cert-authority line names"):
+        ssh.connect(device_record(sshd))
