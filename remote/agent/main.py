@@ -9,7 +9,7 @@ Stdout carries one JSON object per line, flushed (remote.agent.events):
   latency  {pass: latency|power, run, batch, seconds, warmup[, extra]}   one per timed batch
   power    {board_power_mw, rails, temps_c, gpu_load_pct, ram_used_mb, in_window}  one per sample
   summary  {latency_s, latency_p90_s, images_per_s, latency{...}, power_w, power{...}, ...}
-  error    {error, kind}   (then exit status 1, or 130 when cancelled by SIGTERM/SIGINT/SIGHUP;
+  error    {error, kind}   (kind heartbeat: the host went silent, --heartbeat-timeout; exit status 1, or 130 when cancelled by SIGTERM/SIGINT/SIGHUP;
            141, silently, when stdout is gone: the host died or the link dropped)
 
 Two passes, as the thesis did: a latency pass without tegrastats, then a power pass with
@@ -27,7 +27,9 @@ import time
 from core.latency import FIELDS, PROTOCOLS, TIMINGS, Protocol, summarize
 from remote.agent import environment
 from remote.agent.events import Emitter
-from remote.agent.power import TegrastatsSampler
+from remote.agent.heartbeat import Watchdog
+from remote.agent.measure import PASSES, SOURCES, Measurement
+from remote.agent.tegrastats import check_power_rail
 from remote.agent.timing import SyncTimer, ThesisTimer, run_adaptive, run_extra, run_thesis
 
 AGENT_VERSION = 1
@@ -59,7 +61,7 @@ def build_parser():
     p.add_argument("--timing", choices=TIMINGS, default="sync")
     for field in FIELDS:
         if field not in ("protocol", "timing"):
-            kind = float if field == "ci_rel" else int
+            kind = float if field in ("ci_rel", "min_seconds") else int
             p.add_argument("--" + field.replace("_", "-"), dest=field, type=kind, default=None)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -73,7 +75,26 @@ def build_parser():
                    help="extend the power pass until this many samples fall in its timed part")
     p.add_argument("--power-max-extra-s", type=float, default=60.0,
                    help="give up extending the power pass after this many seconds")
+    # Power measurement (H9): source, pass, which figure is power_w; see remote.agent.measure.
+    p.add_argument("--power-source", choices=SOURCES, default="auto",
+                   help="auto: the INA monitors in sysfs where the board has them, else tegrastats")
+    p.add_argument("--power-pass", choices=PASSES, default="auto",
+                   help="same: latency and power in one pass; separate: the thesis' two passes; auto: same with sysfs")
+    p.add_argument("--power-rail", default="input", type=_power_rail,
+                   help="input (default), gpu, cpu, sum, or a rail name: which figure is power_w")
+    p.add_argument("--sysfs-root", default="/", help="where sysfs is mounted (tests use a fake tree)")
+    p.add_argument("--sysfs-rate-hz", type=float, default=100.0, help="sysfs sampling rate")
+    p.add_argument("--job", help="the host's benchmark id (only marks this process, for the host's cleanup)")
+    p.add_argument("--heartbeat-timeout", type=float, default=0.0,
+                   help="stop when stdin (the host's heartbeat) is silent this many seconds (0: off)")
     return p
+
+
+def _power_rail(value):
+    try:
+        return check_power_rail(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
 
 
 def _raise_cancelled(signum, frame):
@@ -146,28 +167,39 @@ def run(args, emit):
          weights=weights, weights_file=args.weights, protocol=protocol.to_dict(), timing=args.timing,
          images=timer.images, drop_none=not args.keep_none, device=str(device),
          params=sum(p.numel() for p in model.parameters()),
-         environment=environment.collect(torch, device))
+         environment=environment.collect(torch, device), heartbeat_timeout_s=args.heartbeat_timeout)
 
     started = time.time()
-    adaptive = None
-    if protocol.protocol == "thesis":
-        kept = run_thesis(timer, protocol, emit, "latency")
-    else:
-        kept, stop = run_adaptive(timer, protocol, emit, "latency")
-        adaptive = {"batches": len(kept), "reason": stop.reason, "converged": stop.reason == "converged"}
-    latency = summarize(kept)
-    median = latency["median_s"]
+    measurement = Measurement(args, emit)
+    try:
+        hook = measurement.latency_hook(timer, per_run=protocol.protocol == "thesis")
+        if protocol.protocol == "thesis":
+            kept, timed = run_thesis(timer, protocol, emit, "latency", on_batch=hook)
+        else:
+            kept, timed = run_adaptive(timer, protocol, emit, "latency", on_batch=hook)
+        adaptive = timed.pop("adaptive", None)
+        latency = summarize(kept)
+        median = latency["median_s"]
 
-    power_w, power_info, power_reason = None, {}, "skipped (--no-power)"
-    if not args.no_power:
-        power_info, power_w, power_reason = power_pass(args, protocol, timer, emit, len(kept))
+        power_w, power_info, power_reason = None, {}, "skipped (--no-power)"
+        if not args.no_power and measurement.same_pass and hook is not None:
+            power_info, power_w, power_reason = measurement.finish_same()
+        elif not args.no_power:
+            power_info, power_w, power_reason = power_pass(args, protocol, timer, emit, len(kept), measurement)
+    finally:
+        measurement.close()
+    power_fields = measurement.fields(kept, protocol.batch)
+    power_fields["power_rails_w"] = (power_info or {}).get("power_rails_w")
 
-    return {
+    summary = {
         "latency_s": median,
         "latency_p90_s": latency["p90_s"],
         "images_per_s": protocol.batch / median if median else None,
         "latency": latency,
         "adaptive": adaptive,
+        "batches_timed": timed["batches_timed"],
+        "seconds_timed": timed["seconds_timed"],
+        "stop_reason": timed["stop_reason"],
         "power_w": power_w,
         "power_reason": power_reason,
         "power": power_info,
@@ -180,11 +212,14 @@ def run(args, emit):
         "environment_end": environment.snapshot(),
         "duration_s": time.time() - started,
     }
+    summary.update(power_fields)  # power_pass, power_source, power_rail, power_rails_w, energy_j, ...
+    return summary
 
 
-def power_pass(args, protocol, timer, emit, latency_batches):
-    """The separate power pass: the same protocol with tegrastats running; (info, power_w, reason)."""
-    sampler = TegrastatsSampler(args.tegrastats, args.tegrastats_interval, emit)
+def power_pass(args, protocol, timer, emit, latency_batches, measurement):
+    """The separate power pass: the same protocol with the sampler running; (info, power_w, reason)."""
+    sampler = measurement.new_sampler()
+    hook = measurement.hook(timer, per_run=protocol.protocol == "thesis")
     try:
         if not sampler.start():
             return sampler.result()
@@ -193,18 +228,26 @@ def power_pass(args, protocol, timer, emit, latency_batches):
             sampler.measuring = on
 
         if protocol.protocol == "thesis":
-            run_thesis(timer, protocol, emit, "power", on_measure=measuring)
+            _, timed = run_thesis(timer, protocol, emit, "power", on_measure=measuring, on_batch=hook)
         else:
-            run_adaptive(timer, protocol, emit, "power", on_measure=measuring, fixed=latency_batches)
+            _, timed = run_adaptive(timer, protocol, emit, "power", on_measure=measuring, fixed=latency_batches,
+                                    on_batch=hook)
         # A short pass may end before tegrastats has said anything: keep the load on until the
         # window holds enough samples (or tegrastats has died, or we have waited long enough).
-        run_extra(timer, emit, "power",
-                  until=lambda: sampler.window_count() >= args.power_min_samples or not sampler.alive(),
-                  start_batch=0, max_seconds=args.power_max_extra_s)
+        t0 = time.time()
+        extra = run_extra(timer, emit, "power",
+                          until=lambda: sampler.window_count() >= args.power_min_samples or not sampler.alive(),
+                          start_batch=0, max_seconds=args.power_max_extra_s)
+        if extra:  # the extension is measured too (the sampler's window stays open)
+            timed.update(batches_timed=timed["batches_timed"] + extra,
+                         seconds_timed=timed["seconds_timed"] + time.time() - t0, stop_reason="extended")
         sampler.measuring = False
     finally:
         sampler.stop()
-    return sampler.result()
+    info, power_w, reason = sampler.result()
+    info = dict(info or {})
+    info.update(timed)  # batches_timed, seconds_timed, stop_reason of the power pass
+    return info, power_w, reason
 
 
 def _first_line(exc):
@@ -226,13 +269,19 @@ def main(argv=None):
     old = {}
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         old[sig] = signal.signal(sig, _raise_cancelled)
+    watchdog = None
     try:
         args = build_parser().parse_args(argv)
+        watchdog = Watchdog(args.heartbeat_timeout).start()
         summary = run(args, emit)
         emit("summary", **summary)
         return 0
     except Cancelled as exc:
-        emit("error", error=str(exc), kind="cancelled")
+        lost = watchdog is not None and watchdog.reason
+        try:
+            emit("error", error=lost or str(exc), kind="heartbeat" if lost else "cancelled")
+        except (BrokenPipeError, OSError):  # nobody listens any more (the host is gone)
+            _silence_stdout()
         return 130
     except BrokenPipeError:
         # The host is gone (killed, link dropped): nobody reads us. Stop quietly; the `finally`
@@ -249,6 +298,8 @@ def main(argv=None):
         emit("error", error="%s: %s" % (type(exc).__name__, _first_line(exc)), kind="crash")
         return 1
     finally:
+        if watchdog is not None:
+            watchdog.stop()
         for sig, handler in old.items():
             signal.signal(sig, handler)
 

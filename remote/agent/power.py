@@ -1,4 +1,5 @@
-"""Board power during the power pass: run tegrastats, parse its lines, average the board power.
+"""Board power during a measured window: from tegrastats (this module) or the INA sensors in sysfs
+(remote.agent.sysfs_power), averaged per rail, with a timestamped series for energy per batch.
 
 Python 3.6 compatible. tegrastats runs in its own session (process group) so it can be stopped
 with everything it spawned (`sudo tegrastats`, a wrapper script); `stop()` is idempotent and is
@@ -14,6 +15,16 @@ Counting (reported in the summary): every line read is one of
 - skipped_no_power: a tegrastats line without power rails,
 - skipped_inconsistent: its rail names differ from the board's usual set (a cut that still
   looks whole, e.g. a TX2 line cut before VDD_IN), decided at the end by majority.
+
+Every rail is kept: the result carries the mean of each rail over the window (`rails_mean_mw`),
+and `power_rail` (`--power-rail`: input, gpu, cpu, sum or a rail name, see
+remote.agent.tegrastats.select_power) chooses which figure is `power_w`. Each in-window sample
+also goes into a time series (perf_counter seconds, the clock the batch timers use; mW of the
+chosen figure) from which remote.agent.energy integrates the energy of every batch.
+
+Lines are read with a length cap (MAX_LINE): a longer line is cut, counted torn, and the rest of it
+is discarded. `sudo` in the tegrastats command always runs as `sudo -n`, with no terminal and stdin
+from /dev/null: where it would ask for a password it fails at once, never hangs.
 """
 
 import os
@@ -21,8 +32,10 @@ import shlex
 import signal
 import subprocess
 import threading
+import time
+from array import array
 
-from remote.agent.tegrastats import parse
+from remote.agent.tegrastats import MAX_LINE, parse, select_power
 
 
 class RailGroup(object):
@@ -57,19 +70,78 @@ class RailGroup(object):
         self.last = record
 
 
-class TegrastatsSampler(object):
+class PowerWindow(object):
+    """What both samplers share: in-window rail groups, the energy series, the power figure."""
+
+    source = "none"
+
+    def __init__(self, power_rail="input"):
+        self.power_rail = power_rail or "input"
+        self.measuring = False
+        self.groups = {}  # frozenset(rail names) -> RailGroup, in-window samples only
+        self.series_t = array("d")  # perf_counter seconds of every whole sample
+        self.series_mw = array("d")  # the chosen figure (power_rail) of those samples, mW
+        self.unavailable = None  # the reason, when the source cannot run
+
+    def _window(self, record, t):
+        """Add one whole in-window sample ({"rails", "board_power_mw", ...}) taken at perf_counter t."""
+        key = frozenset(record["rails"])
+        if key not in self.groups:
+            self.groups[key] = RailGroup(record)
+        self.groups[key].add(record)
+
+    def _series(self, record, t):
+        """Every whole sample, in the window or not, goes into the energy series (chosen figure)."""
+        mw, _ = select_power(record["rails"], self.power_rail)
+        if mw is not None:
+            self.series_t.append(t)
+            self.series_mw.append(float(mw))
+
+    def usual(self):
+        """The board's usual rail set in the window (most samples; ties: the larger set)."""
+        return max(self.groups.values(), key=lambda g: (g.n, len(g.rails_sum))) if self.groups else None
+
+    def figures(self, usual):
+        """(info, power_w, reason) from the usual group: every rail's mean and the chosen figure."""
+        n = float(usual.n)
+        rails_mean = dict((name, total / n) for name, total in sorted(usual.rails_sum.items()))
+        power_mw, chosen = select_power(rails_mean, self.power_rail)
+        info = {
+            "board_power_mw_mean": usual.power_sum / n,
+            "board_power_mw_min": usual.power_min,
+            "board_power_mw_max": usual.power_max,
+            "board_power_source": usual.source,
+            "rails_mean_mw": rails_mean,
+            "power_rails_w": dict((name, v / 1000.0) for name, v in rails_mean.items()),
+            "power_rail": self.power_rail,
+            "power_rail_used": chosen if power_mw is not None else None,
+            "power_source": self.source,
+            "samples_used": usual.n,
+            "temps_start_c": usual.first.get("temps_c"),
+            "temps_end_c": usual.last.get("temps_c"),
+            "gpu_load_pct_mean": usual.gpu_sum / float(usual.gpu_n) if usual.gpu_n else None,
+        }
+        if power_mw is None:
+            return info, None, "--power-rail %s: %s" % (self.power_rail, chosen)
+        return info, power_mw / 1000.0, None
+
+    def series(self):
+        return self.series_t, self.series_mw
+
+
+class TegrastatsSampler(PowerWindow):
     """Start/stop tegrastats and collect parsed samples; `measuring` marks the averaging window."""
 
-    def __init__(self, command="tegrastats", interval_ms=100, emit=None):
-        self.argv = shlex.split(command)
+    source = "tegrastats"
+
+    def __init__(self, command="tegrastats", interval_ms=100, emit=None, power_rail="input"):
+        PowerWindow.__init__(self, power_rail)
+        self.argv = no_password_prompt(shlex.split(command))
         if "--interval" not in self.argv:
             self.argv += ["--interval", str(int(interval_ms))]
         self.emit = emit
-        self.measuring = False
-        self.groups = {}  # frozenset(rail names) -> RailGroup, in-window samples only
         self.counts = {"lines": 0, "skipped_garbage": 0, "skipped_torn": 0, "skipped_no_power": 0,
                        "in_window": 0, "outside_window": 0}
-        self.unavailable = None  # the reason, when tegrastats cannot run
         self._proc = None
         self._thread = None
         self._stderr = []
@@ -97,15 +169,25 @@ class TegrastatsSampler(object):
         return True
 
     def _read(self):
-        for line in iter(self._proc.stdout.readline, ""):
+        stream = self._proc.stdout
+        while True:
+            line = stream.readline(MAX_LINE + 1)
+            if not line:
+                return
+            if len(line) > MAX_LINE and not line.endswith("\n"):
+                while True:  # drop the rest of an overlong line, in bounded pieces
+                    rest = stream.readline(MAX_LINE)
+                    if not rest or rest.endswith("\n"):
+                        break
             self._take(line.rstrip("\n"))
 
     def _read_stderr(self):
-        for line in iter(self._proc.stderr.readline, ""):
+        for line in iter(lambda: self._proc.stderr.readline(1024), ""):
             if len(self._stderr) < 50:
                 self._stderr.append(line.rstrip())
 
-    def _take(self, line):
+    def _take(self, line, t=None):
+        t = time.perf_counter() if t is None else t
         self.counts["lines"] += 1
         try:
             record = parse(line)
@@ -119,18 +201,17 @@ class TegrastatsSampler(object):
             self.counts["skipped_no_power"] += 1
             return
         in_window = self.measuring
+        self._series(record, t)
         if in_window:
-            key = frozenset(record["rails"])
-            if key not in self.groups:
-                self.groups[key] = RailGroup(record)
-            self.groups[key].add(record)
+            self._window(record, t)
             self.counts["in_window"] += 1
         else:
             self.counts["outside_window"] += 1
         if self.emit:
             self.emit("power", board_power_mw=record["board_power_mw"], rails=record["rails"],
                       temps_c=record["temps_c"], gpu_load_pct=record["gpu_load_pct"],
-                      ram_used_mb=record["ram_used_mb"], in_window=in_window)
+                      ram_used_mb=record["ram_used_mb"], in_window=in_window, t_mono=t,
+                      power_source=self.source)
 
     def window_count(self):
         return self.counts["in_window"]
@@ -167,13 +248,14 @@ class TegrastatsSampler(object):
         Only samples with the board's usual rail set count (the most common set in the window;
         ties go to the larger set): a line cut so that it still looks whole lacks some rails.
         """
-        usual = max(self.groups.values(), key=lambda g: (g.n, len(g.rails_sum))) if self.groups else None
+        usual = self.usual()
         counts = dict(self.counts)
         counts["used"] = usual.n if usual else 0
         counts["skipped_inconsistent"] = counts.pop("in_window") - counts["used"]
         counts["skipped"] = (counts["skipped_garbage"] + counts["skipped_torn"] + counts["skipped_no_power"]
                              + counts["skipped_inconsistent"])
-        info = {"tegrastats": counts, "command": " ".join(shlex.quote(a) for a in self.argv)}
+        info = {"tegrastats": counts, "command": " ".join(shlex.quote(a) for a in self.argv),
+                "power_source": self.source, "power_rail": self.power_rail}
         if self.unavailable:
             return info, None, self.unavailable
         if usual is None:
@@ -181,18 +263,16 @@ class TegrastatsSampler(object):
             if self._died or (self._proc is not None and not self._stopping and not self.alive()):
                 reason = "%s; %s" % (self.exit_reason(), reason)
             return info, None, reason
-        n = float(usual.n)
-        info.update({
-            "board_power_mw_mean": usual.power_sum / n,
-            "board_power_mw_min": usual.power_min,
-            "board_power_mw_max": usual.power_max,
-            "board_power_source": usual.source,
-            "rails_mean_mw": dict((name, total / n) for name, total in sorted(usual.rails_sum.items())),
-            "temps_start_c": usual.first["temps_c"],
-            "temps_end_c": usual.last["temps_c"],
-            "gpu_load_pct_mean": usual.gpu_sum / float(usual.gpu_n) if usual.gpu_n else None,
-        })
-        return info, info["board_power_mw_mean"] / 1000.0, None
+        figures, power_w, reason = self.figures(usual)
+        info.update(figures)
+        return info, power_w, reason
+
+
+def no_password_prompt(argv):
+    """`sudo X` -> `sudo -n X`: where sudo would ask for a password it fails at once instead."""
+    if argv and os.path.basename(argv[0]) == "sudo" and "-n" not in argv[1:] and "--non-interactive" not in argv[1:]:
+        return [argv[0], "-n"] + list(argv[1:])
+    return list(argv)
 
 
 def _killpg(pid, sig):

@@ -35,11 +35,12 @@ class SyncTimer(object):
         with torch.no_grad():
             if self.cuda:
                 torch.cuda.synchronize()
-            t0 = time.perf_counter()
+            self.t0 = t0 = time.perf_counter()
             self.model(self.x)
             if self.cuda:
                 torch.cuda.synchronize()
-            return time.perf_counter() - t0
+            self.t1 = time.perf_counter()
+            return self.t1 - t0
 
 
 class ThesisTimer(object):
@@ -60,12 +61,13 @@ class ThesisTimer(object):
     def __call__(self):
         torch = self.torch
         with torch.no_grad():
-            t0 = time.perf_counter()
+            self.t0 = t0 = time.perf_counter()
             raw = self.source.next_batch()  # uint8, N x H x W x 3
             x = raw.permute(0, 3, 1, 2).float().div(255.0)
             x = (x - self.mean) / self.std
             self.model(x.to(self.device))
-            return time.perf_counter() - t0
+            self.t1 = time.perf_counter()
+            return self.t1 - t0
 
 
 class SyntheticImages(object):
@@ -118,44 +120,77 @@ class ImageFiles(object):
         return out
 
 
-def run_thesis(timer, protocol, emit, pass_name, on_measure=None):
-    """`runs` runs of `batches` batches; warm-up runs/batches are timed and reported, not kept."""
+def timed_info(batches, seconds, reason, **more):
+    """The contract fields every pass reports: timed batches kept, their wall time, why it stopped."""
+    info = {"batches_timed": batches, "seconds_timed": seconds, "stop_reason": reason}
+    info.update(more)
+    return info
+
+
+def run_thesis(timer, protocol, emit, pass_name, on_measure=None, on_batch=None):
+    """`runs` runs of `batches` batches; warm-up runs/batches are timed and reported, not kept.
+
+    Returns (kept seconds, timed_info); seconds_timed spans the first kept batch to the last.
+    """
     kept = []
+    first = last = None
     for run in range(protocol.runs):
         for batch in range(protocol.batches):
             warmup = run < protocol.warmup_runs or batch < protocol.warmup_batches
             if not warmup and on_measure is not None:
                 on_measure(True)
+            t0 = time.time()
+            if on_batch is not None:  # the power samplers' hook (H9); the timer holds the batch's t0/t1
+                on_batch("before", run, batch, warmup, None)
             seconds = timer()
+            if on_batch is not None:
+                on_batch("after", run, batch, warmup, seconds)
             emit("latency", **{"pass": pass_name, "run": run, "batch": batch, "seconds": seconds, "warmup": warmup})
             if not warmup:
                 kept.append(seconds)
-    return kept
+                first = t0 if first is None else first
+                last = time.time()
+    return kept, timed_info(len(kept), (last - first) if kept else 0.0, "fixed")
 
 
-def run_adaptive(timer, protocol, emit, pass_name, on_measure=None, fixed=None):
-    """Warm-up batches, then batch after batch until the median's CI is tight (or `fixed` batches)."""
+def run_adaptive(timer, protocol, emit, pass_name, on_measure=None, fixed=None, on_batch=None):
+    """Warm-up batches, then batch after batch until core.latency.AdaptiveStop says stop.
+
+    With `fixed`, exactly that many batches (the power pass repeats the latency pass' count).
+    Returns (kept seconds, timed_info): a drift discards the samples before it, so `kept` is
+    what the figures are computed from; timed_info adds the stop rule's report as `adaptive`.
+    """
     for batch in range(protocol.warmup_batches):
         emit("latency", **{"pass": pass_name, "run": 0, "batch": batch, "seconds": timer(), "warmup": True})
-    stop = AdaptiveStop(protocol.ci_rel, protocol.min_batches, protocol.max_batches)
-    kept = []
+    stop = AdaptiveStop(protocol.ci_rel, protocol.min_batches, protocol.max_batches,
+                        min_seconds=protocol.min_seconds)
     if on_measure is not None:
         on_measure(True)
     batch = protocol.warmup_batches
-    while (len(kept) < fixed) if fixed is not None else not stop.done():
+    start = time.time()
+    while (stop.timed < fixed) if fixed is not None else not stop.done():
+        if on_batch is not None:
+            on_batch("before", 0, batch, False, None)
         seconds = timer()
+        if on_batch is not None:
+            on_batch("after", 0, batch, False, seconds)
         emit("latency", **{"pass": pass_name, "run": 0, "batch": batch, "seconds": seconds, "warmup": False})
-        kept.append(seconds)
-        stop.add(seconds)
+        stop.add(seconds, time.time() - start)
         batch += 1
-    return kept, stop
+    if fixed is not None:
+        return list(stop.kept), timed_info(stop.timed, stop.elapsed, "fixed")
+    report = stop.report()
+    return list(stop.kept), timed_info(len(stop.kept), report["seconds_kept"], stop.reason, adaptive=report)
 
 
 def run_extra(timer, emit, pass_name, until, start_batch, max_seconds):
-    """Keep timing batches (reported as `extra`) while `until()` is False, for at most max_seconds."""
+    """Keep timing batches (reported as `extra`) while `until()` is False, for at most max_seconds.
+
+    Returns how many extra batches it timed."""
     deadline = time.time() + max_seconds
     batch = start_batch
     while not until() and time.time() < deadline:
         emit("latency", **{"pass": pass_name, "run": -1, "batch": batch, "seconds": timer(), "warmup": False,
                            "extra": True})
         batch += 1
+    return batch - start_batch
