@@ -6,9 +6,12 @@ standard library: the agent and the host read the same defaults and compute the 
 Protocols:
 - `thesis`: batch 64, 50 runs of 50 batches; the first 20 runs and the first 5 batches of every
   run are discarded (warm-up), the rest are the samples (30 x 45 = 1350 batches).
-- `adaptive`: after `warmup_batches`, time batch after batch and stop once the 95% confidence
-  interval of the median lies within +-`ci_rel` (1%) of the median, with a floor
-  (`min_batches`) and a ceiling (`max_batches`) on the number of timed batches.
+- `adaptive`: after `warmup_batches`, time batch after batch and stop only when all hold:
+  the 95% confidence interval of the median lies within +-`ci_rel` (1%) of the median; no
+  drift (see `AdaptiveStop`: the medians of the last two windows agree, and a Mann-Kendall test
+  over block medians finds no trend worth `ci_rel`); at least `min_batches` batches are kept and
+  `min_seconds` seconds have been timed (MLPerf LoadGen's minimum duration). A drift discards the
+  samples before it (they were warm-up after all). `max_batches` is a ceiling on timed batches.
 
 Timings: `sync` (device time of the forward pass: inputs already on the device, synchronised
 before and after) and `thesis` (the thesis' own script: host clock per batch including loading and
@@ -34,6 +37,7 @@ DEFAULTS = {
         "min_batches": None,
         "max_batches": None,
         "ci_rel": None,
+        "min_seconds": None,
     },
     "adaptive": {
         "batch": 64,
@@ -44,11 +48,12 @@ DEFAULTS = {
         "min_batches": 30,
         "max_batches": 2500,
         "ci_rel": 0.01,
+        "min_seconds": 30.0,
     },
 }
 CONFIDENCE = 0.95
 FIELDS = ("protocol", "timing", "batch", "runs", "batches", "warmup_runs", "warmup_batches",
-          "min_batches", "max_batches", "ci_rel")
+          "min_batches", "max_batches", "ci_rel", "min_seconds")
 
 
 class Protocol(object):
@@ -87,6 +92,8 @@ class Protocol(object):
                 raise ValueError("min batches (%d) above max batches (%d)" % (self.min_batches, self.max_batches))
             if not 0 < float(self.ci_rel) < 1:
                 raise ValueError("ci_rel must be between 0 and 1 (got %r)" % self.ci_rel)
+            if not 0 <= float(self.min_seconds) < 1e6:
+                raise ValueError("min seconds must be >= 0 (got %r)" % self.min_seconds)
         for key in positive:
             if int(getattr(self, key)) < 1:
                 raise ValueError("%s must be >= 1 (got %r)" % (key.replace("_", " "), getattr(self, key)))
@@ -205,35 +212,137 @@ def relative_halfwidth(center, ci):
     return max(center - ci[0], ci[1] - center) / float(center)
 
 
-class AdaptiveStop(object):
-    """The `adaptive` stop rule: feed samples with add(); done() once the CI is tight enough.
+def mann_kendall_z(values):
+    """Mann-Kendall trend statistic Z (normal approximation, ties ignored); 0 for < 3 values."""
+    n = len(values)
+    if n < 3:
+        return 0.0
+    s = 0
+    for i in range(n - 1):
+        for j in range(i + 1, n):
+            s += (values[j] > values[i]) - (values[j] < values[i])
+    var = n * (n - 1) * (2 * n + 5) / 18.0
+    if s == 0:
+        return 0.0
+    return (s - 1 if s > 0 else s + 1) / math.sqrt(var)
 
-    Keeps the samples sorted as they arrive (bisect.insort), so checking after every batch is cheap.
+
+def sen_slope(values):
+    """Theil-Sen slope: the median of the pairwise slopes (per step)."""
+    slopes = [(values[j] - values[i]) / float(j - i) for i in range(len(values) - 1)
+              for j in range(i + 1, len(values))]
+    return median(slopes) or 0.0
+
+
+TREND_BLOCKS = 10  # Mann-Kendall runs over this many block medians (robust, and O(1) per check)
+TREND_Z = 1.645    # two-sided 10%: a false alarm only costs more batches
+TREND_SPAN = 0.5   # ... and a trend matters once it moves the block medians by half the tolerance
+
+
+class AdaptiveStop(object):
+    """The `adaptive` stop rule: feed samples with add(seconds, elapsed); done() says when to stop.
+
+    done() is True only when every condition holds (else the protocol keeps timing):
+    - `min_batches` samples kept, and `min_seconds` of timing elapsed since the first kept batch
+      (a drift restarts that clock: what is kept must span the minimum duration on its own);
+    - the `confidence` CI of the median of the kept samples lies within +-ci_rel of it;
+    - no drift: (a) the last two windows of `window()` samples each have a median CI, and those
+      CIs overlap; (b) Mann-Kendall over TREND_BLOCKS block medians of the kept samples finds no
+      trend (|Z| < 1.645) or one too small to matter (Theil-Sen slope x span < ci_rel/2 x median).
+    A drift discards the samples before it (window drift: all but the last window; a trend: the
+    older half): they are counted in `discarded`, `drifts` counts the events. `reason` is
+    `converged` or `ceiling` (max_batches timed in all, kept or discarded).
     """
 
-    def __init__(self, ci_rel=0.01, min_batches=30, max_batches=2500, confidence=CONFIDENCE):
+    def __init__(self, ci_rel=0.01, min_batches=30, max_batches=2500, confidence=CONFIDENCE, min_seconds=0.0):
         self.ci_rel = float(ci_rel)
         self.min_batches = int(min_batches)
         self.max_batches = int(max_batches)
+        self.min_seconds = float(min_seconds or 0.0)
         self.confidence = confidence
-        self.sorted = []
+        self.kept = []      # in arrival order
+        self.sorted = []    # the same, sorted
+        self.stamps = []    # elapsed seconds at the end of each kept sample
+        self.since = 0.0    # elapsed seconds when the first kept sample started
+        self.timed = 0      # every timed batch, discarded ones included
+        self.discarded = 0
+        self.drifts = 0
+        self.elapsed = 0.0
         self.reason = None
+        self.last_check = 0
 
-    def add(self, seconds):
+    def add(self, seconds, elapsed=None):
+        """One timed batch; `elapsed` is the wall time since the first timed batch (default: the sum)."""
+        self.kept.append(seconds)
         bisect.insort(self.sorted, seconds)
+        self.timed += 1
+        self.elapsed = self.elapsed + seconds if elapsed is None else float(elapsed)
+        self.stamps.append(self.elapsed)
+
+    def window(self):
+        """Samples per drift window: a quarter of the kept ones, at least half the floor (>= 8)."""
+        return max(8, self.min_batches // 2, len(self.kept) // 4)
 
     def converged(self):
-        """True when the CI of the median is within +-ci_rel (regardless of the floor)."""
+        """True when the CI of the median is within +-ci_rel (regardless of the floor and drift)."""
         ci = median_ci(self.sorted, self.confidence, presorted=True)
         rel = relative_halfwidth(median(self.sorted), ci)
         return rel is not None and rel <= self.ci_rel
 
+    def drift(self):
+        """`window`, `trend` or None (see the class docstring); discards nothing."""
+        w = self.window()
+        if len(self.kept) >= 2 * w:
+            older = median_ci(self.kept[-2 * w:-w], self.confidence)
+            newer = median_ci(self.kept[-w:], self.confidence)
+            if older and newer and (newer[0] > older[1] or newer[1] < older[0]):
+                return "window"
+        n = len(self.kept)
+        if n >= 3 * TREND_BLOCKS:
+            size = n // TREND_BLOCKS
+            start = n - size * TREND_BLOCKS
+            blocks = [median(self.kept[start + b * size:start + (b + 1) * size]) for b in range(TREND_BLOCKS)]
+            if abs(mann_kendall_z(blocks)) >= TREND_Z:
+                span = abs(sen_slope(blocks)) * (TREND_BLOCKS - 1)
+                if span >= TREND_SPAN * self.ci_rel * median(self.sorted):
+                    return "trend"
+        return None
+
+    def _discard_before(self, keep):
+        dropped = len(self.kept) - keep
+        self.since = self.stamps[dropped - 1]
+        self.kept = self.kept[-keep:]
+        self.stamps = self.stamps[-keep:]
+        self.sorted = sorted(self.kept)
+        self.discarded += dropped
+        self.drifts += 1
+        self.last_check = len(self.kept)
+
     def done(self):
-        n = len(self.sorted)
-        if n >= self.max_batches:
+        if self.timed >= self.max_batches:
             self.reason = "ceiling"
             return True
-        if n >= self.min_batches and self.converged():
+        n = len(self.kept)
+        if n < self.min_batches or self.elapsed - self.since < self.min_seconds:
+            return False
+        # checking costs O(n): do it every ~2% of the samples (and at once when the floors are met)
+        if self.last_check and n - self.last_check < max(1, n // 50):
+            return False
+        self.last_check = n
+        kind = self.drift()
+        if kind == "window":
+            self._discard_before(self.window())
+            return False
+        if kind == "trend":
+            self._discard_before(len(self.kept) - len(self.kept) // 2)
+            return False
+        if self.converged():
             self.reason = "converged"
             return True
         return False
+
+    def report(self):
+        """The summary's view of the stop: kept and discarded batches, drifts, why it stopped."""
+        return {"batches": len(self.kept), "reason": self.reason, "converged": self.reason == "converged",
+                "timed": self.timed, "discarded": self.discarded, "drifts": self.drifts,
+                "seconds": self.elapsed, "seconds_kept": self.elapsed - self.since}

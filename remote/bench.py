@@ -31,10 +31,7 @@ Host-side events given to `on_event` besides the agent's own (hello/latency/powe
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
 import threading
 import time
 from pathlib import Path
@@ -42,10 +39,12 @@ from typing import Any, Callable, Optional
 
 from core.arch import Arch, parse_arch
 from core.errors import InputError, KlmtuiError, OperationFailed
-from core.jobs.process import is_alive, start_time
 from core.latency import FIELDS, Protocol
+from remote.agent.events import AGENT_EVENTS, SUMMARY, SUMMARY_NOT_STORED
 from remote.benchevents import BenchState, validate_event, validate_line
 
+# What every protocol reports about its timed part, for latency (top level) and power (`power_timed`).
+TIMED_KEYS = ("batches_timed", "seconds_timed", "stop_reason")
 EventCallback = Callable[[dict], None]
 CANCEL_FILE = "cancel"
 EVENTS_FILE = "events.jsonl"
@@ -79,7 +78,11 @@ def split_options(options: Optional[dict]) -> tuple[Protocol, dict]:
         protocol = Protocol(**{k: v for k, v in options.items() if k in FIELDS})
     except ValueError as exc:
         raise InputError(f"bad benchmark protocol: {exc}") from exc
+    from core.limits import check_agent_extras, check_protocol
+
+    check_protocol(protocol)  # upper bounds (issue 12): no 10**30-image batch reaches a device
     extras = {k: v for k, v in options.items() if k in AGENT_EXTRAS}
+    check_agent_extras(extras)
     if extras.get("compute", "auto") not in ("auto", "cpu", "cuda"):
         raise InputError(f"compute must be auto, cpu or cuda (got {extras['compute']!r})")
     beat = extras.get("heartbeat_timeout")
@@ -398,8 +401,6 @@ def _stream(run: _Run, protocol: Protocol) -> dict:
 
 
 def _finish(store, run: _Run, outcome: dict) -> dict:
-    from core.store import now_iso
-
     from remote.benchjobs import stamp
 
     record = run.record
@@ -424,12 +425,19 @@ def summary_fields(summary: dict, batch: int) -> dict:
     latency = summary.get("latency_s")
     power = summary.get("power_w")
     info = summary.get("power") or {}
+    # Every schema summary field is stored under its own name (adding one: remote/agent/events.py);
+    # the explicit ones below rename or derive.
+    # (energy_j: the host's power x latency / batch below, whatever the agent says; H9 decides.)
+    stored = {k: summary[k] for k in SUMMARY if k in summary and k not in SUMMARY_NOT_STORED + ("energy_j",)}
     return {
+        **stored,
         "latency_s": latency,
         "latency_p90_s": summary.get("latency_p90_s"),
         "images_per_s": summary.get("images_per_s"),
         "latency_stats": summary.get("latency"),
         "adaptive": summary.get("adaptive"),
+        **{key: summary.get(key) for key in TIMED_KEYS},
+        "power_timed": {key: info[key] for key in TIMED_KEYS if key in info} or None,
         "power_w": power,
         "power_reason": summary.get("power_reason"),
         "energy_j": power * latency / batch if power is not None and latency else None,
@@ -453,48 +461,15 @@ def _get(store, bench_id: str) -> dict:
     return record
 
 
-def _alive(record: dict) -> bool:
-    """Is the process that runs this benchmark still there (only knowable on the same host)?"""
-    pid = record.get("pid")
-    if not pid or record.get("host") not in (None, socket.gethostname()):
-        return True  # another machine: assume so
-    return is_alive(int(pid), None, record.get("pid_start"))  # a reused pid has another start time
-
-
 def refresh_benchmarks(store) -> list[str]:
-    """Mark `running` benchmarks whose process has vanished `interrupted`; their ids."""
-    from core.store import now_iso
+    """Mark benchmarks whose host process has vanished `interrupted` (and start queued ones); their ids."""
+    from remote import benchjobs
 
-    gone = [r["id"] for r in store.find("benchmarks", status="running") if not _alive(r)]
-    for bench_id in gone:
-        store.update("benchmarks", bench_id, status="interrupted", finished=now_iso(),
-                     error="the benchmark process vanished (killed or machine restarted)")
-    return gone
+    return benchjobs.refresh(store)
 
 
 def cancel_benchmark(store, bench_id: str, wait_s: float = 20.0) -> dict:
-    """Stop a running benchmark from any process; returns its record once it has stopped."""
-    from core.store import now_iso
+    """Stop a queued or running benchmark from any process (remote.benchjobs.cancel)."""
+    from remote import benchjobs
 
-    record = _get(store, bench_id)
-    if record["status"] != "running":
-        raise InputError(f"benchmark {bench_id} is not running (status {record['status']})")
-    (store.run_dir(bench_id) / CANCEL_FILE).write_text("cancel requested\n")
-    signalled = False
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        record = _get(store, bench_id)
-        if record["status"] != "running":
-            return record
-        if not _alive(record):
-            return store.update("benchmarks", bench_id, status="cancelled", finished=now_iso(),
-                                error="cancelled (the benchmark process had already gone)")
-        same_host = record.get("host") in (None, socket.gethostname())
-        if not signalled and same_host and time.monotonic() > deadline - wait_s / 2:
-            try:  # the runner did not react to the cancel file: signal it (the CLI handles SIGTERM)
-                os.kill(int(record["pid"]), signal.SIGTERM)
-            except (OSError, TypeError, ValueError):
-                pass
-            signalled = True
-        time.sleep(0.2)
-    raise OperationFailed(f"benchmark {bench_id} did not stop within {wait_s:.0f} s (pid {record.get('pid')})")
+    return benchjobs.cancel(store, bench_id, wait_s)

@@ -161,7 +161,8 @@ def test_bad_arguments_are_an_error_event(bundle):
 
 def test_thesis_timing_and_adaptive_protocol(bundle):
     proc, events = run_agent(bundle, "--timing", "thesis", "--protocol", "adaptive", "--warmup-batches", "2",
-                             "--min-batches", "6", "--max-batches", "40", "--ci-rel", "0.5", "--no-power")
+                             "--min-batches", "6", "--max-batches", "40", "--ci-rel", "0.5", "--min-seconds", "0",
+                             "--no-power")
     summary = events[-1]
     assert summary["event"] == "summary", proc.stderr
     assert summary["timing"] == "thesis" and summary["images"] == "synthetic"
@@ -171,7 +172,9 @@ def test_thesis_timing_and_adaptive_protocol(bundle):
     proc, events = run_agent(bundle, "--protocol", "adaptive", "--warmup-batches", "1", "--min-batches", "6",
                              "--max-batches", "12", "--ci-rel", "1e-9", "--no-power")
     summary = events[-1]
-    assert summary["adaptive"] == {"batches": 12, "reason": "ceiling", "converged": False}
+    assert {k: summary["adaptive"][k] for k in ("batches", "reason", "converged", "timed")} == {
+        "batches": 12, "reason": "ceiling", "converged": False, "timed": 12}
+    assert (summary["batches_timed"], summary["stop_reason"]) == (12, "ceiling") and summary["seconds_timed"] > 0
 
 
 @pytest.fixture(scope="module")
