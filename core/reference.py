@@ -17,6 +17,7 @@ from pathlib import Path
 
 from core.arch import Arch, ArchError, parse_arch
 from core.errors import InputError
+from core.records import ArchFields, ResultRecord
 from core.schema import MEASURED_SOURCE, THESIS_SOURCE
 
 RESULT_COLUMNS = ("accuracy", "params_m", "latency_s", "power_w")
@@ -50,13 +51,13 @@ def check_source_name(name: str) -> str:
     return name
 
 
-def arch_fields(arch: Arch) -> dict:
+def arch_fields(arch: Arch) -> ArchFields:
     """The architecture columns every record repeats (so tables need no join)."""
     return {"arch": arch.triple, "K": arch.K, "L": arch.L, "M": arch.M, "channels": arch.channels,
             "genotype": arch.genotype}
 
 
-def result_record(source: str, arch: Arch, values: dict[str, float | None], extra: dict | None = None) -> dict:
+def result_record(source: str, arch: Arch, values: dict[str, float | None], extra: dict | None = None) -> ResultRecord:
     """A `results` table record (shape fixed by the team brief)."""
     return {
         "id": f"{source}:{arch.id}",

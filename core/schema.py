@@ -18,9 +18,12 @@ again. `docs/architecture.md` ("Store layout") describes the file these names in
 
 from __future__ import annotations
 
-from typing import Final, Mapping
+from typing import TYPE_CHECKING, Final, Mapping
 
 from core.genotypes import DEFAULT_GENOTYPE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.records import DeviceRecord
 
 # ----------------------------------------------------------------------------- tables
 
@@ -67,7 +70,7 @@ THESIS_SOURCE: Final = "thesis"
 DEFAULT_OBJECTIVE_SPECS: Final[tuple[str, ...]] = ("accuracy:max", "params_m:min", "latency_s:min", "power_w:min")
 
 
-def local_device_record() -> dict[str, str]:
+def local_device_record() -> DeviceRecord:
     """The built-in device's record (never stored: it exists in every store)."""
     return {"id": LOCAL_DEVICE, "name": LOCAL_DEVICE, "host": LOCAL_DEVICE}
 

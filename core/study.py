@@ -19,6 +19,7 @@ from typing import Any, Iterable
 from core.arch import Arch
 from core.counting import count_macs, count_params
 from core.errors import InputError
+from core.records import ArchitectureRecord
 from core.reference import MEASURED_SOURCE, THESIS_SOURCE, arch_fields, result_record, thesis_results
 from core.report import with_derived
 from core.store import Store, Tx
@@ -32,7 +33,7 @@ def arch_of(record: dict) -> Arch:
     return Arch(int(record["K"]), int(record["L"]), int(record["M"]), int(record["channels"]), **kwargs)
 
 
-def architecture_record(arch: Arch, *, in_thesis: bool | None, sampled: bool) -> dict:
+def architecture_record(arch: Arch, *, in_thesis: bool | None, sampled: bool) -> ArchitectureRecord:
     """An `architectures` record with analytic params and MACs (fast, no torch)."""
     return {
         "id": arch.id,

@@ -21,7 +21,7 @@ from textual.screen import Screen
 
 from core import settings
 from core.errors import KlmtuiError
-from core.schema import LOCAL_DEVICE
+from core.schema import ACTIVE_STATUSES, LOCAL_DEVICE
 from core.safetext import visible
 from klmtui.live import LiveStreams
 from klmtui.messages import (ActionDone, ActionFailed, DeviceChecked, StoreLoaded, StreamEnded, StreamEvent,
@@ -258,7 +258,7 @@ class KlmtuiApp(App):
         streams = [s for s in self.streams.active() if s.arch_id in arch_ids]
         for stream in streams:
             stream.cancel.set()
-        ids = [i for i in self._job_ids(arch_ids, ("pending", "queued", "running"))
+        ids = [i for i in self._job_ids(arch_ids, ACTIVE_STATUSES)
                if not any(s.bench_id == i for s in streams)]
         if not ids and not streams:
             self.notify("nothing running to cancel", severity="warning")

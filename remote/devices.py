@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from core.errors import InputError, OperationFailed
+from core.records import DeviceRecord
 from core.schema import DEVICES, LOCAL_DEVICE, is_local_device, local_device_record
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,12 +40,12 @@ L4T_TO_JETPACK = {
 }  # fmt: skip
 
 
-def local_device() -> dict:
+def local_device() -> DeviceRecord:
     """The built-in device with every registry field (as `klmtui devices` lists it)."""
     return {**local_device_record(), **DEFAULTS, "workdir": None, "added": None}
 
 
-def resolve_device(store, name: str) -> dict:
+def resolve_device(store, name: str) -> DeviceRecord:
     """The device record named `name`: from the store's `devices` table, or the built-in `local`."""
     device = store.get(DEVICES, name) if store.exists() else None
     if device is None and name == LOCAL_DEVICE:
@@ -54,7 +55,7 @@ def resolve_device(store, name: str) -> dict:
     return device
 
 
-def transport_for(device: dict, *, home: Optional[Path] = None) -> "Transport":
+def transport_for(device: DeviceRecord, *, home: Optional[Path] = None) -> "Transport":
     """The transport that reaches `device`: a local subprocess for the built-in `local`, else SSH."""
     if is_local_device(device):
         from remote.local import LocalTransport

@@ -22,6 +22,7 @@ from typing import Any
 
 from core.arch import Arch, parse_arch
 from core.errors import InputError, OperationFailed
+from core.records import RunRecord
 from core.schema import ACTIVE_STATUSES, DONE, FINAL_STATUSES
 
 EXECUTORS = ("local", "ray")
@@ -52,8 +53,9 @@ def submit(store, arch: Arch | str, config: Any, executor: str = "local", *, see
     cfg = config if isinstance(config, TrainConfig) else make_config(**(config or {}))
     if executor not in EXECUTORS:
         raise InputError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
-    if seeds < 1:
-        raise InputError(f"--seeds must be >= 1 (got {seeds})")
+    from core.limits import check_seeds
+
+    check_seeds(seeds)
     if executor == "ray":
         from core.jobs.ray_executor import check_options
 
@@ -99,7 +101,7 @@ def _dispatch(store, ids: list[str]) -> None:
         start_drivers(store, ray_ids)
 
 
-def _record(store, run_id: str) -> dict:
+def _record(store, run_id: str) -> RunRecord:
     rec = store.get("runs", run_id)
     if rec is None:
         raise InputError(f"no training run {run_id!r} in {store.path}")

@@ -60,6 +60,7 @@ def _short(result: dict | None) -> str:
 @pass_app
 def status(app, as_json: bool) -> None:
     """Architectures with their runs, benchmarks and best results by source (energy per image derived)."""
+    from core.schema import ACTIVE_STATUSES
     from core.study import study_status
 
     store = app.live_store()
@@ -76,7 +77,7 @@ def status(app, as_json: bool) -> None:
     table_rows = []
     for r in rows:
         runs = r["runs"]
-        active = sum(runs["by_status"].get(s, 0) for s in ("pending", "queued", "running"))
+        active = sum(runs["by_status"].get(s, 0) for s in ACTIVE_STATUSES)
         run_cell = f"{runs['by_status'].get('done', 0)}/{runs['total']}" + (f" ({active} active)" if active else "")
         latest = r["benchmarks"]["latest"]
         bench_cell = "-" if not latest else f"{latest['status']} on {latest['device']}"
