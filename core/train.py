@@ -7,7 +7,9 @@ writing into the run folder:
 - `metrics.jsonl`: one row per epoch (epoch, loss, train_acc, test_acc, test_loss, lr, drop_path,
   seconds, images_per_s, time);
 - `progress.json`: the live state of the current epoch (rewritten about twice a second);
-- `log.txt`: human-readable lines.
+- `log.txt`: human-readable lines;
+- `recipe.json`: the resolved recipe (config, lr schedule, precision, memory format, determinism,
+  torch/CUDA/cuDNN versions; also the run record's `recipe`).
 It resumes from `checkpoint.pt` whenever one exists, so a resumed or retried run continues exactly.
 
 Exact continuation: every random stream of an epoch (the shuffle, the augmentation, path dropout)
@@ -40,6 +42,7 @@ MODEL = "model.pt"
 METRICS = "metrics.jsonl"
 PROGRESS = "progress.json"
 LOG = "log.txt"
+RECIPE = "recipe.json"
 CHECKPOINT_VERSION = 1
 PROGRESS_INTERVAL_S = 0.5
 
@@ -66,7 +69,8 @@ class TrainConfig:
     data: str | None = None
     seed: int = 0
     eval_batch_size: int = 500
-    amp: bool = True  # CUDA only: mixed precision (+ channels_last)
+    amp: bool = False  # CUDA only: mixed precision fp16 (the thesis trained in fp32); `--amp`, profile `fast`
+    channels_last: bool = False  # CUDA only: channels_last memory format (the CPU always uses it, fp32 either way)
     deterministic: bool = False  # CPU: always deterministic; CUDA: deterministic kernels only when True
 
     def to_dict(self) -> dict:
@@ -78,9 +82,12 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-# The thesis (section 3.4, SNAS/DARTS evaluation settings) and a few-minutes smoke profile.
+# The thesis (section 3.4, SNAS/DARTS evaluation settings, fp32), the same recipe with what is faster
+# on a GPU (mixed precision + channels_last: not the thesis' numerics, and the run record says so),
+# and a few-minutes smoke profile.
 PROFILES: dict[str, dict] = {
     "paper": {},
+    "fast": {"amp": True, "channels_last": True},
     "quick": dict(epochs=5, batch_size=128, lr=0.05, cutout=0, drop_path=0.0, train_subset=10000, test_subset=2000),
 }
 
@@ -127,6 +134,53 @@ def _coerce(name: str, value: Any, annotation: str) -> Any:
     except (TypeError, ValueError):
         raise InputError(f"{name.replace('_', ' ')} must be a number (got {value!r})") from None
     return str(value) if kind == "str" else value
+
+
+def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate of 0-based `epoch`, in the thesis' order: its train.py calls
+    `scheduler.step()` *before* each epoch, so epoch e trains with the cosine value of e + 1
+    (epoch 0 with lr(1), the last epoch with lr(epochs) = lr_min):
+    lr(t) = lr_min + (lr - lr_min) * (1 + cos(pi * t / epochs)) / 2."""
+    import math
+
+    t = min(epoch + 1, cfg.epochs)
+    return cfg.lr_min + (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * t / cfg.epochs)) / 2.0
+
+
+LR_SCHEDULE = "cosine to lr_min over the epochs, stepped before each epoch as the thesis' train.py: epoch e uses lr(e+1)"
+
+
+def resolved_recipe(cfg: TrainConfig, device) -> dict:
+    """What a run actually does on `device`, recorded with every run: the config, the schedule,
+    precision, memory format, determinism, and the torch / CUDA / cuDNN versions."""
+    import platform
+
+    import torch
+
+    cuda = device.type == "cuda"
+    amp = bool(cfg.amp and cuda)
+    cudnn = torch.backends.cudnn
+    recipe = {
+        "profile": cfg.profile,
+        "config": cfg.to_dict(),
+        "lr_schedule": LR_SCHEDULE,
+        "precision": "mixed fp16 (autocast + GradScaler)" if amp else "fp32",
+        "memory_format": "channels_last" if memory_format(cfg, device) == torch.channels_last else "contiguous",
+        "thesis_numerics": not amp,  # fp32 + the thesis' schedule (channels_last keeps fp32 numbers)
+        "device": device.type,
+        "device_name": torch.cuda.get_device_name(device) if cuda else platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": cudnn.version() if cudnn.is_available() else None,
+        "python": platform.python_version(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_benchmark": bool(cudnn.benchmark),
+        "cudnn_deterministic": bool(cudnn.deterministic),
+        "threads": torch.get_num_threads(),
+    }
+    if cfg.amp and not cuda:
+        recipe["note"] = "amp asked for, but mixed precision is CUDA only: trained in fp32"
+    return recipe
 
 
 def epoch_seed(seed: int, epoch: int, stream: int) -> int:
@@ -241,8 +295,9 @@ def _configure_determinism(cfg: TrainConfig, device) -> None:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
     else:
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = True  # as the thesis' train.py
 
 
 def evaluate(model, images, labels, cfg: TrainConfig, device) -> tuple[float, float]:
@@ -276,11 +331,11 @@ def _autocast(cfg: TrainConfig, device):
 
 
 def memory_format(cfg: TrainConfig, device):
-    """channels_last where it is faster: the CPU (oneDNN convolutions, ~1.2x per step measured on
-    this 2-core machine) and CUDA with mixed precision (tensor cores); results are the same."""
+    """channels_last on the CPU (oneDNN convolutions, ~1.2x per step measured on this 2-core
+    machine; fp32 as ever) and on CUDA only when asked (`channels_last`, profile `fast`)."""
     import torch
 
-    if device.type == "cpu" or cfg.amp:
+    if device.type == "cpu" or cfg.channels_last:
         return torch.channels_last
     return torch.contiguous_format
 
@@ -342,7 +397,6 @@ def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None =
     model = build_network(arch, num_classes=len(train_split.classes), auxiliary=cfg.auxiliary_weight > 0)
     model = model.to(device=device, memory_format=memory_format(cfg, device))
     optimizer = torch.optim.SGD(model.parameters(), cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.epochs, eta_min=cfg.lr_min)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
     augmenter = Augmenter(train_x, AugmentConfig(cutout=cfg.cutout))
 
@@ -351,8 +405,7 @@ def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None =
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
+        optimizer.load_state_dict(ckpt["optimizer"])  # the lr is a function of the epoch (epoch_lr)
         if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         _set_rng_state(ckpt["rng"])
@@ -365,11 +418,15 @@ def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None =
 
     n = len(train_y)
     batches = _batch_count(n, cfg.batch_size)
+    recipe = resolved_recipe(cfg, device)
+    atomic_write_bytes(run_dir / RECIPE, json.dumps(recipe, indent=2).encode())
     report({"event": "start", "epoch": start_epoch, "epochs": cfg.epochs, "batches": batches, "pid": os.getpid(),
-            "host": socket.gethostname(), "device": device.type, "resumed": start_epoch > 0})
+            "host": socket.gethostname(), "device": device.type, "resumed": start_epoch > 0, "recipe": recipe})
     last = {"test_acc": None}
     for epoch in range(start_epoch, cfg.epochs):
-        lr = scheduler.get_last_lr()[0]
+        lr = epoch_lr(cfg, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         model.drop_path_prob = cfg.drop_path * epoch / cfg.epochs
         torch.manual_seed(epoch_seed(cfg.seed, epoch, 2))  # path dropout draws from the global RNG
         order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 0)))
@@ -397,7 +454,6 @@ def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None =
                         "test_acc": last["test_acc"]})
         train_seconds = time.perf_counter() - started
         test_loss, test_acc = evaluate(model, test_x, test_y, cfg, device)
-        scheduler.step()
         best = test_acc if best is None else max(best, test_acc)
         row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": 100.0 * correct / seen,
                "test_acc": test_acc, "test_loss": test_loss, "lr": lr, "drop_path": model.drop_path_prob,
@@ -406,7 +462,8 @@ def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None =
         atomic_torch_save(_strip_module(model).state_dict(), run_dir / MODEL)
         atomic_torch_save({
             "version": CHECKPOINT_VERSION, "arch": arch.id, "epoch": epoch + 1, "epochs": cfg.epochs,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": {"lr_schedule": LR_SCHEDULE, "last_epoch": epoch + 1, "next_lr": epoch_lr(cfg, epoch + 1)},
             "scaler": scaler.state_dict() if scaler.is_enabled() else None, "rng": _rng_state(),
             "best_accuracy": best, "config": cfg.to_dict(),
         }, ckpt_path)
@@ -463,7 +520,8 @@ class StoreReporter:
         if kind == "progress":
             write_progress(self.run_dir, event)
         elif kind == "start":
-            self.store.update("runs", self.run_id, status="running", epoch=event["epoch"], device=event["device"])
+            self.store.update("runs", self.run_id, status="running", epoch=event["epoch"], device=event["device"],
+                              recipe=event.get("recipe"))
             write_progress(self.run_dir, dict(event, batch=0, phase="starting"))
         elif kind == "epoch":
             self.store.update("runs", self.run_id, epoch=event["epoch"], accuracy=event["test_acc"],

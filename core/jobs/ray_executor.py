@@ -152,7 +152,7 @@ class Driver:
                     attempts += 1
                     store.update("runs", run_id, status="running", attempts=attempts, worker_pid=event.get("worker_pid"),
                                  worker_node=event.get("node"), gpu_ids=event.get("gpu_ids"), epoch=event["epoch"],
-                                 device=event.get("device"))
+                                 device=event.get("device"), recipe=event.get("recipe"))
                     if mirror:
                         rewrite_metrics(self.local_dir / METRICS, event["epoch"])
                     log(f"attempt {attempts} on worker pid {event.get('worker_pid')} "

@@ -34,7 +34,11 @@ def _summary(store, rec: dict) -> dict:
 @click.option("--epochs", type=int, default=None, help="Epochs [profile: paper 600, quick 5].")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Independent runs per architecture.")
 @click.option("--seed", type=int, default=None, help="First seed [0]; run i uses seed+i.")
-@click.option("--profile", type=click.Choice(["paper", "quick"]), default="paper", show_default=True)
+@click.option("--profile", type=click.Choice(["paper", "fast", "quick"]), default="paper", show_default=True,
+              help="paper: the thesis' recipe, fp32; fast: the same with mixed precision + channels_last on CUDA; "
+                   "quick: a 5-epoch smoke run.")
+@click.option("--amp/--no-amp", "amp", default=None,
+              help="Mixed precision fp16 on CUDA [paper: off, as the thesis; fast: on]. Recorded with the run.")
 @click.option("--data", metavar="DIR", default=None, help="CIFAR-10 folder [$KLMTUI_DATA, else download].")
 @click.option("--train-subset", type=int, default=None, help="Train on N images (class-balanced, fixed).")
 @click.option("--test-subset", type=int, default=None, help="Test on N images (class-balanced, fixed).")
@@ -48,7 +52,7 @@ def _summary(store, rec: dict) -> dict:
 @pass_app
 def train(app: AppContext, archs: tuple[str, ...], epochs: int | None, seeds: int, seed: int | None, profile: str,
           data: str | None, train_subset: int | None, test_subset: int | None, batch_size: int | None,
-          lr: float | None, executor: str, address: str | None, storage: str | None, detach: bool,
+          lr: float | None, amp: bool | None, executor: str, address: str | None, storage: str | None, detach: bool,
           as_json: bool) -> None:
     """Train architectures (any K-L-M@C) with the thesis recipe; a live progress view unless --detach."""
     from core.arch import parse_arch
@@ -59,7 +63,7 @@ def train(app: AppContext, archs: tuple[str, ...], epochs: int | None, seeds: in
     if seeds < 1:
         raise bad_input(f"--seeds must be >= 1 (got {seeds})")
     cfg = make_config(profile, epochs=epochs, batch_size=batch_size, train_subset=train_subset,
-                      test_subset=test_subset, data=data, seed=seed, lr=lr)
+                      test_subset=test_subset, data=data, seed=seed, lr=lr, amp=amp)
     store = app.store()
     ids: list[str] = []
     for arch in parsed:
@@ -210,7 +214,8 @@ def resume(app: AppContext, run_id: str, detach: bool, as_json: bool) -> None:
             emit_json([rec])
         else:
             click.echo(f"{run_id}: {rec.get('status')}")
-        _exit_on_outcome([rec], "benchmark")
+        if not detach:
+            _exit_on_outcome([rec], "benchmark")
         return
     from core.jobs import refresh
     from core.jobs import resume as resume_run
