@@ -14,6 +14,7 @@ A *source* is a set of result rows, one per architecture, with the columns `accu
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any, Iterable
 
 from core.arch import Arch
@@ -235,6 +236,17 @@ def export_text(store: Store, source: str, fmt: str, *, front_only: bool = False
     caption = (f"Source {source}: {'Pareto front rows only. ' if front_only else ''}{result.describe()} "
                f"{source_note(source)}.")
     return render(rows, fmt, caption), len(rows)
+
+
+def export_file(store: Store, source: str, fmt: str, path: str | Path, *, front_only: bool = False) -> int:
+    """`export_text` written to `path` (what `klmtui export -o` and the TUI's export do); the row
+    count. An unwritable path is an `InputError` naming it."""
+    text, count = export_text(store, source, fmt, front_only=front_only)
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}") from None
+    return count
 
 
 _SUMMARY_KEYS = ("accuracy", "params_m", "latency_s", "power_w", "batch", "energy_j")

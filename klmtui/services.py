@@ -263,19 +263,10 @@ class Services:
 
     # ------------------------------------------------------------------ results
     def export(self, fmt: str, source: str, out: str) -> str:
-        """The same table as `klmtui export --format FMT --source SOURCE -o OUT`."""
-        from core.pareto import pareto_front
-        from core.report import render
-        from core.study import source_rows
+        """The same table as `klmtui export --format FMT --source SOURCE -o OUT` (core.study.export_file)."""
+        from core.study import export_file
 
-        rows = source_rows(self.store(), source)
-        result = pareto_front(rows)
-        on_front = {r["arch_id"] for r in result.front}
-        rows = [{**r, "on_front": r["arch_id"] in on_front} for r in rows]
-        try:
-            Path(out).write_text(render(rows, fmt, f"Source {source}: {result.describe()}"), encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot write {out}: {exc.strerror}") from None
+        export_file(self.store(), source, fmt, out)
         return out
 
 

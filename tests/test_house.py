@@ -114,3 +114,16 @@ def test_real_records_use_only_their_typed_fields(history):
     [run] = [r for r in seen["runs"] if r["status"] == schema.DONE]
     [bench] = seen["benchmarks"]
     assert bench["status"] == schema.DONE and bench["run_id"] == run["id"] and bench["weights"] == "trained"
+
+
+def test_one_export_path_for_cli_and_tui(cli, tmp_path):
+    """The TUI's export writes exactly what `klmtui export -o` writes (caption and source note included)."""
+    from klmtui.services import Services
+
+    assert cli("init").returncode == 0
+    r = cli("export", "--format", "md", "--source", "thesis", "-o", tmp_path / "cli.md")
+    assert r.returncode == 0, r.stderr
+    Services(cli.store).export("md", "thesis", str(tmp_path / "tui.md"))
+    text = (tmp_path / "tui.md").read_text(encoding="utf-8")
+    assert text == (tmp_path / "cli.md").read_text(encoding="utf-8")
+    assert "as published (rounded to 0.1M)" in text  # the source note the TUI's own copy had lost

@@ -239,16 +239,13 @@ def _caption(result, source: str, exact_params: bool, tie_ids: set) -> str:
 @pass_app
 def export(app, fmt: str, source: str, front_only: bool, output: Path | None) -> None:
     """Export a source's results table (Table 1 / Appendix A shape, energy per image derived)."""
-    from core.study import export_text
+    from core.study import export_file, export_text
 
-    text, count = export_text(app.live_store(), source, fmt, front_only=front_only)
     if output is None:
+        text, _ = export_text(app.live_store(), source, fmt, front_only=front_only)
         click.echo(text, nl=False)
         return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise bad_input(f"cannot write {output}: {exc.strerror}") from None
+    count = export_file(app.live_store(), source, fmt, output, front_only=front_only)
     click.echo(f"wrote {count} rows to {output}", err=True)
 
 
