@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from core.errors import InputError
+from core.limits import MAX_BLOCK, MAX_CHANNELS
 from core.schema import DEFAULT_GENOTYPE
 
 _ARCH_RE = re.compile(r"^\s*(\d+)-(\d+)-(\d+)(?:@(\d+))?\s*$")
@@ -34,6 +35,11 @@ class Arch:
                 raise ArchError(f"{name} must be >= 1 in {self.triple} (got {getattr(self, name)})")
         if self.channels < 1:
             raise ArchError(f"initial channels must be >= 1 (got {self.channels})")
+        for name in ("K", "L", "M"):
+            if getattr(self, name) > MAX_BLOCK:
+                raise ArchError(f"{name} must be <= {MAX_BLOCK} in {_short(self.triple)} (got {_short(getattr(self, name))})")
+        if self.channels > MAX_CHANNELS:
+            raise ArchError(f"initial channels must be <= {MAX_CHANNELS} (got {_short(self.channels)})")
 
     @property
     def triple(self) -> str:
@@ -58,6 +64,12 @@ class Arch:
         return f"{self.triple}@{self.channels}"
 
 
+def _short(value: object, limit: int = 24) -> str:
+    """A value for an error message, shortened (a 5000-digit K must not flood the terminal)."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def parse_arch(text: str, *, channels: int | None = None, genotype: str | None = None) -> Arch:
     """Parse `K-L-M@C` (or `K-L-M` when `channels` is given, or `K-L-M@C/GENOTYPE`).
 
@@ -72,7 +84,10 @@ def parse_arch(text: str, *, channels: int | None = None, genotype: str | None =
         geno = geno_part
     m = _ARCH_RE.match(text)
     if not m:
-        raise ArchError(f"malformed architecture {raw!r}: expected K-L-M@C, e.g. 6-6-6@36")
+        raise ArchError(f"malformed architecture {_short(repr(raw), 60)}: expected K-L-M@C, e.g. 6-6-6@36")
+    if any(g is not None and len(g) > 6 for g in m.groups()):  # before int(): no 5000-digit parsing
+        raise ArchError(f"architecture {_short(repr(raw), 60)} is out of range: K, L, M must be <= {MAX_BLOCK}, "
+                        f"channels <= {MAX_CHANNELS}")
     k, l, m_, c = m.groups()
     if c is None:
         if channels is None:

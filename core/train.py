@@ -114,6 +114,9 @@ def make_config(profile: str = "paper", **overrides: Any) -> TrainConfig:
             raise InputError(f"{name.replace('_', ' ')} must be >= 1 (got {value})")
     if cfg.lr <= 0 or cfg.weight_decay < 0 or cfg.grad_clip <= 0 or not 0 <= cfg.drop_path < 1:
         raise InputError("lr must be > 0, weight decay >= 0, grad clip > 0 and drop path in [0, 1)")
+    from core.limits import check_train_config
+
+    check_train_config(cfg)  # upper bounds, finiteness, batch >= 2, subsets >= one image per class
     return cfg
 
 

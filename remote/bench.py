@@ -58,6 +58,11 @@ AGENT_EXTRAS = {
     "power_min_samples": "--power-min-samples",
     "no_power": "--no-power",
     "heartbeat_timeout": "--heartbeat-timeout",
+    "power_rail": "--power-rail",  # power measurement (H9): input|gpu|cpu|sum|RAIL
+    "power_source": "--power-source",  # auto|sysfs|tegrastats
+    "power_pass": "--power-pass",  # auto|same|separate
+    "like_thesis": "--like-thesis",
+    "lock_clocks": "--lock-clocks",
 }
 HEARTBEAT_TIMEOUT_S = 30.0  # the agent stops itself after this much silence from the host (option heartbeat_timeout)
 HEARTBEAT_EVERY_S = 2.0  # how often the host writes a heartbeat line (at most a quarter of the timeout)
@@ -88,11 +93,27 @@ def split_options(options: Optional[dict]) -> tuple[Protocol, dict]:
     beat = extras.get("heartbeat_timeout")
     if beat is not None and (isinstance(beat, bool) or not isinstance(beat, (int, float)) or not 1 <= beat <= 86400):
         raise InputError(f"heartbeat timeout must be a number of seconds in [1, 86400] (got {beat!r})")
+    check_power_options(extras)
     for key, least in (("threads", 0), ("tegrastats_interval", 10), ("power_min_samples", 1)):
         value = extras.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
             raise InputError(f"{key.replace('_', ' ')} must be an integer >= {least} (got {value!r})")
     return protocol, extras
+
+
+def check_power_options(extras: dict) -> None:
+    """--power-rail / --power-source / --power-pass: one clear line (exit 2) for a bad value."""
+    from remote.agent.measure import PASSES, SOURCES
+    from remote.agent.tegrastats import check_power_rail
+
+    if extras.get("power_rail") is not None:
+        try:
+            check_power_rail(extras["power_rail"])
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    for key, choices in (("power_source", SOURCES), ("power_pass", PASSES)):
+        if extras.get(key) is not None and extras[key] not in choices:
+            raise InputError(f"{key.replace('_', ' ')} must be one of {', '.join(choices)} (got {extras[key]!r})")
 
 
 def parse_request(arch_id: str) -> Arch:
@@ -427,8 +448,9 @@ def summary_fields(summary: dict, batch: int) -> dict:
     info = summary.get("power") or {}
     # Every schema summary field is stored under its own name (adding one: remote/agent/events.py);
     # the explicit ones below rename or derive.
-    # (energy_j: the host's power x latency / batch below, whatever the agent says; H9 decides.)
-    stored = {k: summary[k] for k in SUMMARY if k in summary and k not in SUMMARY_NOT_STORED + ("energy_j",)}
+    # energy_j: the agent's integral of power over each batch / batch (median, with energy_j_ci),
+    # never mean power x median latency (remote/agent/energy.py).
+    stored = {k: summary[k] for k in SUMMARY if k in summary and k not in SUMMARY_NOT_STORED}
     return {
         **stored,
         "latency_s": latency,
@@ -440,7 +462,7 @@ def summary_fields(summary: dict, batch: int) -> dict:
         "power_timed": {key: info[key] for key in TIMED_KEYS if key in info} or None,
         "power_w": power,
         "power_reason": summary.get("power_reason"),
-        "energy_j": power * latency / batch if power is not None and latency else None,
+        "energy_j": summary.get("energy_j"),
         "tegrastats": info.get("tegrastats"),
         "power_stats": {k: v for k, v in info.items() if k != "tegrastats"} or None,
         "timing": summary.get("timing"),

@@ -47,6 +47,23 @@ def cli(cli):
     stop_active_runs(cli.store)
 
 
+@pytest.fixture(scope="module")
+def initialised(tmp_path_factory) -> bytes:
+    """The bytes of a store after `klmtui init` (made once; tests write them instead of re-running init)."""
+    from core.study import init_study
+
+    path = tmp_path_factory.mktemp("init") / "runs.json"
+    init_study(Store(path))
+    return path.read_bytes()
+
+
+@pytest.fixture
+def study(cli, initialised):
+    """The cli fixture on an initialised store."""
+    cli.store.write_bytes(initialised)
+    return cli
+
+
 def store_bytes(cli) -> bytes:
     return cli.store.read_bytes() if cli.store.exists() else b""
 
@@ -115,9 +132,8 @@ def test_bench_and_resume_on_a_device_that_is_down_exit_1(cli):
     (["--protocol", "adaptive", "--ci", "0"], "ci_rel must be between 0 and 1 (got 0.0)"),
     (["--protocol", "adaptive", "--min-batches", "0"], "min batches must be >= 1 (got 0)"),
 ])
-def test_zero_is_a_value_for_bench_options(cli, option, message):
-    cli("init")
-    line = refused(cli, "bench", "1-1-1@8", "--device", "local", *option)
+def test_zero_is_a_value_for_bench_options(study, option, message):
+    line = refused(study, "bench", "1-1-1@8", "--device", "local", *option)
     assert line == f"klmtui: bad benchmark protocol: {message}"
 
 
@@ -157,10 +173,10 @@ def _statuses(cli) -> dict:
     return {r["id"]: r["status"] for t in ("runs", "benchmarks") for r in store.all(t)}
 
 
-def test_killed_and_pid_reused_jobs_show_interrupted_on_every_read_path(cli):
+def test_killed_and_pid_reused_jobs_show_interrupted_on_every_read_path(study):
     from core.jobs.process import start_time
 
-    assert cli("init").returncode == 0
+    cli = study
     alive, killed, reused = _sleeper("t-0000000a"), _sleeper("b-0000000b"), _sleeper("t-0000000c", "b-0000000d")
     try:
         _forge(cli, "runs", "t-0000000a", alive, start_time(alive.pid))
@@ -210,3 +226,38 @@ def test_training_run_killed_minus_9_is_interrupted_in_status(cli, small_cifar):
     assert r.returncode == 0, r.stderr
     (row,) = [x for x in r.json() if x["id"] == "1-1-1@8"]
     assert row["runs"]["by_status"] == {"interrupted": 1}
+
+
+# --------------------------------------------------------------------------- 6. limits at submit
+
+LIMITS = [
+    (["train", "20000-1-1@8"], "klmtui: K must be <= 64 in 20000-1-1 (got 20000)"),
+    (["train", "1-70-1@8"], "klmtui: L must be <= 64 in 1-70-1 (got 70)"),
+    (["train", "1-1-1@9999"], "klmtui: initial channels must be <= 512 (got 9999)"),
+    (["train", "1-1-1@" + "9" * 5000],
+     "klmtui: architecture '1-1-1@" + "9" * 53 + "... (5008 characters) "
+     "is out of range: K, L, M must be <= 64, channels <= 512"),
+    (["train", "1-1-1@8", "--lr", "nan"], "klmtui: lr must be a finite number (got nan)"),
+    (["train", "1-1-1@8", "--lr", "inf"], "klmtui: lr must be a finite number (got inf)"),
+    (["train", "1-1-1@8", "--lr", "-0.1"], "klmtui: lr must be > 0, weight decay >= 0, grad clip > 0 and drop path in [0, 1)"),
+    (["train", "1-1-1@8", "--lr", "11"], "klmtui: lr must be in (0, 10] (got 11)"),
+    (["train", "1-1-1@8", "--batch-size", "1"], "klmtui: batch size must be in 2..4096 (got 1)"),
+    (["train", "1-1-1@8", "--train-subset", "1"], "klmtui: train subset must be >= 10, one image per class (got 1)"),
+    (["train", "1-1-1@8", "--test-subset", "9"], "klmtui: test subset must be >= 10, one image per class (got 9)"),
+    (["train", "1-1-1@8", "--train-subset", "9" * 30], "klmtui: train subset must be in 10..1000000 (got a 30-digit number)"),
+    (["train", "1-1-1@8", "--seed", "-1"], "klmtui: seed must be in 0..2147483647 (got -1)"),
+    (["train", "1-1-1@8", "--seed", "4294967296"], "klmtui: seed must be in 0..2147483647 (got 4294967296)"),
+    (["train", "1-1-1@8", "--seeds", "0"], "klmtui: --seeds must be in 1..100 (got 0)"),
+    (["train", "1-1-1@8", "--seeds", "101"], "klmtui: --seeds must be in 1..100 (got 101)"),
+    (["bench", "1-1-1@8", "--device", "local", "--batch", "99999"], "klmtui: batch must be in 1..4096 (got 99999)"),
+    (["bench", "1-1-1@8", "--device", "local", "--threads", "9" * 20],
+     "klmtui: threads must be in 0..1024 (got a 20-digit number)"),
+    (["bench", "1-1-1@8", "--device", "local", "--protocol", "adaptive", "--ci", "nan"],
+     "klmtui: bad benchmark protocol: ci_rel must be between 0 and 1 (got nan)"),
+    (["bench", "70-1-1@8", "--device", "local"], "klmtui: K must be <= 64 in 70-1-1 (got 70)"),
+]
+
+
+@pytest.mark.parametrize("args, message", LIMITS, ids=[" ".join(a)[:40] for a, _ in LIMITS])
+def test_limits_at_submit_one_line_exit_2_store_untouched(study, args, message):
+    assert refused(study, *args) == message

@@ -173,7 +173,7 @@ def test_measured_source_and_status(study):
                               "M": 4, "channels": 12, "genotype": "SNAS_mild", "seed": seed, "status": "done",
                               "accuracy": acc})
     store.insert("runs", {"id": "t-00000009", "arch_id": "4-10-4@12", "arch": "4-10-4", "K": 4, "L": 10, "M": 4,
-                          "channels": 12, "seed": 9, "status": "running", "accuracy": None})
+                          "channels": 12, "seed": 9, "status": "queued", "accuracy": None})  # running needs a live pid
     for bid, lat, when in (("b-00000001", 0.9, "2026-01-01T00:00:00Z"), ("b-00000002", 0.6, "2026-01-02T00:00:00Z")):
         store.insert("benchmarks", {"id": bid, "arch_id": "4-10-4@12", "arch": "4-10-4", "K": 4, "L": 10, "M": 4,
                                     "channels": 12, "device": "nano", "status": "done", "batch": 32,
@@ -197,7 +197,7 @@ def test_measured_source_and_status(study):
     assert r.returncode == 0, r.stderr
     status = {x["id"]: x for x in r.json()}
     s = status["4-10-4@12"]
-    assert s["runs"]["total"] == 3 and s["runs"]["by_status"] == {"done": 2, "running": 1}
+    assert s["runs"]["total"] == 3 and s["runs"]["by_status"] == {"done": 2, "queued": 1}
     assert s["accuracy"] == pytest.approx(96.25) and s["best_accuracy"] == 96.5
     assert s["benchmarks"]["latest"]["id"] == "b-00000002"
     assert s["benchmarks"]["latest"]["energy_j"] == pytest.approx(4.0 * 0.6 / 32)

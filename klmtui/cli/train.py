@@ -10,7 +10,7 @@ import time
 
 import click
 
-from klmtui.cli.common import AppContext, bad_input, emit_json, pass_app, print_table, stderr_console
+from klmtui.cli.common import AppContext, emit_json, pass_app, print_table, stderr_console
 
 POLL_S = 0.5
 REFRESH_EVERY_S = 5.0
@@ -60,8 +60,9 @@ def train(app: AppContext, archs: tuple[str, ...], epochs: int | None, seeds: in
     from core.train import make_config
 
     parsed = [parse_arch(a) for a in archs]  # every argument checked before anything is written
-    if seeds < 1:
-        raise bad_input(f"--seeds must be >= 1 (got {seeds})")
+    from core.limits import check_seeds
+
+    check_seeds(seeds)
     cfg = make_config(profile, epochs=epochs, batch_size=batch_size, train_subset=train_subset,
                       test_subset=test_subset, data=data, seed=seed, lr=lr, amp=amp)
     store = app.store()
@@ -200,16 +201,19 @@ def cancel(app: AppContext, run_id: str, as_json: bool) -> None:
 
 @click.command("resume")
 @click.argument("run_id", metavar="ID")
-@click.option("--detach", is_flag=True, help="Return at once (training runs).")
+@click.option("--detach", is_flag=True, help="Return at once (the run or benchmark goes on).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def resume(app: AppContext, run_id: str, detach: bool, as_json: bool) -> None:
     """Continue an interrupted, cancelled or failed training run (t-...) or benchmark (b-...)."""
     store = app.store()
-    if _is_benchmark(run_id):
-        from remote.bench import resume_benchmark
+    if _is_benchmark(run_id):  # queued again (remote.benchjobs), followed live unless --detach
+        from klmtui.cli.bench import follow_live
+        from remote import benchjobs
 
-        rec = resume_benchmark(store, run_id)
+        rec = benchjobs.resume(store, run_id)
+        if not detach:
+            [rec] = follow_live(store, [run_id])
         if as_json:
             emit_json([rec])
         else:
