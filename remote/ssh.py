@@ -27,10 +27,10 @@ from typing import Any, Optional
 
 from core import settings
 from core.errors import InputError, OperationFailed
+from remote.deadlines import DEFAULT_ALIVE_COUNT_MAX, DEFAULT_ALIVE_INTERVAL_S, Keepalive, Overdue, bounded
 from remote.hostkeys import ChangedHostKey, UnknownHostKey, host_entry, known_keys, verify
 
 DEFAULT_TIMEOUT = settings.DEFAULT_SSH_TIMEOUT_S  # seconds: TCP connect, SSH banner, auth, channel opening
-KEEPALIVE_S = 15
 MAX_JUMPS = 8
 
 __all__ = [
@@ -136,6 +136,9 @@ class SshTarget:
     proxy_jump: list[str] = field(default_factory=list)
     known_hosts: list[Path] = field(default_factory=list)  # the user's and system's files, read only
     host_key_alias: Optional[str] = None
+    connect_timeout: Optional[float] = None  # ConnectTimeout
+    alive_interval: float = DEFAULT_ALIVE_INTERVAL_S  # ServerAliveInterval (0: off, as in ssh)
+    alive_count_max: int = DEFAULT_ALIVE_COUNT_MAX  # ServerAliveCountMax
 
     @property
     def entry(self) -> str:
@@ -175,6 +178,20 @@ def _parse_port(value: Any, what: str) -> int:
     if not 1 <= port <= 65535:
         raise InputError(f"{what}: port {port} is out of range 1-65535")
     return port
+
+
+def _config_number(found: Any, key: str, name: str, default: Any, least: float) -> Any:
+    """A numeric ssh_config value (ConnectTimeout, ServerAlive*), InputError naming it if bad."""
+    raw = found.get(key.lower())
+    if raw is None or str(raw).lower() == "none":
+        return default
+    try:
+        value = type(default)(raw) if default is not None else float(raw)
+    except (TypeError, ValueError):
+        raise InputError(f"device {name}: {key} {raw!r} in the SSH config is not a number") from None
+    if value < least:
+        raise InputError(f"device {name}: {key} {raw!r} in the SSH config must be >= {least:g}")
+    return value
 
 
 def _split_jump(spec: str) -> tuple[Optional[str], str, Optional[int]]:
@@ -240,6 +257,9 @@ def resolve_target(
         proxy_jump=[] if not proxy_jump or proxy_jump.lower() == "none" else proxy_jump.split(","),
         known_hosts=known,
         host_key_alias=found.get("hostkeyalias"),
+        connect_timeout=_config_number(found, "ConnectTimeout", name, None, 0) or None,
+        alive_interval=_config_number(found, "ServerAliveInterval", name, DEFAULT_ALIVE_INTERVAL_S, 0),
+        alive_count_max=_config_number(found, "ServerAliveCountMax", name, DEFAULT_ALIVE_COUNT_MAX, 1),
     )
 
 
@@ -380,7 +400,9 @@ def _connect_client(target: SshTarget, timeout: float, home: Optional[Path], ssh
         client.close()
         _close_quietly(sock)
         raise _explain(exc, target, timeout) from None
-    client.get_transport().set_keepalive(KEEPALIVE_S)
+    # OpenSSH's ServerAlive*: a peer that stops answering closes the transport within the window.
+    client.klmtui_keepalive = Keepalive(client.get_transport(), target.alive_interval, target.alive_count_max,
+                                        f"{target.hostname}:{target.port}").start()
     return client
 
 
@@ -424,6 +446,9 @@ class SshSession:
     def __init__(self, client: Any, target: SshTarget, hops: list, timeout: float):
         self.client, self.target, self.hops, self.timeout = client, target, hops, timeout
         self._sftp = None
+        self._overdue: Optional[str] = None
+        # A single read may wait this long before it gives up (keepalive ends a dead link sooner).
+        self.read_timeout = max(timeout, target.alive_interval * target.alive_count_max)
 
     @property
     def transport(self) -> Any:
@@ -433,16 +458,42 @@ class SshSession:
         transport = self.transport
         return transport is not None and transport.is_active()
 
+    def lost_reason(self) -> Optional[str]:
+        """Why the link is gone, when klmtui itself concluded it (keepalive, a deadline), else None."""
+        keepalives = [getattr(c, "klmtui_keepalive", None) for c in (self.client, *self.hops)]
+        return self._overdue or next((k.reason for k in keepalives if k is not None and k.reason), None)
+
     def _fail(self, what: str, exc: BaseException) -> OperationFailed:
+        reason = self.lost_reason()
+        if reason:
+            return SshUnreachable(f"device {self.target.device}: {what} failed: {reason}")
+        if "Timeout opening channel" in str(exc):
+            return SshUnreachable(
+                f"device {self.target.device}: {what} failed: no answer from {self.target.hostname}:{self.target.port}"
+                f" within {self.timeout:g} s"
+            )
         return SshUnreachable(f"device {self.target.device}: {what} failed: {exc or type(exc).__name__}")
 
+    def _bounded(self, what: str, fn: Any) -> Any:
+        """A paramiko call that can wait forever, given `self.timeout`; on expiry the link is closed."""
+
+        def give_up() -> None:
+            self._overdue = f"no answer from {self.target.hostname}:{self.target.port} within {self.timeout:g} s while {what}"
+            _close_quietly(self.client)
+
+        try:
+            return bounded(fn, self.timeout, give_up)
+        except Overdue:
+            raise SshUnreachable(f"device {self.target.device}: {self._overdue}") from None
+
     def open_exec(self, command: str) -> Any:
-        """Start `command` in the remote login shell; return the paramiko channel."""
+        """Start `command` in the remote login shell; return the paramiko channel. Both the channel
+        and the exec request are bounded by the session timeout (paramiko waits forever on exec)."""
         import paramiko
 
         try:
             channel = self.transport.open_session(timeout=self.timeout)
-            channel.exec_command(command)
+            self._bounded("starting a remote command", lambda: channel.exec_command(command))
         except (paramiko.SSHException, OSError, EOFError, AttributeError) as exc:
             raise self._fail("starting a remote command", exc) from None
         return channel
@@ -465,6 +516,8 @@ class SshSession:
                     continue
                 if channel.closed or (channel.exit_status_ready() and channel.eof_received):
                     break
+                if not self.alive():
+                    raise self._fail("a remote command", EOFError("connection lost"))
                 if time.monotonic() > deadline:
                     raise OperationFailed(f"device {self.target.device}: remote command timed out after {timeout:g} s")
                 time.sleep(0.01)
@@ -478,18 +531,28 @@ class SshSession:
 
         if self._sftp is None:
             try:
-                self._sftp = self.client.open_sftp()
+                self._sftp = self._bounded("starting SFTP", self.client.open_sftp)
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 raise self._fail("opening SFTP", exc) from None
+            self._sftp.get_channel().settimeout(self.read_timeout)  # every SFTP reply read is bounded
         return self._sftp
 
     def close(self) -> None:
         if self._sftp is not None:
             _close_quietly(self._sftp)
             self._sftp = None
-        _close_quietly(self.client)
-        for hop in reversed(self.hops):
-            _close_quietly(hop)
+        for client in (self.client, *reversed(self.hops)):
+            keepalive = getattr(client, "klmtui_keepalive", None)
+            if keepalive is not None:
+                keepalive.stop()
+            _close_quietly(client)
+
+
+def _timeout_for(target: SshTarget, timeout: Optional[float]) -> float:
+    """The argument, else $KLMTUI_SSH_TIMEOUT, else the config's ConnectTimeout, else 10 s."""
+    if timeout is None and settings.SSH_TIMEOUT_ENV not in os.environ and target.connect_timeout:
+        return float(target.connect_timeout)
+    return ssh_timeout(timeout)
 
 
 def connect(
@@ -500,8 +563,8 @@ def connect(
     ssh_config: Optional[Path] = None,
 ) -> SshSession:
     """Open an authenticated, host-key-verified session to a device record."""
-    seconds = ssh_timeout(timeout)
     target = resolve_target(device, ssh_config=ssh_config)
+    seconds = _timeout_for(target, timeout)
     hops: list = []
     try:
         client = _connect_client(target, seconds, home, ssh_config, hops)
@@ -542,8 +605,8 @@ def fetch_host_key(
     from remote.hostkeys import fingerprint
 
     _quiet_paramiko()
-    seconds = ssh_timeout(timeout)
     target = resolve_target(device, ssh_config=ssh_config)
+    seconds = _timeout_for(target, timeout)
     files = _known_host_files(target, home)
     hops: list = []
     sock = None

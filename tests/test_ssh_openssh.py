@@ -170,3 +170,89 @@ def test_host_certificate_signed_by_a_cert_authority_line(sshd, ssh_env, tmp_pat
     user_known.write_text(f"@cert-authority * {' '.join(Path(f'{other}.pub').read_text().split()[:2])}\n")
     with pytest.raises(OperationFailed, match="no @cert-authority line names"):
         ssh.connect(device_record(sshd))
+
+
+# --------------------------------------------------------------------------- deadlines
+
+
+def _within(seconds: float, fn):
+    """Run fn in a thread; (elapsed, exception) once it ends; fail the test if it hangs."""
+    import threading
+    import time
+
+    box: dict = {}
+
+    def call():
+        start = time.monotonic()
+        try:
+            fn()
+        except BaseException as exc:
+            box["error"] = exc
+        box["elapsed"] = time.monotonic() - start
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still waiting after {seconds} s"
+    return box["elapsed"], box.get("error")
+
+
+@pytest.fixture
+def relay(sshd, ssh_env):
+    from tests.fixtures.relay import StallingRelay
+
+    proxy = StallingRelay(sshd.host, sshd.port)
+    klmtui_known(ssh_env).write_text(f"[127.0.0.1]:{proxy.port} {key_part(sshd)}\n")
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("when", ["before-channel", "after-channel"])
+@pytest.mark.parametrize("step", ["exec", "sftp"])
+def test_link_stalling_right_after_auth_ends_within_the_timeout(sshd, relay, step, when, monkeypatch):
+    session = ssh.connect(device_record(sshd, port=relay.port), timeout=2)
+    try:
+        if when == "before-channel":
+            relay.stall()
+        else:  # the channel opens, then the exec / sftp subsystem request gets no answer
+            real_open = session.transport.open_session
+
+            def open_then_stall(*args, **kwargs):
+                channel = real_open(*args, **kwargs)
+                relay.stall()
+                return channel
+
+            monkeypatch.setattr(session.transport, "open_session", open_then_stall)
+        call = (lambda: session.run("echo hi")) if step == "exec" else session.sftp
+        elapsed, error = _within(60, call)
+    finally:
+        session.close()
+    assert isinstance(error, ssh.SshUnreachable), error
+    assert "within 2 s" in str(error) and "\n" not in str(error)
+    assert elapsed < 20  # 2 s deadline; generous margin for a loaded machine (was: forever)
+
+
+def test_dead_peer_found_by_keepalive_per_server_alive_interval_x_count_max(sshd, relay, ssh_env):
+    (user_ssh(ssh_env) / "config").write_text("Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\n")
+    session = ssh.connect(device_record(sshd, port=relay.port), timeout=5)
+    assert (session.target.alive_interval, session.target.alive_count_max) == (1, 2)
+    try:
+        channel = session.open_exec("sleep 120")
+        relay.stall()
+        elapsed, error = _within(60, lambda: session.run("sleep 120", timeout=300))
+        channel.close()
+    finally:
+        session.close()
+    assert isinstance(error, ssh.SshUnreachable), error
+    assert "2 keepalives in 2 s" in str(error)
+    assert elapsed < 30  # ~2-3 s; the command itself would take 120 s
+
+
+def test_connect_timeout_from_the_users_config(silent_port, ssh_env, monkeypatch):
+    monkeypatch.delenv("KLMTUI_SSH_TIMEOUT", raising=False)
+    (user_ssh(ssh_env) / "config").write_text("Host quiet\n  HostName 127.0.0.1\n  ConnectTimeout 1\n")
+    elapsed, error = _within(60, lambda: ssh.connect({"id": "q", "host": "quiet", "port": silent_port}))
+    assert isinstance(error, ssh.SshUnreachable) and "within 1 s" in str(error), error
+    assert elapsed < 15
