@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional, Sequence
 
@@ -98,12 +99,44 @@ class LocalTransport:
         try:
             proc = subprocess.Popen(
                 [python, "-u", "-m", AGENT_MODULE, *[str(a) for a in args]],
-                cwd=self.agent_dir, env=env, stdin=subprocess.DEVNULL,
+                cwd=self.agent_dir, env=env, stdin=subprocess.PIPE,  # the host's heartbeat
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
             )
         except OSError as exc:
             raise InputError(f"cannot start the agent with python {python!r}: {exc.strerror or exc}") from exc
         return LocalAgentProcess(proc)
+
+    def disk_free(self) -> tuple[str, Optional[int]]:
+        """(the work folder, free bytes on its file system) for the check before a push."""
+        probe = self.workdir
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        try:
+            return str(self.workdir), shutil.disk_usage(probe).free
+        except OSError:
+            return str(self.workdir), None
+
+    def pending_bytes(self, files: Sequence[tuple[Path, str]]) -> int:
+        """Bytes a push of (local, path relative to the work folder) pairs would write."""
+        need = 0
+        for local, relative in files:
+            target = inside(self.workdir, relative)
+            if not (target.is_file() and _digest(target) == _digest(Path(local))):
+                need += Path(local).stat().st_size
+        return need
+
+    def kill_group(self, pgid: int, tag: str) -> bool:
+        """Kill a leftover agent's process group if its leader still carries `tag` (the benchmark id)."""
+        try:
+            cmdline = Path(f"/proc/{int(pgid)}/cmdline").read_bytes()
+        except OSError:
+            return False
+        if tag.encode() not in cmdline or AGENT_MODULE.encode() not in cmdline:
+            return False
+        _killpg(int(pgid), signal.SIGTERM)
+        time.sleep(CANCEL_GRACE_S / 5)
+        _killpg(int(pgid), signal.SIGKILL)
+        return True
 
     def close(self) -> None:
         pass
@@ -125,6 +158,18 @@ class LocalAgentProcess:
     def _read_stderr(self) -> None:
         for raw in iter(self.proc.stderr.readline, b""):
             self._stderr.append(raw.decode("utf-8", "replace"))
+
+    @property
+    def pgid(self) -> int:
+        return self.proc.pid  # a session (and group) of its own
+
+    def heartbeat(self) -> None:
+        """One line on the agent's stdin: the host is alive (the agent's --heartbeat-timeout)."""
+        try:
+            self.proc.stdin.write(b"\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            pass  # the agent has gone
 
     def lines(self) -> Iterator[str]:
         for raw in iter(self.proc.stdout.readline, b""):

@@ -240,6 +240,39 @@ class SshTransport:
         self.push([(Path(local), posixpath.basename(remote))], rel_folder, progress)
         return remote
 
+    # -- before a push (remote.bench.check_space)
+    def disk_free(self) -> tuple[str, Optional[int]]:
+        """(the work folder, free bytes on the device's file system holding it; None if unknown)."""
+        folder = self.workdir
+        script = (f"p={shlex.quote(folder)}; while [ ! -e \"$p\" ] && [ \"$p\" != / ]; do p=$(dirname -- \"$p\"); done; "
+                  "df -Pk -- \"$p\" 2>/dev/null | tail -n 1")
+        status, out, _ = self.session.run(f"sh -c {shlex.quote(script)}", timeout=60)
+        fields = out.split()
+        if status != 0 or len(fields) < 4 or not fields[3].isdigit():
+            return folder, None
+        return folder, int(fields[3]) * 1024
+
+    def pending_bytes(self, files: Sequence[tuple[Path, str]]) -> int:
+        """Bytes a push of (local, path relative to the work folder) pairs would write (changed files)."""
+        wanted = {rel: Path(local) for local, rel in files}
+        remote = self.remote_sha256(self.workdir, wanted)
+        return sum(local.stat().st_size for rel, local in wanted.items() if remote.get(rel) != _sha256(local))
+
+    def kill_group(self, pgid: int, tag: str) -> bool:
+        """Kill a leftover agent's process group on the device, only if its leader's command line
+        still carries `tag` (the benchmark id): a recycled group id is left alone."""
+        pgid = int(pgid)
+        if pgid <= 1 or not re.fullmatch(r"[A-Za-z0-9-]{1,64}", tag):
+            return False
+        script = (
+            f"tr '\\000' ' ' < /proc/{pgid}/cmdline 2>/dev/null | grep -q -e {shlex.quote(tag)} || exit 3; "
+            f"kill -TERM -{pgid} 2>/dev/null; i=0; "
+            f"while kill -0 -{pgid} 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
+            f"kill -KILL -{pgid} 2>/dev/null; exit 0"
+        )
+        status, _, _ = self.session.run(f"sh -c {shlex.quote(script)}", timeout=30)
+        return status == 0
+
     # -- the agent
     def agent_command(self, args: Sequence[str]) -> str:
         """The remote shell command: every word quoted; `setsid` gives the agent its own process
@@ -353,6 +386,14 @@ class SshAgentProcess:
             self._pgid_known.set()
             if not self._session.alive():
                 self.link_lost = True
+
+    def heartbeat(self) -> None:
+        """One line on the agent's stdin over the session: the host is alive (--heartbeat-timeout)."""
+        try:
+            if not self._channel.closed and self._channel.send_ready():
+                self._channel.send(b"\n")
+        except Exception:
+            pass  # a dropped link: the agent stops itself when the beats stay away
 
     def wait(self, timeout: Optional[float] = None) -> Optional[int]:
         """The agent's exit status; None if the link dropped (or timeout passed) before one came."""

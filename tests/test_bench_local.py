@@ -146,7 +146,7 @@ def _alive(pid: int) -> bool:
 
 def test_cancel_from_another_process_kills_the_agent(cli, tmp_path):
     argv = [sys.executable, "-m", "klmtui", "--store", str(cli.store), "bench", "1-1-1@8", "--device", "local",
-            "--batch", "4", "--runs", "1000000", "--batches", "4", "--warmup-runs", "1", "--warmup-batches", "1", "--threads", "1", "--no-power"]
+            "--batch", "4", "--runs", "100000", "--batches", "4", "--warmup-runs", "1", "--warmup-batches", "1", "--threads", "1", "--no-power"]
     proc = subprocess.Popen(argv, cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         store = Store(cli.store)

@@ -24,7 +24,9 @@ from klmtui.cli.common import emit_json, pass_app, print_table, stderr_console
 
 JSON_KEYS = ("id", "arch", "channels", "device", "latency_s", "latency_p90_s", "power_w", "energy_j", "status",
              "images_per_s", "weights", "protocol", "timing", "batch", "power_reason", "error",
-             "batches_timed", "seconds_timed", "stop_reason", "power_timed")
+             "batches_timed", "seconds_timed", "stop_reason", "power_timed",
+             "power_rails_w", "power_rail", "power_source", "power_pass", "energy_j_ci", "power_overhead_pct",
+             "like_thesis", "clocks")
 
 
 class LiveView:
@@ -81,6 +83,19 @@ def _row(record: dict) -> dict:
 @click.option("--keep-none", is_flag=True, default=False, help="Time the genotype's `none` edges too (the thesis' code did).")
 @click.option("--images", default=None, metavar="DIR", help="--timing thesis: an image folder on the device (default synthetic).")
 @click.option("--no-power", is_flag=True, default=False, help="Skip the power pass.")
+@click.option("--power-rail", default=None, metavar="RAIL",
+              help="What power_w is: input (the board's input rail, default), gpu, cpu, sum, or a rail name "
+                   "(the thesis logged POM_5V_GPU: gpu).")
+@click.option("--power-source", type=click.Choice(("auto", "sysfs", "tegrastats")), default=None,
+              help="auto (default): the INA monitors in sysfs where the board exposes them, else tegrastats.")
+@click.option("--power-pass", type=click.Choice(("auto", "same", "separate")), default=None,
+              help="same: latency and power in one pass (overhead measured); separate: the thesis' two passes; "
+                   "auto: same with sysfs.")
+@click.option("--like-thesis", is_flag=True, default=False,
+              help="Measure what the thesis' script measured: edge_all genotype with `none` edges, cudnn.benchmark, "
+                   "a DataLoader over real images, the whole loop body, GPU rail.")
+@click.option("--lock-clocks", is_flag=True, default=False,
+              help="sudo -n jetson_clocks for the benchmark, previous clocks restored afterwards.")
 @click.option("--heartbeat-timeout", type=float, default=None, metavar="S",
               help="The agent stops itself after S seconds without the host's heartbeat (30).")
 @click.option("--detach", is_flag=True, help="Queue the benchmarks and return at once (print their ids).")

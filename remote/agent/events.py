@@ -109,6 +109,9 @@ SUMMARY = {
     "power_overhead_pct": F(NUM, ge=-100, le=10 ** 4),
     "power_overhead_method": F(STR),
     "like_thesis": F(ANY),
+    "clocks": F(OBJ),
+    "genotype_used": F(STR),  # the genotype built (--keep-none / --like-thesis: its edge_all form)
+    "none_edges": F(INT, ge=0, le=10 ** 6),  # `none` edges the timed network computes
 }
 # Summary fields the host does not store under their own name (remote.bench.summary_fields).
 SUMMARY_NOT_STORED = ("latency", "power", "device", "protocol", "environment_end")
@@ -137,6 +140,7 @@ AGENT_EVENTS = {
         "seconds": F(NUM, gt=0, le=MAX_BATCH_S, required=True),
         "warmup": F(BOOL),
         "extra": F(BOOL),
+        "t0": F(NUM), "t1": F(NUM),  # perf_counter at the batch's start/end (the power samples' clock)
     },
     "power": {
         "board_power_mw": F(NUM, ge=0, le=MAX_BOARD_W * 1000, required=True),
@@ -145,6 +149,8 @@ AGENT_EVENTS = {
         "gpu_load_pct": F(NUM, ge=0, le=100),
         "ram_used_mb": F(NUM, ge=0, le=10 ** 7),
         "in_window": F(BOOL),
+        "t_mono": F(NUM),  # perf_counter when sampled (the batch timers' clock)
+        "power_source": F(STR, choices=("tegrastats", "sysfs")),
     },
     "summary": SUMMARY,
     "error": {
