@@ -258,3 +258,68 @@ def genotype_name(genotype):
         if known == genotype:
             return name
     return "custom"
+
+
+def edge_all_form(genotype):
+    # type: (Genotype) -> Tuple[Genotype, Dict[str, Dict[int, int]]]
+    """The `*_edge_all` form of a genotype (what the thesis built), and where each edge moved.
+
+    Every intermediate node takes every predecessor; the edges the genotype does not use become
+    `none` (x*0: computed, no parameters). Returns (genotype, {"normal": {old: new}, "reduce":
+    {old: new}}) mapping each original edge index to its index in the new form (module keys
+    `cells.N._ops.<index>` move with it). A registered `*_edge_all` genotype with the same edges
+    is returned as it is (the edge_all form of SNAS_mild is SNAS_mild_edge_all). A genotype already
+    in that form maps to itself. Raises ValueError when a node reads one input twice (no
+    edge_all form has room for that).
+    """
+    genotype = get_genotype(genotype)
+    built = {}
+    for kind in ("normal", "reduce"):
+        edges, concat = getattr(genotype, kind), getattr(genotype, kind + "_concat")
+        ops = {}  # (node, source) -> op
+        moved = {}  # old index -> (node, source)
+        for node, node_edges in enumerate(cell_nodes(edges, concat)):
+            for index, name, source in node_edges:
+                if (node, source) in ops and ops[(node, source)] != "none":
+                    raise ValueError("{} cell node {} reads state {} twice: it has no edge_all form".format(
+                        kind, node, source))
+                if name != "none" or (node, source) not in ops:
+                    ops[(node, source)] = name
+                moved[index] = (node, source)
+        built[kind] = (ops, moved, len(cell_nodes(edges, concat)))
+
+    def layout(kind, candidate):
+        """{(node, source): index} of a candidate edge_all genotype's cell, or None if it differs."""
+        ops, _, steps = built[kind]
+        edges, concat = getattr(candidate, kind), getattr(candidate, kind + "_concat")
+        if list(concat) != list(getattr(genotype, kind + "_concat")):
+            return None
+        nodes = cell_nodes(edges, concat)
+        if len(nodes) != steps or len(edges) != sum(2 + i for i in range(steps)):
+            return None
+        where = {}
+        for node, node_edges in enumerate(nodes):
+            for index, name, source in node_edges:
+                if ops.get((node, source), "none") != name or (node, source) in where:
+                    return None
+                where[(node, source)] = index
+        return where
+
+    for candidate in [genotype] + [GENOTYPES[n] for n in sorted(GENOTYPES) if n.endswith("_edge_all")]:
+        wheres = dict((kind, layout(kind, candidate)) for kind in ("normal", "reduce"))
+        if all(w is not None for w in wheres.values()):
+            return candidate, dict((kind, dict((old, wheres[kind][ns]) for old, ns in built[kind][1].items()))
+                                   for kind in ("normal", "reduce"))
+    fields = {}
+    maps = {}
+    for kind in ("normal", "reduce"):
+        ops, moved, steps = built[kind]
+        edges, where = [], {}
+        for node in range(steps):
+            for source in range(2 + node):
+                where[(node, source)] = len(edges)
+                edges.append((ops.get((node, source), "none"), source))
+        fields[kind] = edges
+        fields[kind + "_concat"] = list(getattr(genotype, kind + "_concat"))
+        maps[kind] = dict((old, where[ns]) for old, ns in moved.items())
+    return Genotype(**fields), maps

@@ -111,3 +111,72 @@ def read_int(path):
         return int(text.split()[0]) if text else None
     except ValueError:
         return None
+
+
+# --------------------------------------------------------------------------- clocks (issue 9)
+
+SUDO_TIMEOUT_S = 30.0
+
+
+def clock_state():
+    """nvpmodel mode, whether jetson_clocks looks active, and the current clocks (MHz).
+
+    `jetson_clocks_active` is read without root: True when every CPU's and every devfreq
+    device's (GPU, EMC where exposed) minimum clock equals its maximum (what jetson_clocks sets),
+    False when one does not, None where the board exposes none of them.
+    """
+    pinned = []
+    for pattern, lo, hi in (("/sys/devices/system/cpu/cpu[0-9]*/cpufreq", "scaling_min_freq", "scaling_max_freq"),
+                            ("/sys/class/devfreq/*", "min_freq", "max_freq")):
+        for folder in sorted(glob.glob(pattern)):
+            a, b = read_int(os.path.join(folder, lo)), read_int(os.path.join(folder, hi))
+            if a is not None and b is not None:
+                pinned.append(a == b)
+    return {"nvpmodel": nvpmodel_mode(), "jetson_clocks_active": all(pinned) if pinned else None,
+            "clocks_mhz": clocks_mhz()}
+
+
+def run_sudo(argv, timeout=SUDO_TIMEOUT_S):
+    """Run `sudo -n ARGV` with no terminal input: (ok, one line). Never waits for a password."""
+    try:
+        proc = subprocess.Popen(["sudo", "-n"] + list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, universal_newlines=True, start_new_session=True)
+        out, err = proc.communicate(timeout=timeout)
+    except OSError as exc:
+        return False, "sudo not available (%s)" % (exc.strerror or exc)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return False, "sudo -n %s did not finish within %.0f s" % (" ".join(argv), timeout)
+    lines = [l.strip() for l in (err or out or "").splitlines() if l.strip()]
+    if proc.returncode != 0:
+        return False, "sudo -n %s failed (status %s): %s" % (" ".join(argv), proc.returncode,
+                                                            lines[0] if lines else "no output")
+    return True, lines[0] if lines else ""
+
+
+class ClockLock(object):
+    """--lock-clocks: `jetson_clocks --store FILE`, `jetson_clocks`; `release()` restores FILE."""
+
+    def __init__(self, store_file):
+        self.store_file = store_file
+        self.locked = False
+
+    def acquire(self):
+        """None when locked, else the one-line reason (nothing changed then)."""
+        ok, msg = run_sudo(["jetson_clocks", "--store", self.store_file])
+        if not ok:
+            return "--lock-clocks: " + msg
+        ok, msg = run_sudo(["jetson_clocks"])
+        if not ok:
+            return "--lock-clocks: " + msg
+        self.locked = True
+        return None
+
+    def release(self):
+        """Restore the stored clocks; None or the reason it failed."""
+        if not self.locked:
+            return None
+        self.locked = False
+        ok, msg = run_sudo(["jetson_clocks", "--restore", self.store_file])
+        return None if ok else msg

@@ -30,6 +30,7 @@ from remote.agent.events import Emitter
 from remote.agent.heartbeat import Watchdog
 from remote.agent.measure import PASSES, SOURCES, Measurement
 from remote.agent.tegrastats import check_power_rail
+from remote.agent.thesis_loop import LoopTimer, like_thesis_record, like_thesis_setup
 from remote.agent.timing import SyncTimer, ThesisTimer, run_adaptive, run_extra, run_thesis
 
 AGENT_VERSION = 1
@@ -80,10 +81,15 @@ def build_parser():
                    help="auto: the INA monitors in sysfs where the board has them, else tegrastats")
     p.add_argument("--power-pass", choices=PASSES, default="auto",
                    help="same: latency and power in one pass; separate: the thesis' two passes; auto: same with sysfs")
-    p.add_argument("--power-rail", default="input", type=_power_rail,
-                   help="input (default), gpu, cpu, sum, or a rail name: which figure is power_w")
+    p.add_argument("--power-rail", default=None, type=_power_rail,
+                   help="input (default; gpu with --like-thesis), gpu, cpu, sum, or a rail name: which figure is power_w")
+    p.add_argument("--like-thesis", action="store_true",
+                   help="time what the thesis' script timed (remote.agent.thesis_loop)")
+    p.add_argument("--lock-clocks", action="store_true",
+                   help="sudo -n jetson_clocks during the benchmark; the previous clocks are restored after")
     p.add_argument("--sysfs-root", default="/", help="where sysfs is mounted (tests use a fake tree)")
     p.add_argument("--sysfs-rate-hz", type=float, default=100.0, help="sysfs sampling rate")
+    p.add_argument("--power-events-hz", type=float, default=10.0, help="at most this many power events a second (sysfs)")
     p.add_argument("--job", help="the host's benchmark id (only marks this process, for the host's cleanup)")
     p.add_argument("--heartbeat-timeout", type=float, default=0.0,
                    help="stop when stdin (the host's heartbeat) is silent this many seconds (0: off)")
@@ -110,13 +116,45 @@ def build_model(torch, args, device):
         genotype = get_genotype(args.genotype)
     except (KeyError, ValueError) as exc:
         raise AgentError(str(exc).strip("'\""))
+    moved = None
+    if args.keep_none:  # time the `none` edges as the thesis did: build the genotype's edge_all form
+        from core.genotypes import edge_all_form, genotype_name
+
+        try:
+            genotype, moved = edge_all_form(genotype)
+        except ValueError as exc:
+            raise AgentError("--keep-none: genotype %s: %s" % (args.genotype, exc))
+        args.genotype_used = genotype_name(genotype)
     torch.manual_seed(0)
     model = Network(args.channels, args.num_classes, args.K, args.L, args.M, genotype,
                     auxiliary=False, drop_none=not args.keep_none)
     model.drop_path_prob = 0.0
     if args.weights:
-        model.load_state_dict(load_state_dict(torch, args.weights))
+        state = load_state_dict(torch, args.weights)
+        model.load_state_dict(move_edges(state, moved, model.reductions) if moved else state)
     return model.to(device).eval()
+
+
+def move_edges(state, moved, reductions):
+    """Rename `cells.N._ops.<old>.` keys to the edge_all form's edge indices (moved: kind -> {old: new})."""
+    import re
+
+    out = {}
+    for key, value in state.items():
+        m = re.match(r"^cells\.(\d+)\._ops\.(\d+)\.(.*)$", key)
+        if m:
+            kind = "reduce" if int(m.group(1)) in reductions else "normal"
+            new = moved[kind].get(int(m.group(2)), int(m.group(2)))
+            key = "cells.%s._ops.%d.%s" % (m.group(1), new, m.group(3))
+        out[key] = value
+    return out
+
+
+def none_edges(model):
+    """How many `none` edges (core.ops.Zero) the built model computes."""
+    from core.ops import Zero
+
+    return sum(1 for m in model.modules() if isinstance(m, Zero))
 
 
 def load_state_dict(torch, path):
@@ -147,6 +185,9 @@ def run(args, emit):
         raise AgentError("--device cuda but CUDA is not available on this device")
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
                           else "cpu")
+    like_thesis_setup(args)  # --like-thesis: keep_none, cudnn_benchmark, GPU rail
+    args.power_rail = args.power_rail or "input"
+    args.genotype_used = args.genotype
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
     try:
@@ -154,7 +195,12 @@ def run(args, emit):
     except RuntimeError as exc:  # load_state_dict mismatch
         raise AgentError("weights %s do not fit %d-%d-%d@%d: %s" % (
             args.weights, args.K, args.L, args.M, args.channels, _first_line(exc)[:300]))
-    if args.timing == "thesis":
+    if args.like_thesis:
+        try:
+            timer = LoopTimer(torch, model, protocol.batch, device, args.images)
+        except (ValueError, ImportError, OSError) as exc:
+            raise AgentError("--like-thesis: cannot use images from %s: %s" % (args.images, _first_line(exc)))
+    elif args.timing == "thesis":
         try:
             timer = ThesisTimer(torch, model, protocol.batch, device, args.images)
         except (ValueError, ImportError, OSError) as exc:
@@ -170,7 +216,17 @@ def run(args, emit):
          environment=environment.collect(torch, device), heartbeat_timeout_s=args.heartbeat_timeout)
 
     started = time.time()
+    clocks = {"locked": False, "before_latency": environment.clock_state()}
+    lock = None
+    if args.lock_clocks:
+        lock = environment.ClockLock(os.path.abspath("jetson_clocks.%d.conf" % os.getpid()))
+        failed = lock.acquire()
+        if failed:
+            raise AgentError(failed)
+        clocks["locked"] = True
+        clocks["after_lock"] = environment.clock_state()
     measurement = Measurement(args, emit)
+    measurement.clocks = clocks
     try:
         hook = measurement.latency_hook(timer, per_run=protocol.protocol == "thesis")
         if protocol.protocol == "thesis":
@@ -180,14 +236,22 @@ def run(args, emit):
         adaptive = timed.pop("adaptive", None)
         latency = summarize(kept)
         median = latency["median_s"]
+        clocks["after_latency"] = environment.clock_state()
 
         power_w, power_info, power_reason = None, {}, "skipped (--no-power)"
         if not args.no_power and measurement.same_pass and hook is not None:
             power_info, power_w, power_reason = measurement.finish_same()
         elif not args.no_power:
             power_info, power_w, power_reason = power_pass(args, protocol, timer, emit, len(kept), measurement)
+        if "after_power" not in clocks and not measurement.same_pass and not args.no_power:
+            clocks["after_power"] = environment.clock_state()
     finally:
         measurement.close()
+        if hasattr(timer, "close"):
+            timer.close()
+        if lock is not None:
+            clocks["restore_error"] = lock.release()
+            clocks["after_restore"] = environment.clock_state()
     power_fields = measurement.fields(kept, protocol.batch)
     power_fields["power_rails_w"] = (power_info or {}).get("power_rails_w")
 
@@ -213,6 +277,10 @@ def run(args, emit):
         "duration_s": time.time() - started,
     }
     summary.update(power_fields)  # power_pass, power_source, power_rail, power_rails_w, energy_j, ...
+    summary["genotype_used"] = args.genotype_used
+    summary["none_edges"] = none_edges(model)
+    summary["like_thesis"] = like_thesis_record(args, timer, args.genotype_used, summary["none_edges"])
+    summary["clocks"] = clocks
     return summary
 
 

@@ -72,7 +72,8 @@ class Measurement(object):
         if self.source == "sysfs":
             from remote.agent.sysfs_power import SysfsSampler
 
-            self.sampler = SysfsSampler(args.sysfs_root, args.sysfs_rate_hz, self.emit, args.power_rail)
+            self.sampler = SysfsSampler(args.sysfs_root, args.sysfs_rate_hz, self.emit, args.power_rail,
+                                        emit_hz=args.power_events_hz)
         else:
             self.sampler = TegrastatsSampler(args.tegrastats, args.tegrastats_interval, self.emit, args.power_rail)
         return self.sampler

@@ -145,7 +145,8 @@ def run_thesis(timer, protocol, emit, pass_name, on_measure=None, on_batch=None)
             seconds = timer()
             if on_batch is not None:
                 on_batch("after", run, batch, warmup, seconds)
-            emit("latency", **{"pass": pass_name, "run": run, "batch": batch, "seconds": seconds, "warmup": warmup})
+            emit("latency", **{"pass": pass_name, "run": run, "batch": batch, "seconds": seconds, "warmup": warmup,
+                               "t0": getattr(timer, "t0", None), "t1": getattr(timer, "t1", None)})
             if not warmup:
                 kept.append(seconds)
                 first = t0 if first is None else first
@@ -174,7 +175,8 @@ def run_adaptive(timer, protocol, emit, pass_name, on_measure=None, fixed=None, 
         seconds = timer()
         if on_batch is not None:
             on_batch("after", 0, batch, False, seconds)
-        emit("latency", **{"pass": pass_name, "run": 0, "batch": batch, "seconds": seconds, "warmup": False})
+        emit("latency", **{"pass": pass_name, "run": 0, "batch": batch, "seconds": seconds, "warmup": False,
+                           "t0": getattr(timer, "t0", None), "t1": getattr(timer, "t1", None)})
         stop.add(seconds, time.time() - start)
         batch += 1
     if fixed is not None:
