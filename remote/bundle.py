@@ -1,7 +1,9 @@
 """The agent bundle: exactly the files pushed to a device, with their paths inside the bundle.
 
-Everything listed here must run on the device's Python 3.6 / torch 1.10 (tests/test_agent_compat.py
-runs vermin over `bundle_files()`). The agent runs from the bundle root as
+This is the one list of device-side code. Everything in it must run on the device's Python 3.6 /
+torch 1.10 (tests/test_py36_compat.py runs vermin over `bundle_files()`) and may import only the
+standard library, torch and each other (the `device_side` import-linter contract in pyproject.toml,
+tests/import_contracts.py, reads `device_modules()`). The agent runs from the bundle root as
 `python -u -m remote.agent.main ...`, so the relative paths mirror the repository's packages.
 """
 
@@ -28,3 +30,14 @@ def bundle_files(root: Path | None = None) -> list[tuple[Path, str]]:
     if missing:
         raise FileNotFoundError(f"agent bundle incomplete, missing: {', '.join(missing)}")
     return sorted(((root / r, r) for r in set(relative)), key=lambda item: item[1])
+
+
+def device_modules(root: Path | None = None) -> list[str]:
+    """The dotted names of the bundle's Python modules (`core.ops`, `remote.agent.main`; a
+    package's `__init__.py` is the package itself, e.g. `remote.agent`)."""
+    names = []
+    for _, relative in bundle_files(root):
+        if relative.endswith(".py"):
+            parts = relative[: -len(".py")].split("/")
+            names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return sorted(names)

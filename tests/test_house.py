@@ -127,3 +127,25 @@ def test_one_export_path_for_cli_and_tui(cli, tmp_path):
     text = (tmp_path / "tui.md").read_text(encoding="utf-8")
     assert text == (tmp_path / "cli.md").read_text(encoding="utf-8")
     assert "as published (rounded to 0.1M)" in text  # the source note the TUI's own copy had lost
+
+
+def test_device_side_contract_reads_the_bundle_and_can_fail():
+    """The `device_side` contract (pyproject.toml) checks remote.bundle's modules; an import of
+    host-side code (or of a package a Jetson lacks) from one of them breaks it."""
+    import grimp
+
+    from remote.bundle import bundle_files, device_modules
+    from tests.import_contracts import DeviceSideContract
+
+    modules = device_modules()
+    assert {"core.network", "remote.agent.main", "remote.agent.tegrastats"} <= set(modules)
+    assert len(modules) == len([r for _, r in bundle_files() if r.endswith(".py")])
+    graph = grimp.build_graph("core", "remote", include_external_packages=True)
+    contract = DeviceSideContract("device", {}, {"allowed_external": ["torch", "PIL"]})
+    assert contract.check(graph, verbose=False).kept
+    graph.add_import(importer="remote.agent.timing", imported="core.store", line_number=1, line_contents="import core.store")
+    graph.add_import(importer="core.ops", imported="numpy", line_number=2, line_contents="import numpy")
+    check = contract.check(graph, verbose=False)
+    assert not check.kept
+    assert {(b["importer"], b["imported"]) for b in check.metadata["bad"]} == {("remote.agent.timing", "core.store"),
+                                                                              ("core.ops", "numpy")}
