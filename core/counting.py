@@ -114,14 +114,13 @@ def _cell_cost(nodes: list[list[Edge]], multiplier: int, c_pp: int, c_p: int, c:
     return Cost(cost.params, cost.macs, out_size), multiplier * c
 
 
-def network_cost(C: int, K: int, L: int, M: int, genotype: Genotype, num_classes: int = NUM_CLASSES,
-                 image_size: int = IMAGE_SIZE) -> Cost:
-    """Parameters (without the auxiliary head) and inference MACs of core.network.Network."""
+def _cell_costs(C: int, K: int, L: int, M: int, genotype: Genotype, image_size: int = IMAGE_SIZE):
+    """The stem's cost, then each cell's: yields (index, reduction, Cost, output channels); -1 is the stem."""
     reductions = (K, K + L + 1)
     normal = (cell_nodes(genotype.normal, genotype.normal_concat), len(list(genotype.normal_concat)))
     reduce = (cell_nodes(genotype.reduce, genotype.reduce_concat), len(list(genotype.reduce_concat)))
     c_curr = STEM_MULTIPLIER * C
-    total = _conv(3, c_curr, 3, image_size, padding=1) + _bn(c_curr, image_size)
+    yield -1, False, _conv(3, c_curr, 3, image_size, padding=1) + _bn(c_curr, image_size), c_curr
     c_pp, c_p, c_curr = c_curr, c_curr, C
     size_pp = size_p = image_size
     reduction_prev = False
@@ -131,12 +130,36 @@ def network_cost(C: int, K: int, L: int, M: int, genotype: Genotype, num_classes
             c_curr *= 2
         nodes, multiplier = reduce if reduction else normal
         cell, c_out = _cell_cost(nodes, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev, size_pp, size_p)
-        total = Cost(total.params + cell.params, total.macs + cell.macs, cell.size)
+        yield i, reduction, cell, c_out
         reduction_prev = reduction
         c_pp, c_p = c_p, c_out
         size_pp, size_p = size_p, cell.size
+
+
+def network_cost(C: int, K: int, L: int, M: int, genotype: Genotype, num_classes: int = NUM_CLASSES,
+                 image_size: int = IMAGE_SIZE) -> Cost:
+    """Parameters (without the auxiliary head) and inference MACs of core.network.Network."""
+    params = macs = c_p = 0
+    for _, _, cost, c_out in _cell_costs(C, K, L, M, genotype, image_size):
+        params, macs, c_p = params + cost.params, macs + cost.macs, c_out
     classifier = c_p * num_classes
-    return Cost(total.params + classifier + num_classes, total.macs + classifier, 1)
+    return Cost(params + classifier + num_classes, macs + classifier, 1)
+
+
+def block_macs(arch: Arch) -> tuple[int, int, int, int, int]:
+    """MACs of (stem, block 1, reduction 1, block 2, reduction 2 + block 3 + classifier) for one image.
+
+    The parts the latency predictor (core.predict) uses as features; they sum to count_macs.
+    """
+    K, L = arch.K, arch.L
+    parts = [0, 0, 0, 0, 0]
+    c_p = 0
+    for i, _, cost, c_out in _cell_costs(arch.channels, K, L, arch.M, resolve_genotype(arch.genotype)):
+        part = 0 if i < 0 else 1 if i < K else 2 if i == K else 3 if i <= K + L else 4
+        parts[part] += cost.macs
+        c_p = c_out
+    parts[4] += c_p * NUM_CLASSES
+    return tuple(parts)  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=4096)

@@ -40,9 +40,13 @@ def _register() -> None:
     for module in (space, results, train, devices, bench, runs):
         for command in getattr(module, "COMMANDS", ()):
             main.add_command(command)
-    from klmtui.cli import interop  # reproducing the thesis: import-checkpoint, export-model, figures, report
+    from klmtui.cli import interop, reproduce  # the thesis: import-checkpoint, export-model, figures, report
 
-    for command in interop.COMMANDS:
+    for command in (*interop.COMMANDS, *reproduce.COMMANDS):
+        main.add_command(command)
+    from klmtui.cli import predict  # issue 10: predict, plan
+
+    for command in predict.COMMANDS:
         main.add_command(command)
 
 

@@ -63,7 +63,7 @@ def status(app, as_json: bool) -> None:
     from core.schema import ACTIVE_STATUSES
     from core.study import study_status
 
-    store = app.live_store()
+    store = app.live_view()
     rows = study_status(store)
     if as_json:
         emit_json(rows)
@@ -161,10 +161,12 @@ def _plot_axes(spec: str, objectives):
 @click.option("--reference", "reference_specs", multiple=True, metavar="OBJ=VALUE",
               help="Reference point for the hypervolume, one per objective (table output).")
 @click.option("--plot", "plot_spec", metavar="X,Y", help="Also draw X against Y with their 2-D front highlighted.")
+@click.option("--with-predicted", "with_predicted", is_flag=True,
+              help="Fill missing latency/power with predictions (klmtui predict), marked ~ and counted.")
 @click.option("--json", "as_json", is_flag=True, help="Print the front rows as a JSON array.")
 @pass_app
 def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: bool, reference_specs,
-           plot_spec: str | None, as_json: bool) -> None:
+           plot_spec: str | None, with_predicted: bool, as_json: bool) -> None:
     """The Pareto front over one source's own figures (plain dominance unless --tolerance)."""
     from core.pareto import check_columns, front_2d, hypervolume, pareto_front, parse_reference
     from core.report import format_value, scatter, with_derived
@@ -174,9 +176,15 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
     tolerances = _tolerances(tolerance_specs)
     reference = parse_reference(reference_specs, objectives)
     axes = _plot_axes(plot_spec, objectives) if plot_spec else None
-    rows = source_rows(app.live_store(), source)
+    rows = source_rows(app.live_view(), source)
     if exact_params:
         rows = with_exact_params(rows)
+    notes: list[str] = []
+    if with_predicted:
+        from core.predict import with_predicted as add_predictions
+
+        rows, notes = add_predictions(app.live_store(), source, rows,
+                                      [o.name for o in (*objectives, *(axes or ()))])
     rows = [with_derived(r) for r in rows]
     check_columns(rows, [o.name for o in (*objectives, *(axes or ()))])
     result = pareto_front(rows, objectives, tolerances)
@@ -184,7 +192,8 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
     if as_json:
         emit_json([
             {"arch": r["arch"], "arch_id": r["arch_id"], "K": r["K"], "L": r["L"], "M": r["M"],
-             "channels": r["channels"], "source": r.get("source", source), **{n: r.get(n) for n in names}}
+             "channels": r["channels"], "source": r.get("source", source), **{n: r.get(n) for n in names},
+             **({"predicted": r.get("predicted") or [], "intervals": r.get("intervals") or {}} if with_predicted else {})}
             for r in result.front
         ])
         return
@@ -196,15 +205,26 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
     table_rows = []
     for r in result.rows:
         mark = ("●=" if r["arch_id"] in tie_ids else "●") if r["on_front"] else ""
+        guessed = set(r.get("predicted") or ())
+        if guessed:
+            guessed |= {"energy_mj", "energy_j"}
         cells = [Text(mark, style="bold green"), r["arch"], r["channels"],
-                 *[format_value(n, r.get(n), rows) for n in names],
-                 format_value("energy_mj", r.get("energy_mj"), rows)]
+                 *[_cell(n, r, rows, guessed) for n in names],
+                 _cell("energy_mj", r, rows, guessed)]
         if table1:
             cells.append("yes" if (r.get("extra") or {}).get("table1") else "")
         table_rows.append(cells)
     title = f"source {source}: {len(result.front)} of {len(result.rows)} rows on the front"
+    if with_predicted:
+        from core.predict import predicted_count
+
+        on_front = predicted_count(result.front)
+        title += (f"; {predicted_count(result.rows)} row(s) with predicted figures (~, italic), "
+                  f"{on_front} of them on the front")
     print_table(title, columns, table_rows, caption=_caption(result, source, exact_params, tie_ids))
     console = stdout_console()
+    for note in notes:
+        console.print(f"not predicted: {note}")
     if result.excluded:
         missing = ", ".join(r["arch_id"] for r in result.excluded)
         console.print(f"excluded for a missing objective value: {missing}")
@@ -215,6 +235,16 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
         front2 = front_2d(rows, x, y, tolerances)
         click.echo(scatter(rows, x, y, {r["arch_id"] for r in front2.front},
                            title=f"{source}: 2-D Pareto front of {x} vs {y}"))
+
+
+def _cell(name: str, row: dict, rows, guessed: set):
+    """A table cell; a predicted figure is `~value` in italics, never mistaken for a measured one."""
+    from rich.text import Text
+
+    from core.report import format_value
+
+    text = format_value(name, row.get(name), rows)
+    return Text("~" + text, style="italic yellow") if name in guessed and row.get(name) is not None else text
 
 
 def _caption(result, source: str, exact_params: bool, tie_ids: set) -> str:
