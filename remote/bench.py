@@ -48,6 +48,7 @@ TIMED_KEYS = ("batches_timed", "seconds_timed", "stop_reason")
 EventCallback = Callable[[dict], None]
 CANCEL_FILE = "cancel"
 EVENTS_FILE = "events.jsonl"
+MAX_AGENT_LOG_BYTES = 1 << 20  # agent.log: skipped lines and the stderr tail, bounded
 # Agent options beyond the protocol (name -> agent flag); booleans are flags.
 AGENT_EXTRAS = {
     "compute": "--device",
@@ -235,8 +236,17 @@ class _Run:
                 pass  # progress is a courtesy: never fail a benchmark over it
 
     def log(self, text: str) -> None:
-        with open(self.folder / "agent.log", "a", encoding="utf-8") as f:
-            f.write(text.rstrip("\n") + "\n")
+        """Append to agent.log, which never grows past MAX_AGENT_LOG_BYTES (a device printing
+        garbage for hours fills it once, then lines are only counted in `bad_lines`)."""
+        path = self.folder / "agent.log"
+        room = MAX_AGENT_LOG_BYTES - 80 - (path.stat().st_size if path.exists() else 0)  # 80: the note
+        if room <= 0:
+            return
+        data = (text.rstrip("\n") + "\n").encode("utf-8", "replace")
+        if len(data) >= room:
+            data = data[:room] + b"\n[agent.log is full: more lines are counted, not logged]\n"
+        with open(path, "ab") as f:
+            f.write(data)
 
     def cancel_requested(self) -> bool:
         return self.cancel.is_set() or (self.folder / CANCEL_FILE).exists()

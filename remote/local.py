@@ -156,7 +156,7 @@ class LocalAgentProcess:
         self._err_thread.start()
 
     def _read_stderr(self) -> None:
-        for raw in iter(self.proc.stderr.readline, b""):
+        for raw in iter(lambda: self.proc.stderr.readline(8192), b""):  # bounded pieces of any line
             self._stderr.append(raw.decode("utf-8", "replace"))
 
     @property
@@ -172,8 +172,10 @@ class LocalAgentProcess:
             pass  # the agent has gone
 
     def lines(self) -> Iterator[str]:
-        for raw in iter(self.proc.stdout.readline, b""):
-            yield raw.decode("utf-8", "replace").rstrip("\r\n")
+        from remote.linereader import read_lines
+
+        for raw in read_lines(self.proc.stdout.read1, "local"):  # bounded: LineTooLong past the cap
+            yield raw.decode("utf-8", "replace").rstrip("\r")
 
     def cancel(self) -> None:
         with self._lock:

@@ -343,9 +343,11 @@ class SshAgentProcess:
 
     def lines(self) -> Iterator[str]:
         """stdout lines as they arrive; ends at EOF, on cancel, or when the link is gone."""
+        from remote.linereader import LineSplitter
+
         channel = self._channel
         channel.settimeout(1.0)
-        buffer = b""
+        splitter = LineSplitter(self._device)  # bounded: a huge or endless line raises LineTooLong
         last_data = time.monotonic()
         try:
             while True:
@@ -371,14 +373,13 @@ class SshAgentProcess:
                 if not data:
                     break
                 last_data = time.monotonic()
-                buffer += data
-                while b"\n" in buffer:
-                    raw, buffer = buffer.split(b"\n", 1)
+                for raw in splitter.feed(data):
                     line = self._line(raw)
                     if line is not None:
                         yield line
-            if buffer:
-                line = self._line(buffer)
+            rest = splitter.rest()
+            if rest:
+                line = self._line(rest)
                 if line is not None:
                     yield line
         finally:
