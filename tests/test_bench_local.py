@@ -47,7 +47,6 @@ def test_bench_streams_events_and_stores_the_replayed_power(cli, tmp_path, tegra
     assert {"arch", "channels", "device", "latency_s", "latency_p90_s", "power_w", "energy_j", "status", "id"} <= set(row)
     assert (row["arch"], row["channels"], row["device"], row["status"]) == ("1-1-1", 8, "local", "done")
     assert row["power_w"] == power["nano_cores_off"] / 1000  # every replayed line says 2003 mW
-    assert row["energy_j"] == pytest.approx(row["power_w"] * row["latency_s"] / 4)
     assert json.loads(log.read_text().splitlines()[0])["board_power_mw"] == power["nano_cores_off"]
 
     record = Store(cli.store).get("benchmarks", row["id"])
@@ -63,6 +62,12 @@ def test_bench_streams_events_and_stores_the_replayed_power(cli, tmp_path, tegra
     assert len(kept) == 6 and record["latency_s"] == pytest.approx(statistics.median(kept))
     in_window = [e["board_power_mw"] for e in events if e["event"] == "power" and e["in_window"]]
     assert in_window and set(in_window) == {power["nano_cores_off"]}
+    # energy per image: power integrated over each power-pass batch (constant 2003 mW here), / batch;
+    # batches before the first or after the last sample are not covered, so not counted
+    stamps = [e["t_mono"] for e in events if e["event"] == "power"]
+    covered = [e["t1"] - e["t0"] for e in events if e["event"] == "latency" and e["pass"] == "power"
+               and not e["warmup"] and not e.get("extra") and stamps[0] <= e["t0"] and e["t1"] <= stamps[-1]]
+    assert covered and row["energy_j"] == pytest.approx(row["power_w"] * statistics.median(covered) / 4)
 
 
 def test_without_tegrastats_latency_is_measured_and_power_unavailable(cli):

@@ -1,0 +1,209 @@
+"""Issue 9 end to end: board power by rail through `klmtui bench --device local`, `--keep-none` and
+`--like-thesis` change what is timed, and nothing waits on sudo.
+
+tegrastats is tests/fake_tegrastats.py replaying real lines (tests/fixtures/tegrastats_families.txt,
+sources named there); `sudo` is a stand-in on PATH that, like the real one, fails at once under `-n`
+when it would need a password, and otherwise waits (for a password that never comes).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from core.store import Store
+from remote.local import LocalTransport
+from tests.fake_tegrastats import install, read_fixture
+from tests.fixtures.cli import assert_one_line_error
+from tests.fixtures.paths import shared_file
+
+FAMILIES = Path(__file__).resolve().parent / "fixtures" / "tegrastats_families.txt"
+SMALL = ["--batch", "4", "--runs", "3", "--batches", "4", "--warmup-runs", "1", "--warmup-batches", "1", "--threads", "1"]
+AGENT_SMALL = ["--K", "1", "--L", "1", "--M", "1", "--channels", "8", *SMALL]
+FAKE_SUDO = """#!/bin/sh
+# A stand-in for sudo on a board where the user needs a password.
+for a in "$@"; do
+  if [ "$a" = "-n" ]; then echo "sudo: a password is required" >&2; exit 1; fi
+done
+sleep 600  # would ask for a password on the terminal
+"""
+
+
+def replay(cli, tmp_path, records):
+    bin_dir = install(tmp_path / "bin", fixture=FAMILIES, records=records)
+    cli.env["PATH"] = f"{bin_dir}{os.pathsep}{cli.env['PATH']}"
+
+
+@pytest.mark.parametrize("record, rail, want_w, source", [
+    ("thor_vin", None, 26.686, "VIN"),                  # Thor: the module input, not VIN + its parts (45.777)
+    ("agx_orin_jp72", None, 13.907, "sum"),             # JetPack 7.2 (three values per rail), no input rail
+    ("agx_orin_jp72", "gpu", 5.139, "VDD_GPU_SOC"),
+])
+def test_local_benchmark_reports_exactly_the_replayed_rail(cli, tmp_path, record, rail, want_w, source):
+    replay(cli, tmp_path, [record])
+    extra = ["--power-rail", rail] if rail else []
+    r = cli("bench", "1-1-1@8", "--device", "local", *SMALL, *extra, "--json")
+    assert r.returncode == 0, r.stderr
+    [row] = r.json()
+    assert row["status"] == "done" and row["power_w"] == pytest.approx(want_w, abs=1e-9)
+    assert row["power_rail"] == (rail or "input") and row["power_source"] == "tegrastats"
+    assert row["power_pass"] == "separate"
+    rails = {name: mw / 1000 for name, mw in __import__("remote.agent.tegrastats", fromlist=["parse"]).parse(
+        dict((n, l) for n, _, l in read_fixture(FAMILIES))[record])["rails"].items()}
+    assert row["power_rails_w"] == pytest.approx(rails)  # every rail, in W
+    stored = Store(cli.store).get("benchmarks", row["id"])
+    assert stored["power_stats"]["power_rail_used"] == source
+    assert stored["energy_j"] == row["energy_j"] and row["energy_j"] > 0
+    assert row["power_overhead_pct"] is not None
+
+
+def test_a_rail_the_board_lacks_is_power_unavailable_with_the_boards_rails(cli, tmp_path):
+    replay(cli, tmp_path, ["thor_vin"])
+    r = cli("bench", "1-1-1@8", "--device", "local", *SMALL, "--power-rail", "VDD_IN", "--json")
+    assert r.returncode == 0, r.stderr
+    [row] = r.json()
+    assert row["power_w"] is None
+    assert "no rail VDD_IN on this board (rails: VDD_CPU_SOC_MSS, VDD_GPU, VIN, VIN_SYS_5V0)" in row["power_reason"]
+
+
+@pytest.mark.parametrize("args", [["--power-rail", "VDD IN"], ["--power-rail", "gpu;reboot"], ["--power-rail", ""],
+                                  ["--power-source", "magic"], ["--power-pass", "twice"]])
+def test_bad_power_options_are_one_line_exit_2(cli, args):
+    line = assert_one_line_error(cli("bench", "1-1-1@8", "--device", "local", *args))
+    assert "power" in line.lower()
+    assert not Store(cli.store).exists() or not Store(cli.store).all("benchmarks")
+
+
+def fake_sudo(tmp_path):
+    bin_dir = tmp_path / "sudo-bin"
+    bin_dir.mkdir()
+    (bin_dir / "sudo").write_text(FAKE_SUDO)
+    (bin_dir / "sudo").chmod(0o755)
+    return bin_dir
+
+
+def test_lock_clocks_never_waits_for_a_password(cli, tmp_path):
+    cli.env["PATH"] = f"{fake_sudo(tmp_path)}{os.pathsep}{cli.env['PATH']}"
+    started = time.monotonic()
+    r = cli("bench", "1-1-1@8", "--device", "local", *SMALL, "--lock-clocks", timeout=120)
+    assert time.monotonic() - started < 100
+    line = assert_one_line_error(r, code=1)
+    assert "sudo -n jetson_clocks" in line and "password is required" in line
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return Path(LocalTransport({"name": "m", "workdir": str(tmp_path_factory.mktemp("device"))}).prepare())
+
+
+def run_agent(bundle, *args, env=None, timeout=180):
+    env = dict(env or os.environ)
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([sys.executable, "-u", "-m", "remote.agent.main", *AGENT_SMALL, *args], cwd=bundle,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    return proc, [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_sudo_tegrastats_fails_at_once_instead_of_hanging(bundle, tmp_path):
+    env = dict(os.environ, PATH=f"{fake_sudo(tmp_path)}{os.pathsep}{os.environ['PATH']}")
+    started = time.monotonic()
+    proc, events = run_agent(bundle, "--tegrastats", "sudo tegrastats", "--power-max-extra-s", "60", env=env)
+    assert time.monotonic() - started < 50  # not the 60 s of waiting for samples, nor sudo's 600 s
+    summary = events[-1]
+    assert proc.returncode == 0 and summary["event"] == "summary", proc.stderr
+    assert summary["power_w"] is None and "password is required" in summary["power_reason"]
+    assert summary["power"]["command"].startswith("sudo -n tegrastats")
+
+
+def count_none_runs(model, torch):
+    from core.ops import Zero
+
+    calls = []
+    for m in model.modules():
+        if isinstance(m, Zero):
+            m.register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 32, 32))
+    return len(calls)
+
+
+def test_keep_none_builds_and_runs_the_120_none_edges_of_the_default_id():
+    import torch
+
+    from remote.agent.main import build_model, build_parser
+
+    args = build_parser().parse_args(["--K", "6", "--L", "6", "--M", "6", "--channels", "36", "--keep-none"])
+    model = build_model(torch, args, torch.device("cpu"))
+    assert args.genotype_used == "SNAS_mild_edge_all"  # 6-6-6@36 is the compact SNAS_mild: its edge_all form
+    assert count_none_runs(model, torch) == 120  # 18 normal x 6 + 2 reduction x 6, all computed
+    args = build_parser().parse_args(["--K", "6", "--L", "6", "--M", "6", "--channels", "36"])
+    assert count_none_runs(build_model(torch, args, torch.device("cpu")), torch) == 0
+
+
+@pytest.mark.parametrize("genotype", ["SNAS_mild", "DARTS_V2"])
+def test_keep_none_moves_trained_weights_to_the_edge_all_keys(tmp_path, genotype):
+    """Weights of the compact form load into the edge_all form and give the very same outputs."""
+    import torch
+
+    from core.network import Network
+    from remote.agent.main import build_model, build_parser
+
+    torch.manual_seed(3)
+    compact = Network(8, 10, 1, 1, 1, genotype, auxiliary=False).eval()
+    for p in compact.parameters():
+        p.data.normal_()
+    path = tmp_path / "w.pt"
+    torch.save(compact.state_dict(), path)
+    args = build_parser().parse_args(["--K", "1", "--L", "1", "--M", "1", "--channels", "8", "--genotype", genotype,
+                                      "--keep-none", "--weights", str(path)])
+    full = build_model(torch, args, torch.device("cpu"))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(full(x)[0], compact(x)[0], atol=1e-5)
+    assert count_none_runs(full, torch) == 3 * 6 + 2 * 6
+
+
+def test_a_genotype_without_an_edge_all_form_is_refused_in_one_line():
+    from core.genotypes import Genotype, edge_all_form
+
+    twice = Genotype(normal=[("sep_conv_3x3", 0), ("skip_connect", 0)] * 4, normal_concat=[2, 3, 4, 5],
+                     reduce=[("max_pool_3x3", 0), ("max_pool_3x3", 1)] * 4, reduce_concat=[2, 3, 4, 5])
+    with pytest.raises(ValueError, match="reads state 0 twice"):
+        edge_all_form(twice)
+
+
+@pytest.fixture(scope="module")
+def cifar_test_images(tmp_path_factory):
+    """16 real CIFAR-10 test JPEGs (the first of the shared tarball: airplane), ImageFolder layout."""
+    tarball = shared_file("data/cifar10-jpeg.tar.gz")
+    dest = tmp_path_factory.mktemp("cifar16")
+    taken = 0
+    with tarfile.open(tarball) as tar:
+        for member in tar:
+            if member.isfile() and "/test/" in member.name and member.name.endswith(".jpg"):
+                tar.extract(member, dest, filter="data")
+                taken += 1
+                if taken == 16:
+                    break
+    return dest / "cifar10-jpeg" / "test"
+
+
+def test_like_thesis_times_the_loop_body_over_real_images_with_none_edges(bundle, cifar_test_images):
+    proc, events = run_agent(bundle, "--like-thesis", "--images", str(cifar_test_images), "--no-power")
+    assert proc.returncode == 0, proc.stderr
+    hello, summary = events[0], events[-1]
+    assert hello["drop_none"] is False and summary["drop_none"] is False
+    assert summary["genotype_used"] == "SNAS_mild_edge_all" and summary["none_edges"] == 3 * 6 + 2 * 6
+    like = summary["like_thesis"]
+    assert like["cudnn_benchmark"] is True and like["power_rail"] == "gpu" and like["none_edges_computed"] == 30
+    assert like["dataloader"]["workers"] == 2 and "forward + loss + top-1/top-5" in like["timed"]
+    assert like["images"].startswith("files:") and "(16 images)" in like["images"]
+    assert like["fresh_process_per_run"] is False  # said, not hidden
+    # the default is not like the thesis, and says so
+    proc, events = run_agent(bundle, "--no-power")
+    assert events[-1]["like_thesis"] is False and events[-1]["none_edges"] == 0
