@@ -279,16 +279,13 @@ class KlmtuiApp(App):
             return
         for run_id in run_ids:
             self.call_in_worker("resume", self.services.resume, run_id, done=f"resumed {run_id}")
-        by_device: dict[str, list[dict]] = {}
+        streams = []
         for bench in benches:
-            by_device.setdefault(bench.get("device") or LOCAL_DEVICE, []).append(bench)
-        for device, records in by_device.items():
-            streams = []
-            for bench in records:
-                stream = self.streams.open(bench["arch_id"], device)
-                stream.bench_id = bench["id"]
-                streams.append(stream)
-            self._run_streams(streams, device, resume=True)
+            stream = self.streams.open(bench["arch_id"], bench.get("device") or LOCAL_DEVICE)
+            stream.bench_id = bench["id"]
+            streams.append(stream)
+        if streams:
+            self._run_streams(streams, [], resume=True)
 
     # ------------------------------------------------------------------ benchmarks
     def ask_bench(self, arch_ids: list[str]) -> None:
@@ -299,64 +296,65 @@ class KlmtuiApp(App):
         def answer(form: dict | None) -> None:
             if form:
                 self.bench_defaults.update({"device": form["device"], **form["options"]})
-                self.start_benchmarks(arch_ids, form["device"], form["options"])
+                self.start_benchmarks(arch_ids, form.get("devices") or [form["device"]], form["options"])
 
         self.push_screen(BenchForm(arch_ids, devices, self.bench_defaults), answer)
 
-    def start_benchmarks(self, arch_ids: list[str], device: str, options: dict) -> None:
-        from core.store import new_id
+    def start_benchmarks(self, arch_ids: list[str], devices: list[str] | str, options: dict) -> None:
+        """Queue one benchmark per architecture over the device pool (as `klmtui bench --device ...`)."""
+        devices = [devices] if isinstance(devices, str) else list(devices)
+        streams = [self.streams.open(arch_id, ",".join(devices)) for arch_id in arch_ids]
+        self._run_streams(streams, devices, options=options)
 
-        streams = [self.streams.open(arch_id, device) for arch_id in arch_ids]
-        for stream in streams:
-            stream.bench_id = new_id("b-")  # allocated here: the app follows exactly that record
-        self._run_streams(streams, device, options=options)
-
-    def _run_streams(self, streams: list, device: str, options: dict | None = None, resume: bool = False) -> None:
-        """Benchmarks as detached processes (they outlive the app), followed one after the other in a
-        thread worker (never two at once on one device: they would time each other): new ones are
-        one `klmtui bench ... --id` process for the whole queue, resumed ones a process each. Events
-        come back as StreamEvent messages, then StreamEnded. Quitting stops following, not them."""
+    def _run_streams(self, streams: list, devices: list[str], options: dict | None = None, resume: bool = False) -> None:
+        """Benchmarks through remote.benchjobs (queued records, detached runners that outlive the app,
+        one at a time per device, the devices in parallel), followed in a thread worker. Events come
+        back as StreamEvent messages, then StreamEnded as each ends. Quitting stops following, not them."""
         stop = self._stop_following
+        where = ", ".join(devices) if devices else "their devices"
+        title = f"benchmark on {where}"
 
         def job() -> None:
             from textual.worker import get_current_worker
 
             worker = get_current_worker()
             stopped = lambda: stop.is_set() or worker.is_cancelled  # noqa: E731
-            proc = None
-            for stream in streams:
-                key = stream.key
-                title = f"benchmark {stream.arch_id} on {device}"
-                if resume and stream.cancel.is_set():
-                    self.post_message(StreamEnded(key, None, "cancelled before it started"))
-                    continue
-                try:
-                    if resume:
-                        offset = self.services.events_size(stream.bench_id)
-                        proc = self.services.start_resume(stream.bench_id)
-                    else:
-                        offset = 0
-                        proc = proc or self.services.start_benchmarks(
-                            [s.arch_id for s in streams], device, options or {}, [s.bench_id for s in streams])
-                    record = self.services.follow_benchmark(
-                        stream.bench_id, proc, lambda event: self.post_message(StreamEvent(key, event)),
-                        stream.cancel, stopped, offset=offset)
-                except KlmtuiError as exc:
-                    self.post_message(StreamEnded(key, None, str(exc)))
-                    self.post_message(ActionFailed(title, str(exc)))
-                except Exception as exc:  # an unexpected failure: report, keep running
-                    self.post_message(StreamEnded(key, None, f"{type(exc).__name__}: {exc}"))
-                    self.post_message(ActionFailed(title, f"{type(exc).__name__}: {exc}"))
+            try:
+                if resume:
+                    offsets = {}
+                    for stream in streams:
+                        if stream.cancel.is_set():
+                            self.post_message(StreamEnded(stream.key, None, "cancelled before it started"))
+                            continue
+                        offsets[stream.bench_id] = self.services.resume_benchmark(stream.bench_id)
                 else:
-                    if record is None:
-                        return  # the app quits; the benchmark process carries on
-                    self.post_message(StreamEnded(key, record, None))
-                    self.post_message(ActionDone(f"{title}: {record.get('status', 'done')}", result=record))
-                self.reload_store()
+                    ids = self.services.submit_benchmarks([s.arch_id for s in streams], devices, options or {})
+                    for stream, bench_id in zip(streams, ids):
+                        stream.bench_id = bench_id
+                    offsets = {bench_id: 0 for bench_id in ids}
+                keys = {s.bench_id: s.key for s in streams}
+                cancels = {s.bench_id: s.cancel for s in streams}
+
+                def ended(record: dict) -> None:
+                    self.post_message(StreamEnded(keys[record["id"]], record, None))
+                    self.post_message(ActionDone(f"benchmark {record['id']} ({record.get('arch_id')} on "
+                                                 f"{record.get('device')}): {record.get('status')}", result=record))
+
+                self.services.follow_benchmarks(offsets, lambda i, e: self.post_message(StreamEvent(keys[i], e)),
+                                                ended, cancels, stopped)
+            except KlmtuiError as exc:
+                for stream in streams:
+                    self.post_message(StreamEnded(stream.key, None, str(exc)))
+                self.post_message(ActionFailed(title, str(exc)))
+            except Exception as exc:  # an unexpected failure: report, keep running
+                for stream in streams:
+                    self.post_message(StreamEnded(stream.key, None, f"{type(exc).__name__}: {exc}"))
+                self.post_message(ActionFailed(title, f"{type(exc).__name__}: {exc}"))
+            self.reload_store()
 
         names = ", ".join(s.arch_id for s in streams[:3]) + (" ..." if len(streams) > 3 else "")
-        self.notify(f"benchmarking {names} on {device}", timeout=3)
-        self.run_worker(job, thread=True, group=f"bench-{device}", exit_on_error=False)
+        self.notify(f"benchmarking {names} on {where}", timeout=3)
+        self.run_worker(job, thread=True, group="bench", exit_on_error=False)
 
     def on_stream_ended(self, message: StreamEnded) -> None:
         stream = self.streams.get(message.key)

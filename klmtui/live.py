@@ -1,24 +1,18 @@
-"""Live streams: the samples of a benchmark as they arrive, kept for the details panel.
+"""Live streams: the benchmarks this app follows, as they arrive, for the details panel.
 
-Events are appended as they come (cheap, on the UI thread); screens redraw from here at most
-~10 times a second (`dirty` tells them whether there is anything new). Statistics come from
-`core.latency`, the same code the agent and the summary use.
+Events are folded as they come (cheap, on the UI thread) by THE fold, remote.benchevents.BenchState
+(the one the CLI's live view and the store update use; only fields of the one event schema,
+remote/agent/events.py, are read, and an event that breaks it is counted in `bad` and skipped).
+Screens redraw from here at most ~10 times a second (`dirty` tells them whether there is
+anything new). Statistics come from `core.latency`, the same code the agent and the summary use.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
-MAX_KEEP = 5000  # samples kept per series (the thesis protocol times 2,500 batches)
-
-
-def _first(event: dict, *names: str) -> Any:
-    for name in names:
-        if event.get(name) is not None:
-            return event[name]
-    return None
+from remote.benchevents import BenchState, Invalid, validate_event
 
 
 @dataclass
@@ -27,67 +21,69 @@ class LiveStream:
     arch_id: str
     device: str
     bench_id: str | None = None
-    status: str = "queued"  # queued -> running -> done | failed | cancelled
-    latencies: list[float] = field(default_factory=list)
-    power_w: list[float] = field(default_factory=list)
-    environment: dict = field(default_factory=dict)
+    status: str = "queued"  # queued -> running -> done | failed | cancelled | interrupted
     summary: dict | None = None
     error: str | None = None
-    events: int = 0
-    warmup: int = 0
-    phase: str = ""  # the agent's current pass: latency, then power
+    bad: int = 0  # events that broke the schema (skipped)
     dirty: bool = True
     ended: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
+    state: BenchState = field(default_factory=BenchState)
 
     @property
     def active(self) -> bool:
         return self.status in ("queued", "running")
 
+    # the fold's view, under the names the screens use
+    @property
+    def latencies(self) -> list[float]:
+        return self.state.latencies
+
+    @property
+    def power_w(self) -> list[float]:
+        return self.state.power_w
+
+    @property
+    def environment(self) -> dict:
+        return self.state.environment
+
+    @property
+    def phase(self) -> str:
+        return self.state.phase
+
+    @property
+    def events(self) -> int:
+        return self.state.events
+
+    @property
+    def warmup(self) -> int:
+        """Batches reported but not kept as latency samples (warm-up, the power pass)."""
+        return sum(self.state.batches.values()) - len(self.state.latencies)
+
+    @property
+    def progress(self) -> str:
+        """`x/N batches, pass, ETA` while it runs."""
+        return self.state.progress_text()
+
     def feed(self, event: dict) -> None:
-        """Fold one agent/host event into the stream (unknown events are counted, not fatal)."""
-        self.events += 1
+        """Fold one event (an agent's or the host's) into the stream."""
         self.dirty = True
-        kind = event.get("event")
-        if event.get("bench_id") or event.get("benchmark_id"):
-            self.bench_id = event.get("bench_id") or event.get("benchmark_id")
         if self.ended:
             return  # nothing after the end (a late line must not revive a finished stream)
-        if kind == "hello":
-            self.status = "running"
-            env = event.get("environment")
-            self.environment.update(env if isinstance(env, dict) else {k: v for k, v in event.items() if k not in ("event", "t")})
-        elif kind == "latency":
-            self.status = "running"
-            self.phase = str(event.get("pass") or self.phase)
-            if event.get("warmup") or event.get("pass") == "power":
-                self.warmup += 1  # shown as progress, kept out of the statistics
-                return
-            values = _first(event, "samples", "seconds_list")
-            if isinstance(values, list):
-                self.latencies.extend(float(v) for v in values if v is not None)
-            else:
-                value = _first(event, "seconds", "latency_s", "s", "value")
-                if value is not None:
-                    self.latencies.append(float(value))
-            del self.latencies[:-MAX_KEEP]
-        elif kind == "power":
-            watts = _first(event, "power_w", "board_power_w")
-            if watts is None:
-                mw = _first(event, "board_power_mw", "mw")
-                watts = None if mw is None else float(mw) / 1000.0
-            if watts is not None:
-                self.power_w.append(float(watts))
-                del self.power_w[:-MAX_KEEP]
-        elif kind == "summary":
-            self.summary = dict(event)
-        elif kind == "finished":
-            self.status = event.get("status") or self.status
-            self.error = self.error or event.get("error")
-        elif kind == "error":
-            self.error = str(_first(event, "message", "error") or "the device reported an error")
-        elif kind == "environment" and isinstance(event.get("environment"), dict):
-            self.environment.update(event["environment"])
+        try:
+            event = validate_event(event)
+        except Invalid:
+            self.bad += 1
+            return
+        self.state.feed(event)
+        self.bench_id = self.state.bench_id or self.bench_id
+        self.device = self.state.device or self.device  # a pool's benchmark: the device that took it
+        if self.state.status != "queued":
+            self.status = self.state.status
+        if event["event"] == "summary":
+            self.summary = dict(self.state.summary or {})
+        if self.state.error:
+            self.error = self.state.error
 
     def finish(self, record: dict | None = None, error: str | None = None) -> None:
         self.dirty = True
@@ -105,9 +101,7 @@ class LiveStream:
             self.status = "done"
 
     def stats(self) -> dict:
-        from core.latency import summarize
-
-        return summarize(self.latencies)
+        return self.state.stats()
 
 
 class LiveStreams:

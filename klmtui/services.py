@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from core.errors import InputError, KlmtuiError, OperationFailed
-from core.schema import FINAL_STATUSES, TABLES
+from core.errors import KlmtuiError
+from core.schema import TABLES
 
 FOLLOW_S = 0.1  # a benchmark started here is followed ~10 times a second
-PROCESS_LOG = "process.log"  # the detached benchmark process' own output (its one-line error, if any)
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ class Services:
 
         sig = file_signature(self.store_path)
         try:
-            store = self.store()
+            store = self.store().view(strict=True)  # every table from one parse of the file
             tables = {name: store.all(name) for name in TABLES}
             figures = {}
             for source in study.source_names(store):
@@ -141,93 +137,53 @@ class Services:
         return jobs.metrics(store, run_id), jobs.log_tail(store, run_id, lines), jobs.progress(store, run_id) or {}
 
     # ------------------------------------------------------------------ benchmarks
-    def start_benchmarks(self, arch_ids: list[str], device: str, options: dict, bench_ids: list[str]) -> subprocess.Popen:
-        """`klmtui bench ARCH... --device DEV --id b-...` as a detached process (its own session):
-        it outlives the TUI and runs the architectures one after the other (one at a time per device)."""
-        argv = [sys.executable, "-m", "klmtui", "--store", str(self.store_path.resolve()), "bench", *arch_ids,
-                "--device", device]
-        for key, value in options.items():
-            if value in (None, False, ""):
-                continue
-            flag = "--ci" if key == "ci_rel" else "--" + key.replace("_", "-")
-            argv += [flag] if value is True else [flag, str(value)]
-        for bench_id in bench_ids:
-            argv += ["--id", bench_id]
-        return self._detached(argv, bench_ids[0])
+    def submit_benchmarks(self, arch_ids: list[str], devices: list[str], options: dict) -> list[str]:
+        """Queue the benchmarks over the device pool (remote.benchjobs.submit, as `klmtui bench`):
+        detached runners, one at a time per device, the devices in parallel; they outlive the TUI."""
+        from remote import benchjobs
 
-    def start_resume(self, bench_id: str) -> subprocess.Popen:
-        """`klmtui resume b-...` as a detached process: a failed/cancelled/interrupted benchmark again."""
-        argv = [sys.executable, "-m", "klmtui", "--store", str(self.store_path.resolve()), "resume", bench_id]
-        return self._detached(argv, bench_id)
+        return benchjobs.submit(self.store(), arch_ids, devices, options)
 
-    def _detached(self, argv: list[str], bench_id: str) -> subprocess.Popen:
-        """Its own session (no signal of the terminal or of this app reaches it); output to a log file
-        in the run folder; this process' environment (HOME, KLMTUI_HOME: the SSH configuration)."""
-        log = self.store().run_dir(bench_id) / PROCESS_LOG
-        with open(log, "ab") as out:
-            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, close_fds=True, env=dict(os.environ))
+    def resume_benchmark(self, bench_id: str) -> int:
+        """Queue a failed/cancelled/interrupted benchmark again; where its new events will start."""
+        from remote import benchjobs
+
+        offset = benchjobs.events_size(self.store(), bench_id)
+        benchjobs.resume(self.store(), bench_id)
+        return offset
 
     def events_size(self, bench_id: str) -> int:
-        """Where new events of a benchmark will start (a resumed one appends to its file)."""
-        try:
-            return (self.store().run_dir(bench_id) / "events.jsonl").stat().st_size
-        except OSError:
-            return 0
+        from remote import benchjobs
 
-    def follow_benchmark(self, bench_id: str, proc: subprocess.Popen, on_event: Callable[[dict], None],
-                         cancel: threading.Event, stop: Callable[[], bool], offset: int = 0,
-                         poll_s: float = FOLLOW_S) -> dict | None:
-        """Tail `run_dir(bench_id)/events.jsonl` into `on_event` until the record, written by `proc`,
-        reaches a terminal status (or `proc` has exited); returns that record. Returns None at once
-        when `stop()` (the app quits: the benchmark keeps running). `cancel` set -> cancel_benchmark."""
-        from remote.bench import CANCEL_FILE, cancel_benchmark, refresh_benchmarks
+        return benchjobs.events_size(self.store(), bench_id)
+
+    def follow_benchmarks(self, offsets: dict[str, int], on_event: Callable[[str, dict], None],
+                          on_end: Callable[[dict], None], cancels: dict[str, threading.Event],
+                          stop: Callable[[], bool], poll_s: float = FOLLOW_S) -> list[dict] | None:
+        """Follow benchmarks (remote.benchjobs.follow) until each has ended (`on_end(record)` as each
+        does); None at once when `stop()` (the app quits: the benchmarks keep running). A set
+        `cancels[id]` cancels that benchmark (queued or running)."""
+        from remote import benchjobs
+        from remote.bench import cancel_benchmark
 
         store = self.store()
-        folder = store.run_dir(bench_id)
-        tail = _Tail(folder / "events.jsonl", offset, on_event)
-        ours = cancel_sent = False
-        while True:
-            tail.read()
-            if stop():
-                return None
-            exited = proc.poll() is not None
-            record = store.get("benchmarks", bench_id)
-            if record is not None and record.get("pid") == proc.pid:
-                ours = True  # written by this attempt (a resumed benchmark's old record is not)
-            if cancel.is_set() and not cancel_sent:
-                if ours:
-                    cancel_sent = True
+        sent: set[str] = set()
+
+        def stopper() -> bool:
+            for bench_id, event in cancels.items():
+                if event.is_set() and bench_id not in sent:
+                    sent.add(bench_id)
                     threading.Thread(target=_quietly, args=(cancel_benchmark, store, bench_id), daemon=True).start()
-                else:  # not started yet: it finds the request as soon as it does
-                    (folder / CANCEL_FILE).write_text("cancel requested\n")
-            if ours and record is not None and record.get("status") in FINAL_STATUSES:
-                tail.read()
-                return record
-            if exited:
-                break
-            time.sleep(poll_s)
-        tail.read()
-        refresh_benchmarks(store)  # it died while `running`: interrupted
-        record = store.get("benchmarks", bench_id)
-        if record is None or record.get("pid") != proc.pid:
-            raise OperationFailed(_last_line(folder / PROCESS_LOG) or f"the benchmark process exited with status {proc.returncode}")
-        return record
+            return stop()
+
+        return benchjobs.follow(store, list(offsets), on_event, stop=stopper, offsets=offsets, poll_s=poll_s,
+                                on_end=on_end)
 
     def bench_events(self, bench_id: str, limit: int = 2000) -> list[dict]:
-        """Events of a benchmark that runs elsewhere (another process), from its run folder."""
-        path = self.store().run_dir(bench_id) / "events.jsonl"
-        events: list[dict] = []
-        try:
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        events.append(json.loads(line))
-                    except ValueError:
-                        continue
-        except OSError:
-            return []
-        return events[-limit:]
+        """Events of a benchmark that runs elsewhere (another process), from its run folder (validated)."""
+        from remote.benchevents import read_events
+
+        return read_events(self.store().run_dir(bench_id) / "events.jsonl")[-limit:]
 
     # ------------------------------------------------------------------ devices
     def add_device(self, fields: dict) -> None:
@@ -297,42 +253,9 @@ def attach_samples(store, items: list) -> list:
     return items
 
 
-class _Tail:
-    """New complete lines of an append-only JSON-lines file, from `offset` on (a torn last line waits)."""
-
-    def __init__(self, path: Path, offset: int, on_event: Callable[[dict], None]) -> None:
-        self.path, self.offset, self.on_event = path, offset, on_event
-        self._partial = b""
-
-    def read(self) -> None:
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                chunk = fh.read()
-        except OSError:
-            return  # not written yet
-        self.offset += len(chunk)
-        *lines, self._partial = (self._partial + chunk).split(b"\n")
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                self.on_event(event)
-
-
 def _quietly(fn: Callable, *args: Any) -> None:
     """In a thread of its own: a cancel that comes too late (the benchmark just ended) is no error."""
     try:
         fn(*args)
     except KlmtuiError:
         pass
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [l.strip() for l in path.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
-    except OSError:
-        return ""
-    return lines[-1][:300] if lines else ""

@@ -352,15 +352,17 @@ def resume(store, bench_id: str, *, start: bool = True, runner: str = DETACHED) 
 
 def follow(store, ids: list[str], on_event: Optional[Callable[[str, dict], None]] = None, *,
            stop: Optional[Callable[[], bool]] = None, offsets: Optional[dict] = None,
-           poll_s: float = 0.2) -> Optional[list[dict]]:
+           poll_s: float = 0.2, on_end: Optional[Callable[[dict], None]] = None) -> Optional[list[dict]]:
     """Hand the events of the benchmarks `ids` to `on_event(id, event)` as they are written, until
-    every one has ended; their final records (None at once when `stop()` says so)."""
+    every one has ended (`on_end(record)` as each does); their final records (None at once when
+    `stop()` says so)."""
     from remote.benchevents import EventTail
 
     offsets = offsets or {}
     tails = [EventTail(store.run_dir(i) / "events.jsonl", offsets.get(i, 0),
                        (lambda e, i=i: on_event(i, e)) if on_event else None) for i in ids]
     last_refresh = 0.0
+    ended: set = set()
     while True:
         for tail in tails:
             tail.read()
@@ -370,9 +372,13 @@ def follow(store, ids: list[str], on_event: Optional[Callable[[str, dict], None]
             refresh(store)
             last_refresh = time.monotonic()
         records = [_get(store, i) for i in ids]
-        if all(r.get("status") in FINAL_STATUSES for r in records):
-            for tail in tails:
-                tail.read()
+        for tail, record in zip(tails, records):
+            if record.get("status") in FINAL_STATUSES and record["id"] not in ended:
+                ended.add(record["id"])
+                tail.read()  # its last events were written before its final status
+                if on_end is not None:
+                    on_end(record)
+        if len(ended) == len(ids):
             return records
         time.sleep(poll_s)
 

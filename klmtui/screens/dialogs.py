@@ -142,6 +142,9 @@ class BenchForm(Dialog):
             with Grid(classes="fields"):
                 yield Label("device")
                 yield Select([(n, n) for n in self.devices], value=device, allow_blank=False, id="device", compact=True)
+                yield Label("more devices")  # a pool: each device takes the next queued architecture
+                yield Input(", ".join(d.get("more_devices") or []), placeholder="e.g. nano2, xavier (comma-separated)",
+                            id="more_devices", compact=True)
                 yield Label("protocol")
                 yield Select([("thesis (50 runs x 50 batches)", "thesis"), ("adaptive (CI of median <= 1%)", "adaptive")],
                              value=d.get("protocol", "thesis"), allow_blank=False, id="protocol", compact=True)
@@ -166,7 +169,13 @@ class BenchForm(Dialog):
         except InputError as exc:
             self.field_error(str(exc))
             return
-        self.dismiss({"device": self.query_one("#device", Select).value,
+        device = self.query_one("#device", Select).value
+        more = [n.strip() for n in self.query_one("#more_devices", Input).value.split(",") if n.strip()]
+        unknown = [n for n in more if n not in self.devices]
+        if unknown:
+            self.field_error(f"unknown device(s): {', '.join(unknown)}")
+            return
+        self.dismiss({"device": device, "devices": list(dict.fromkeys([device, *more])),
                       "options": {k: v for k, v in options.items() if v is not None}})
 
 
