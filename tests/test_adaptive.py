@@ -1,0 +1,87 @@
+"""issue 10: the drift-aware adaptive protocol (core.latency.AdaptiveStop) on sample streams of known shape.
+
+Fed with a fake clock (elapsed = sum of the batch times), so nothing here depends on the
+machine's speed. The agent-level contract (batches_timed / seconds_timed / stop_reason in the
+summary) is checked in tests/test_agent.py.
+"""
+
+import random
+
+import pytest
+
+from core.latency import AdaptiveStop, Protocol, mann_kendall_z, median, sen_slope
+
+
+def feed(stop: AdaptiveStop, law, noise: float, seed: int, limit: int = 20000) -> int:
+    rng = random.Random(seed)
+    elapsed, i = 0.0, 0
+    while not stop.done():
+        x = law(i, elapsed) * (1 + rng.gauss(0, noise))
+        elapsed += x
+        stop.add(x, elapsed)
+        i += 1
+        assert i < limit
+    return i
+
+
+def test_steady_device_stops_at_the_floors():
+    stop = AdaptiveStop(ci_rel=0.01, min_batches=30, max_batches=2500, min_seconds=5.0)
+    n = feed(stop, lambda i, t: 0.05, 0.02, 1)
+    assert stop.reason == "converged" and stop.drifts == 0
+    assert 100 <= n <= 130  # 5 s at 50 ms, and the CI is long tight by then
+    assert abs(median(stop.kept) / 0.05 - 1) < 0.01
+
+
+def test_it_does_not_stop_while_a_drift_lasts():
+    """Warm-up: 15% slower, decaying linearly to 0 over 40 s (a Jetson's clocks and temperature)."""
+    drift_s = 40.0
+    for seed in range(3):
+        stop = AdaptiveStop(ci_rel=0.01, min_batches=30, max_batches=20000, min_seconds=10.0)
+        feed(stop, lambda i, t: 0.05 * (1 + 0.15 * max(0.0, 1 - t / drift_s)), 0.02, seed)
+        assert stop.reason == "converged" and stop.drifts >= 1 and stop.discarded > 0
+        assert stop.elapsed > drift_s * 0.8, stop.report()
+        assert abs(median(stop.kept) / 0.05 - 1) < 0.02, stop.report()
+
+
+def test_a_step_change_inside_the_minimum_duration_is_discarded():
+    """Interference for the first 6 s (1.6x slower), then the device is steady: the step is seen."""
+    for seed in range(3):
+        stop = AdaptiveStop(ci_rel=0.01, min_batches=30, max_batches=20000, min_seconds=10.0)
+        feed(stop, lambda i, t: 0.08 if t < 6.0 else 0.05, 0.03, seed)
+        assert stop.drifts >= 1 and stop.elapsed > 6.0
+        assert abs(median(stop.kept) / 0.05 - 1) < 0.02, stop.report()
+
+
+def test_without_drift_checks_a_decaying_warmup_would_have_stopped_early():
+    """The same warm-up with a CI-only rule (the old protocol) stops inside the drift, 10%+ off."""
+    stop = AdaptiveStop(ci_rel=0.01, min_batches=30, max_batches=20000, min_seconds=0.0)
+    rng = random.Random(0)
+    elapsed, n = 0.0, 0
+    while True:
+        x = 0.05 * (1 + 0.15 * max(0.0, 1 - elapsed / 40.0)) * (1 + rng.gauss(0, 0.02))
+        elapsed += x
+        stop.add(x, elapsed)
+        n += 1
+        if n >= 30 and stop.converged():
+            break
+    assert elapsed < 10 and median(stop.kept) / 0.05 > 1.1
+
+
+def test_ceiling_counts_every_timed_batch():
+    stop = AdaptiveStop(ci_rel=1e-6, min_batches=5, max_batches=300, min_seconds=0.0)
+    n = feed(stop, lambda i, t: 0.01 * (1 + i / 100.0), 0.0, 0)
+    assert stop.reason == "ceiling" and n == 300 == stop.timed
+    assert stop.timed == len(stop.kept) + stop.discarded
+
+
+def test_trend_statistics():
+    assert mann_kendall_z(list(range(10))) > 3 and mann_kendall_z(list(range(10, 0, -1))) < -3
+    assert abs(mann_kendall_z([1, 3, 2, 4, 1, 3, 2, 4, 1, 3])) < 1.0
+    assert sen_slope([0, 2, 4, 6, 100]) == pytest.approx(2.0)
+
+
+def test_protocol_min_seconds():
+    assert Protocol("adaptive").min_seconds == 30.0 and Protocol("thesis").min_seconds is None
+    assert "--min-seconds" in Protocol("adaptive", min_seconds=2.5).args()
+    with pytest.raises(ValueError, match="min seconds"):
+        Protocol("adaptive", min_seconds=-1)
