@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.sshd",
     "tests.fixtures.ray_cluster",
+    "tests.fixtures.runs",
 ]

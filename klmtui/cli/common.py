@@ -30,11 +30,18 @@ class AppContext:
         return Store(self.store_path)
 
     def live_store(self):
-        """The store, with runs and benchmarks whose process is gone marked `interrupted` first:
-        what every read path (`status`, `pareto`, `runs`, ...) shows must not claim a dead job runs."""
+        """The store, after runs and benchmarks whose process is gone were marked `interrupted`."""
         store = self.store()
         refresh_liveness(store)
         return store
+
+    def live_view(self):
+        """One version of the store (`Store.view(strict=True)`: every table from one parse, records
+        checked for the keys readers need), after runs and benchmarks whose process is gone were
+        marked `interrupted`: a read path (`status`, `pareto`, `export`) never claims a dead job runs."""
+        store = self.store()
+        refresh_liveness(store)
+        return store.view(strict=True)
 
 
 def refresh_liveness(store) -> None:
@@ -106,6 +113,8 @@ def print_table(title: str | None, columns: Iterable[str], rows: Iterable[Iterab
     chosen = fit(columns, cells, console.width, wide=wide, priorities=priorities)
     if wide and chosen.total > console.width:
         console.width = chosen.total  # --wide: every column whole, wider than the terminal
+    if isinstance(title, str):  # a narrow table must not fold its title
+        kw.setdefault("min_width", min(len(title) + 4, console.width))
     table = Table(title=plain(title) if isinstance(title, str) else title, **kw)
     for i in chosen.keep:
         ident = is_identifying(columns[i])
