@@ -30,10 +30,14 @@ class Emitter(object):
         self.start = time.time()
         self._lock = threading.Lock()
 
-    def __call__(self, event, **fields):
+    def line(self, event, **fields):
+        """The JSON text of one event (no newline)."""
         record = {"event": event, "t": round(time.time() - self.start, 4)}
         record.update(fields)
-        line = json.dumps(_finite(record), default=str)
+        return json.dumps(_finite(record), default=str)
+
+    def __call__(self, event, **fields):
+        line = self.line(event, **fields)
         with self._lock:
             self.stream.write(line + "\n")
             self.stream.flush()

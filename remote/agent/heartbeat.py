@@ -38,6 +38,17 @@ class Watchdog(object):
     def stop(self):
         self._stop.set()
 
+    def last_words(self, emit):
+        """Say why we stop, without ever blocking (a frozen host reads nothing: a full pipe must
+        not keep us alive): one line on stderr, the `error` event (kind heartbeat) on stdout."""
+        line = "\n" + emit.line("error", error=self.reason, kind="heartbeat") + "\n"  # ends a torn line first
+        for fd, text in ((2, "klmtui agent: %s; stopping\n" % self.reason), (1, line)):
+            try:
+                os.set_blocking(fd, False)
+                os.write(fd, text.encode("utf-8"))
+            except (OSError, ValueError):
+                pass
+
     def _read(self):
         stream = getattr(self.stream, "buffer", self.stream)
         try:

@@ -345,9 +345,12 @@ def main(argv=None):
         emit("summary", **summary)
         return 0
     except Cancelled as exc:
-        lost = watchdog is not None and watchdog.reason
+        if watchdog is not None and watchdog.reason:
+            watchdog.last_words(emit)  # never blocks: the host may be frozen or gone
+            _silence_stdout()
+            return 130
         try:
-            emit("error", error=lost or str(exc), kind="heartbeat" if lost else "cancelled")
+            emit("error", error=str(exc), kind="cancelled")
         except (BrokenPipeError, OSError):  # nobody listens any more (the host is gone)
             _silence_stdout()
         return 130

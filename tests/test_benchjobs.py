@@ -1,0 +1,201 @@
+"""Benchmarks as jobs (issue 11): queued records, a queue per device, detached runners, heartbeat,
+no orphans, clear device faults, and THE event schema with its one fold.
+
+Real everything: two loopback sshd "Jetsons" (tests/fixtures/sshd.py), the real agent bundle,
+detached runner processes, a stand-in tegrastats replaying real lines (tests/fake_tegrastats.py),
+a real tmpfs as a full device disk. Tiny on purpose: 1-1-1@8-sized networks, batch 4, few batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.store import Store
+from tests.fake_tegrastats import install
+from tests.fixtures.cli import assert_one_line_error
+from tests.fixtures.sshd import SSHD, SshdServer
+
+TINY = ["--batch", "4", "--runs", "3", "--batches", "4", "--warmup-runs", "1", "--warmup-batches", "1",
+        "--threads", "1", "--compute", "cpu", "--no-power"]  # fmt: skip
+TINY_OPTIONS = {"batch": 4, "runs": 3, "batches": 4, "warmup_runs": 1, "warmup_batches": 1, "threads": 1,
+                "compute": "cpu"}  # fmt: skip
+
+
+def alive(pid: int) -> bool:
+    """A running process (a zombie waiting for its parent counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def wait_for(check, timeout: float, what: str, poll: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def events_of(store: Store, bench_id: str) -> list[dict]:
+    path = store.run_dir(bench_id) / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def add_ssh_device(cli, name: str, server: SshdServer, workdir: Path) -> None:
+    r = cli("device", "add", name, "--host", "127.0.0.1", "--port", server.port, "--key", server.client_key,
+            "--python", sys.executable, "--workdir", workdir)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = cli("device", "trust", name, "--yes")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture
+def two_jetsons(cli, ssh_env, sshd, tmp_path):
+    """Devices `jet1` and `jet2`: two real sshd servers on loopback."""
+    cli.env.update(ssh_env)
+    cli.env.pop("SSH_AUTH_SOCK", None)
+    second = SshdServer(tmp_path / "sshd2").start()
+    try:
+        add_ssh_device(cli, "jet1", sshd, tmp_path / "jet1")
+        add_ssh_device(cli, "jet2", second, tmp_path / "jet2")
+        yield tmp_path
+    finally:
+        second.stop()
+
+
+def test_four_architectures_over_two_devices_in_parallel_one_at_a_time_each(cli, two_jetsons):
+    archs = ["1-1-1@8", "1-2-1@8", "2-1-1@8", "1-1-2@8"]
+    r = cli("bench", *archs, "--device", "jet1", "--device", "jet2", *TINY, "--json", timeout=400)
+    assert r.returncode == 0, r.stderr
+    rows = r.json()
+    assert sorted(row["arch"] + f"@{row['channels']}" for row in rows) == sorted(archs)
+    assert all(row["status"] == "done" and row["latency_s"] > 0 for row in rows)
+    records = Store(cli.store).all("benchmarks")
+    assert len(records) == 4 and {b["device"] for b in records} == {"jet1", "jet2"}  # both devices used
+    for b in records:  # ISO 8601 (a contract), and the pool each could take
+        assert b["devices"] == ["jet1", "jet2"] and b["started"] < b["finished"]
+        for stamp in (b["started"], b["finished"], b["created"]):
+            assert stamp.endswith("Z") and time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")
+    by_device: dict[str, list[dict]] = {}
+    for b in sorted(records, key=lambda b: b["started"]):
+        by_device.setdefault(b["device"], []).append(b)
+    for device, runs in by_device.items():  # never two at once on one device
+        for before, after in zip(runs, runs[1:]):
+            assert before["finished"] <= after["started"], (device, before, after)
+    one, two = by_device["jet1"], by_device["jet2"]
+    assert any(a["started"] < b["finished"] and b["started"] < a["finished"] for a in one for b in two)  # in parallel
+
+
+def test_submit_validates_everything_first_and_cancels_a_queued_benchmark(cli, tmp_path):
+    from remote import benchjobs
+
+    store = Store(cli.store)
+    line = assert_one_line_error(cli("bench", "1-1-1@8", "--device", "nowhere", *TINY), 2)
+    assert "unknown device 'nowhere'" in line
+    assert_one_line_error(cli("bench", "1-1-1@8", "--device", "local", "--heartbeat-timeout", "0", *TINY), 2)
+    assert not store.exists() or store.all("benchmarks") == []  # bad input: nothing queued
+    [bench_id] = benchjobs.submit(store, ["1-1-1@8"], ["local"], TINY_OPTIONS, start=False)
+    record = store.get("benchmarks", bench_id)
+    assert record["status"] == "queued" and record["options"]["runs"] == 3 and record["weights"] == "initial"
+    r = cli("cancel", bench_id)
+    assert r.returncode == 0 and r.stdout.strip() == f"{bench_id}: cancelled", r.stderr
+    assert store.get("benchmarks", bench_id)["status"] == "cancelled"
+
+
+def _runner_with_agent(store, bench_id: str, timeout: float = 120) -> tuple[int, int]:
+    """(runner pid, agent pid) once the agent has said hello."""
+    def ready():
+        record = store.get("benchmarks", bench_id)
+        hello = [e for e in events_of(store, bench_id) if e["event"] == "hello"]
+        return record.get("pid") and hello and (record["pid"], hello[0]["pid"])
+
+    return wait_for(ready, timeout, "the agent to start")
+
+
+def test_heartbeat_loss_stops_the_agent_and_tegrastats(tmp_path, monkeypatch, tegrastats_fixture_path):
+    """The host-side runner is frozen (SIGSTOP): no heartbeat reaches the agent, which stops itself
+    (tegrastats included) within its configured timeout; the runner, thawed, records why."""
+    from remote import benchjobs
+
+    log = tmp_path / "tegrastats.jsonl"
+    bin_dir = install(tmp_path / "bin", fixture=tegrastats_fixture_path, records=["xnx_jp512"], log=log,
+                      python=sys.executable)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
+    store = Store(tmp_path / "runs.json")
+    # A short latency pass, then a power pass kept going (it wants more samples than will come).
+    options = dict(TINY_OPTIONS, power_min_samples=100000, heartbeat_timeout=3)
+    [bench_id] = benchjobs.submit(store, ["1-1-1@8"], ["local"], options)
+    runner, agent = _runner_with_agent(store, bench_id)
+    wait_for(lambda: log.exists() and log.read_text().strip(), 120, "tegrastats to run")
+    tegrastats = {json.loads(line)["pid"] for line in log.read_text().splitlines()}
+    assert all(alive(pid) for pid in tegrastats) and alive(agent)
+    os.kill(runner, signal.SIGSTOP)
+    try:
+        frozen = time.monotonic()
+        wait_for(lambda: not alive(agent) and not any(alive(p) for p in tegrastats), 30, "the agent to stop itself")
+        stopped_after = time.monotonic() - frozen
+    finally:
+        os.kill(runner, signal.SIGCONT)
+    assert stopped_after >= 2.0  # not before the configured 3 s (a margin for the 1 s watchdog tick)
+    record = wait_for(lambda: (r := store.get("benchmarks", bench_id))["status"] != "running" and r, 60, "the record")
+    assert record["status"] == "failed" and "no heartbeat from the host" in record["error"], record["error"]
+
+
+def test_kill_9_of_the_host_process_marks_interrupted_and_leaves_no_agent(tmp_path, monkeypatch):
+    from remote import benchjobs
+
+    monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
+    store = Store(tmp_path / "runs.json")
+    [bench_id] = benchjobs.submit(store, ["1-1-1@8"], ["local"], dict(TINY_OPTIONS, runs=100000, no_power=True))
+    runner, agent = _runner_with_agent(store, bench_id)
+    record = store.get("benchmarks", bench_id)
+    assert record["status"] == "running" and record["agent_pgid"] == agent and record["device"] == "local"
+    os.kill(runner, signal.SIGKILL)
+    wait_for(lambda: not alive(runner), 10, "the runner to die")
+    assert benchjobs.refresh(store) == [bench_id]
+    record = store.get("benchmarks", bench_id)
+    assert record["status"] == "interrupted" and "vanished" in record["error"] and record["finished"]
+    wait_for(lambda: not alive(agent), 20, "the orphaned agent to stop (its stdin closed)")
+    # resume queues it again (attempt 2) on the same device; cancel it while it runs
+    again = benchjobs.resume(store, bench_id)
+    assert again["attempt"] == 2 and again["status"] in ("queued", "running")
+    _, agent2 = wait_for(lambda: (hellos := [e for e in events_of(store, bench_id) if e["event"] == "hello"])[1:]
+                         and (0, hellos[-1]["pid"]), 120, "the second attempt's agent")
+    assert benchjobs.cancel(store, bench_id)["status"] == "cancelled"
+    wait_for(lambda: not alive(agent2), 20, "the cancelled agent to go")
+
+
+def test_a_full_device_disk_is_one_clear_line(cli, ssh_env, sshd, tmp_path):
+    if os.geteuid() != 0 or not Path(SSHD).exists():
+        pytest.skip("needs root (to mount a tmpfs) and openssh-server")
+    cli.env.update(ssh_env)
+    cli.env.pop("SSH_AUTH_SOCK", None)
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    import subprocess
+
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        add_ssh_device(cli, "jet", sshd, disk)
+        r = cli("bench", "1-1-1@8", "--device", "jet", *TINY, "--json")
+        assert r.returncode == 1
+        [row] = r.json()
+        assert row["status"] == "failed"
+        assert row["error"].startswith(f"no space left on jet:{disk} (need 0.1") and row["error"].endswith(" MB free)")
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "no space left on jet:" in lines[0]
+        assert list(disk.iterdir()) == []  # nothing half-pushed
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
