@@ -82,6 +82,8 @@ class PowerWindow(object):
         self.series_t = array("d")  # perf_counter seconds of every whole sample
         self.series_mw = array("d")  # the chosen figure (power_rail) of those samples, mW
         self.unavailable = None  # the reason, when the source cannot run
+        self.emit = None
+        self.counts = {"in_window": 0, "outside_window": 0}
 
     def _window(self, record, t):
         """Add one whole in-window sample ({"rails", "board_power_mw", ...}) taken at perf_counter t."""
@@ -89,6 +91,22 @@ class PowerWindow(object):
         if key not in self.groups:
             self.groups[key] = RailGroup(record)
         self.groups[key].add(record)
+
+    def _accept(self, record, t, emit):
+        """A whole sample at perf_counter t: into the series, into the window when measuring, and
+        (when `emit`) out as a `power` event. Subclasses keep `counts` with in/outside_window."""
+        in_window = self.measuring
+        self._series(record, t)
+        if in_window:
+            self._window(record, t)
+            self.counts["in_window"] += 1
+        else:
+            self.counts["outside_window"] += 1
+        if emit:
+            self.emit("power", board_power_mw=record["board_power_mw"], rails=record["rails"],
+                      temps_c=record.get("temps_c") or {}, gpu_load_pct=record.get("gpu_load_pct"),
+                      ram_used_mb=record.get("ram_used_mb"), in_window=in_window, t_mono=t,
+                      power_source=self.source)
 
     def _series(self, record, t):
         """Every whole sample, in the window or not, goes into the energy series (chosen figure)."""
@@ -200,18 +218,7 @@ class TegrastatsSampler(PowerWindow):
         if record["board_power_mw"] is None:
             self.counts["skipped_no_power"] += 1
             return
-        in_window = self.measuring
-        self._series(record, t)
-        if in_window:
-            self._window(record, t)
-            self.counts["in_window"] += 1
-        else:
-            self.counts["outside_window"] += 1
-        if self.emit:
-            self.emit("power", board_power_mw=record["board_power_mw"], rails=record["rails"],
-                      temps_c=record["temps_c"], gpu_load_pct=record["gpu_load_pct"],
-                      ram_used_mb=record["ram_used_mb"], in_window=in_window, t_mono=t,
-                      power_source=self.source)
+        self._accept(record, t, emit=bool(self.emit))
 
     def window_count(self):
         return self.counts["in_window"]

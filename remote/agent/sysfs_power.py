@@ -188,16 +188,8 @@ class SysfsSampler(PowerWindow):
 
     def _take(self, record, t):
         self.counts["samples"] += 1
-        in_window = self.measuring
-        self._series(record, t)
-        if in_window:
-            self._window(record, t)
-            self.counts["in_window"] += 1
-        else:
-            self.counts["outside_window"] += 1
-        if self.emit and self.emit_every and self.counts["samples"] % self.emit_every == 0:
-            self.emit("power", board_power_mw=record["board_power_mw"], rails=record["rails"], temps_c={},
-                      gpu_load_pct=None, ram_used_mb=None, in_window=in_window, t_mono=t, power_source=self.source)
+        self._accept(record, t, emit=bool(self.emit and self.emit_every
+                                          and self.counts["samples"] % self.emit_every == 0))
 
     def window_count(self):
         return self.counts["in_window"]
