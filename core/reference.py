@@ -14,6 +14,7 @@ import io
 import math
 import re
 from pathlib import Path
+from typing import cast
 
 from core.arch import Arch, ArchError, parse_arch
 from core.errors import InputError
@@ -59,7 +60,7 @@ def arch_fields(arch: Arch) -> ArchFields:
 
 def result_record(source: str, arch: Arch, values: dict[str, float | None], extra: dict | None = None) -> ResultRecord:
     """A `results` table record (shape fixed by the team brief)."""
-    return {
+    record = {
         "id": f"{source}:{arch.id}",
         "source": source,
         "arch_id": arch.id,
@@ -67,6 +68,7 @@ def result_record(source: str, arch: Arch, values: dict[str, float | None], extr
         **{col: values.get(col) for col in RESULT_COLUMNS},
         "extra": dict(extra or {}),
     }
+    return cast(ResultRecord, record)
 
 
 def _number(text: str, column: str) -> float | None:
@@ -110,7 +112,7 @@ def _row_arch(row: dict[str, str], genotype: str | None) -> Arch:
         raise ValueError(str(exc)) from None
 
 
-def parse_results_csv(text: str, source: str, *, name: str = "CSV", extra: dict | None = None) -> list[dict]:
+def parse_results_csv(text: str, source: str, *, name: str = "CSV", extra: dict | None = None) -> list[ResultRecord]:
     """Validate a whole results CSV and return its `results` records; InputError names bad lines."""
     if not text.strip():
         raise InputError(f"{name} is empty: expected a header {','.join(CSV_COLUMNS)} and rows")
@@ -124,7 +126,7 @@ def parse_results_csv(text: str, source: str, *, name: str = "CSV", extra: dict 
     if needed:
         raise InputError(f"{name}: missing column(s) {', '.join(needed)} (needs {','.join(CSV_COLUMNS)})")
     known = set(CSV_COLUMNS) | {"arch", "genotype"}
-    records: list[dict] = []
+    records: list[ResultRecord] = []
     errors: list[str] = []
     seen: dict[str, int] = {}
     for row in reader:
@@ -156,7 +158,7 @@ def parse_results_csv(text: str, source: str, *, name: str = "CSV", extra: dict 
     return records
 
 
-def read_results_csv(path: str | Path, source: str) -> list[dict]:
+def read_results_csv(path: str | Path, source: str) -> list[ResultRecord]:
     check_source_name(source)
     path = Path(path)
     try:
@@ -172,7 +174,7 @@ def read_results_csv(path: str | Path, source: str) -> list[dict]:
     return parse_results_csv(text, source, name=str(path))
 
 
-def thesis_results() -> list[dict]:
+def thesis_results() -> list[ResultRecord]:
     """Appendix A of the thesis as `results` records of source `thesis`, as published.
 
     Params are the published figures, rounded to 0.1M (design.md section 4); `extra` marks the

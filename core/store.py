@@ -30,7 +30,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from core.errors import InputError, OperationFailed
 from core.schema import ACTIVE_STATUSES, META_TABLE, STATUSES, TABLES
@@ -252,13 +252,22 @@ def _bad_file(path: Path, data: bytes, why: str) -> StoreError:
 
 
 def parse_store(path: Path, data: bytes) -> _Tables:
-    """Validate and decode a store file's bytes. Empty -> an empty store."""
+    """Validate and decode a store file's bytes. Empty -> an empty store.
+
+    Hostile content (NaN, numbers overflowing to infinity, absurd nesting, wrong shapes, values
+    out of range: see `core.store_check`) is a `StoreError` naming the place; the file is untouched."""
+    from core.store_check import decode, record_problem
+
     if not data.strip():
         return {}
     try:
-        tables = json.loads(data)
+        tables = decode(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _bad_file(path, data, f"is not valid JSON (line {getattr(exc, 'lineno', '?')})") from None
+    except RecursionError:
+        raise _bad_file(path, data, "is nested too deeply to be a klmtui store") from None
+    except ValueError as exc:  # NaN/Infinity, a float overflowing, an int of over 4300 digits
+        raise _bad_file(path, data, f"holds a number klmtui refuses ({str(exc).split(':')[0][:80]})") from None
     if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
         raise _bad_file(path, data, "is JSON but not a TinyDB/klmtui store")
     if not tables:
@@ -275,7 +284,23 @@ def parse_store(path: Path, data: bytes) -> _Tables:
         for record in table.values():
             if not isinstance(record, dict) or not isinstance(record.get("id"), str):
                 raise _bad_file(path, data, f"has a record without a string id in table {name!r}")
+            problem = record_problem(name, record, deep=False) if name in TABLES else None
+            if problem:
+                raise _bad_file(path, data, f"has a bad record {_short_id(record['id'])} in table {name!r}: {problem}")
     return tables
+
+
+def _short_id(id: str) -> str:
+    return repr(id) if len(id) <= 40 else repr(id[:40]) + f"... ({len(id)} characters)"
+
+
+def _refuse_bad_values(table: str, record: dict) -> None:
+    """A write of NaN/inf or an out-of-range value (accuracy 101, latency -1) is refused."""
+    from core.store_check import record_problem
+
+    problem = record_problem(table, record)
+    if problem:
+        raise StoreError(f"refused to write {table} record {_short_id(record['id'])}: {problem}")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -346,6 +371,7 @@ class _Snapshot:
         self.signature = signature
         self.raw: bytes | None = None  # the file's bytes, until a write has learnt its lines
         self._index: dict[str, dict[str, str]] = {}
+        self.strict_ok = False  # Store.view(strict=True) found every required key
 
     def index(self, table: str) -> dict[str, str]:
         idx = self._index.get(table)
@@ -412,7 +438,7 @@ class Tx:
         return str(key)
 
     @staticmethod
-    def _checked(record: dict) -> dict:
+    def _checked(record: Mapping[str, Any]) -> dict:
         if not isinstance(record, dict) or not isinstance(record.get("id"), str) or not record["id"]:
             raise ValueError("a store record must be a dict with a non-empty string 'id'")
         return _copy(record)
@@ -438,25 +464,27 @@ class Tx:
         return [_copy(r) for r in self._tables.get(table, {}).values() if _matches(r, equal)]
 
     # -- writes
-    def insert(self, table: str, record: dict) -> str:
+    def insert(self, table: str, record: Mapping[str, Any]) -> str:
         _check_table(table)
         rec = self._checked(record)
         if rec["id"] in self._idx(table):
             raise StoreError(f"{table}: a record with id {rec['id']!r} already exists")
+        _refuse_bad_values(table, rec)
         key = self._new_key(table)
         self._writable(table, key)[key] = rec
         self._idx(table)[rec["id"]] = key
         return rec["id"]
 
-    def upsert(self, table: str, record: dict) -> str:
+    def upsert(self, table: str, record: Mapping[str, Any]) -> str:
         """Insert, or update the existing record's fields (fields not given are kept)."""
         _check_table(table)
         rec = self._checked(record)
         key = self._idx(table).get(rec["id"])
         if key is None:
             return self.insert(table, rec)
-        rows = self._writable(table, key)
-        rows[key] = {**rows[key], **rec}
+        merged = {**self._tables[table][key], **rec}
+        _refuse_bad_values(table, merged)
+        self._writable(table, key)[key] = merged
         return rec["id"]
 
     def update(self, table: str, id: str, **fields: Any) -> dict:
@@ -466,9 +494,10 @@ class Tx:
             raise RecordNotFound(f"{table}: no record with id {id!r}")
         if fields.get("id", id) != id:
             raise ValueError("update() cannot change a record's id")
-        rows = self._writable(table, key)
-        rows[key] = {**rows[key], **_copy(fields)}
-        return _copy(rows[key])
+        merged = {**self._tables[table][key], **_copy(fields)}
+        _refuse_bad_values(table, merged)
+        self._writable(table, key)[key] = merged
+        return _copy(merged)
 
     def remove(self, table: str, id: str) -> None:
         _check_table(table)
@@ -486,7 +515,8 @@ class Store:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self._lock = _lock_for(self.path)
+        self._target = Path(os.path.realpath(self.path))  # a symlinked runs.json: its target
+        self._lock = _lock_for(self._target)
         self._guard = threading.RLock()
         self._snapshot: _Snapshot | None = None
         self._serialiser = _Serialiser()
@@ -567,6 +597,24 @@ class Store:
         """The `_meta` record (app, schema, created), or {} for an empty store."""
         return _copy(next(iter(self._load().tables.get(META_TABLE, {}).values()), {}))
 
+    def view(self, *, strict: bool = False) -> "StoreView":
+        """Every table from ONE parse of the file (readers of several tables never mix two versions).
+
+        `strict`: also refuse records missing the keys readers index (`core.store_check.REQUIRED`),
+        one line naming them, the file untouched."""
+        snap = self._load()
+        if strict and not getattr(snap, "strict_ok", False):
+            from core.store_check import missing_keys
+
+            for table in TABLES:
+                for record in snap.tables.get(table, {}).values():
+                    missing = missing_keys(table, record)
+                    if missing:
+                        raise StoreError(f"{self.path} has a {table} record {_short_id(record['id'])} without "
+                                         f"{', '.join(missing)}; the file is left untouched; fix or remove it")
+            snap.strict_ok = True
+        return StoreView(self, snap)
+
     # -- writes
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -578,9 +626,7 @@ class Store:
             raise RuntimeError("Store.transaction() does not nest; use the Tx you already have")
         self._in_tx.active = True
         try:
-            with self._guard, _locked(self._lock, self.path):
-                if not self._swept:
-                    self._sweep_temp_files()
+            with self._write_lock():
                 base = self._load()
                 tx = Tx(base)
                 yield tx
@@ -593,9 +639,23 @@ class Store:
         finally:
             self._in_tx.active = False
 
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """The lock of the file written: a symlink's target (re-resolved: a link may be re-pointed),
+        so the target gets every write and a writer through the link and one on the target
+        exclude each other."""
+        with self._guard:
+            target = Path(os.path.realpath(self.path))
+            if target != self._target:
+                self._target, self._lock, self._swept = target, _lock_for(target), False
+            with _locked(self._lock, self.path):
+                if not self._swept:
+                    self._sweep_temp_files()
+                yield
+
     def _sweep_temp_files(self) -> None:
         """Remove temp files left by writers killed mid-write (under the lock, any is stale)."""
-        for stale in self.folder.glob(f".{self.path.name}.*.tmp"):
+        for stale in self._target.parent.glob(f".{self._target.name}.*.tmp"):
             try:
                 stale.unlink()
             except OSError:
@@ -605,9 +665,13 @@ class Store:
     def _commit(self, tables: _Tables, base: _Tables | None = None, touched: dict | None = None,
                 removed: Iterable[str] = ()) -> None:
         ordered = {name: tables[name] for name in _table_order(tables)}
-        chunks = self._serialiser.dumps(ordered, base, touched, removed)
         try:
-            atomic_write_text(self.path, chunks)
+            chunks = self._serialiser.dumps(ordered, base, touched, removed)
+        except (TypeError, ValueError) as exc:  # not JSON data, or a NaN that escaped the checks
+            self._serialiser = _Serialiser()
+            raise StoreError(f"refused to write {self.path}: {exc}") from None
+        try:
+            atomic_write_text(self._target, chunks)
         except OSError as exc:
             self._serialiser = _Serialiser()  # its cache may describe the unwritten state
             raise OperationFailed(f"cannot write the store {self.path}: {exc.strerror or exc}") from None
@@ -615,11 +679,11 @@ class Store:
         sig = _signature(os.stat(self.path), head)
         self._snapshot = _Snapshot(ordered, sig)
 
-    def insert(self, table: str, record: dict) -> str:
+    def insert(self, table: str, record: Mapping[str, Any]) -> str:
         with self.transaction() as tx:
             return tx.insert(table, record)
 
-    def upsert(self, table: str, record: dict) -> str:
+    def upsert(self, table: str, record: Mapping[str, Any]) -> str:
         with self.transaction() as tx:
             return tx.upsert(table, record)
 
@@ -651,6 +715,59 @@ class Store:
         return db.table(table, cache_size=0)
 
 
+class StoreView:
+    """A read-only view of one version of the store (see `Store.view`): the read API of `Store`.
+
+    `rows(table)` iterates the records themselves, uncopied (for large tables: callers must not
+    mutate them); `all`/`get`/`find` return copies like the Store's."""
+
+    def __init__(self, store: Store, snapshot: _Snapshot) -> None:
+        self.store = store
+        self.path = store.path
+        self._snap = snapshot
+
+    def __repr__(self) -> str:
+        return f"StoreView({str(self.path)!r})"
+
+    @property
+    def folder(self) -> Path:
+        return self.store.folder
+
+    def exists(self) -> bool:
+        return bool(self._snap.tables)
+
+    def relative(self, path: str | os.PathLike) -> str:
+        return self.store.relative(path)
+
+    def resolve(self, stored: str | os.PathLike) -> Path:
+        return self.store.resolve(stored)
+
+    def run_dir(self, id: str) -> Path:
+        return self.store.run_dir(id)
+
+    def rows(self, table: str) -> Iterable[dict]:
+        _check_table(table)
+        return self._snap.tables.get(table, {}).values()
+
+    def all(self, table: str) -> list[dict]:
+        return [_copy(r) for r in self.rows(table)]
+
+    def get(self, table: str, id: str) -> dict | None:
+        _check_table(table)
+        rec = self._snap.get(table, id)
+        return None if rec is None else _copy(rec)
+
+    def find(self, table: str, **equal: Any) -> list[dict]:
+        return [_copy(r) for r in self.rows(table) if _matches(r, equal)]
+
+    def count(self, table: str) -> int:
+        _check_table(table)
+        return len(self._snap.tables.get(table, {}))
+
+    def meta(self) -> dict:
+        return _copy(next(iter(self._snap.tables.get(META_TABLE, {}).values()), {}))
+
+
 # --------------------------------------------------------------------------- TinyDB storage
 
 
@@ -676,9 +793,7 @@ class AtomicJSONStorage:
             if any(not isinstance(r.get("id"), str) for r in rows.values()):
                 raise ValueError(f"klmtui store records need a string 'id' (table {name!r})")
         store = self._store
-        with store._guard, _locked(store._lock, store.path):
-            if not store._swept:
-                store._sweep_temp_files()
+        with store._write_lock():
             tables = {name: dict(rows) for name, rows in data.items()}
             meta = next(iter(tables.get(META_TABLE, {}).values()), None) or _meta_record()
             tables[META_TABLE] = {"1": {**meta, "rev": secrets.token_hex(6)}}
@@ -695,6 +810,7 @@ __all__ = [
     "STATUSES",
     "ACTIVE_STATUSES",
     "Store",
+    "StoreView",
     "StoreError",
     "RecordNotFound",
     "Tx",

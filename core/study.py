@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, cast
 
 from core.arch import Arch
 from core.counting import count_macs, count_params
 from core.errors import InputError
-from core.records import ArchitectureRecord
+from core.records import ArchitectureRecord, ResultRecord
 from core.reference import MEASURED_SOURCE, THESIS_SOURCE, arch_fields, result_record, thesis_results
 from core.report import with_derived
 from core.store import Store, Tx
@@ -28,7 +28,7 @@ from core.store import Store, Tx
 DEFAULT_SOURCE = THESIS_SOURCE
 
 
-def arch_of(record: dict) -> Arch:
+def arch_of(record: Mapping[str, Any]) -> Arch:
     """The `Arch` of any record carrying K, L, M, channels (and maybe genotype)."""
     kwargs = {"genotype": record["genotype"]} if record.get("genotype") else {}
     return Arch(int(record["K"]), int(record["L"]), int(record["M"]), int(record["channels"]), **kwargs)
@@ -136,7 +136,7 @@ def _stamp(record: dict) -> str:
     return record.get("finished") or record.get("created") or ""
 
 
-def measured_rows(store: Store, device: str | None = None) -> list[dict]:
+def measured_rows(store: Store, device: str | None = None) -> list[ResultRecord]:
     """The `measured` pseudo-source (see the module docstring), one row per architecture."""
     archs = {a["id"]: a for a in store.all("architectures")}
     accuracies: dict[str, list[float]] = {}
@@ -187,20 +187,20 @@ def measured_rows(store: Store, device: str | None = None) -> list[dict]:
     return rows
 
 
-def source_rows(store: Store, source: str = DEFAULT_SOURCE) -> list[dict]:
+def source_rows(store: Store, source: str = DEFAULT_SOURCE) -> list[ResultRecord]:
     """The rows of one source; InputError naming the known sources when it has none."""
     if source == MEASURED_SOURCE or source.startswith(MEASURED_SOURCE + ":"):
         device = source.partition(":")[2] or None
         rows = measured_rows(store, device)
     else:
-        rows = store.find("results", source=source)
+        rows = cast(list[ResultRecord], store.find("results", source=source))
     if not rows:
         known = ", ".join(n for n in source_names(store)) or "none (run `klmtui init`)"
         raise InputError(f"source {source!r} has no results in {store.path}; sources: {known}")
     return sorted(rows, key=lambda r: (r["K"], r["L"], r["M"], -r["channels"], r.get("genotype") or ""))
 
 
-def with_exact_params(rows: Iterable[dict]) -> list[dict]:
+def with_exact_params(rows: Iterable[Mapping[str, Any]]) -> list[dict]:
     """The rows with `params_m` recomputed from the exact count (instead of published figures)."""
     return [{**r, "params_m": count_params(arch_of(r)) / 1e6} for r in rows]
 
@@ -227,10 +227,10 @@ def export_text(store: Store, source: str, fmt: str, *, front_only: bool = False
     from core.pareto import pareto_front
     from core.report import render
 
-    rows = source_rows(store, source)
-    result = pareto_front(rows)
+    records = source_rows(store, source)
+    result = pareto_front(records)
     on_front = {r["arch_id"] for r in result.front}
-    rows = [{**r, "on_front": r["arch_id"] in on_front} for r in rows]
+    rows: list[dict] = [{**r, "on_front": r["arch_id"] in on_front} for r in records]
     if front_only:
         rows = [r for r in rows if r["on_front"]]
     caption = (f"Source {source}: {'Pareto front rows only. ' if front_only else ''}{result.describe()} "
@@ -276,7 +276,7 @@ def study_status(store: Store) -> list[dict]:
 
     The shape of `klmtui status --json` (and what the TUI's overview shows).
     """
-    archs: dict[str, dict] = {a["id"]: a for a in store.all("architectures")}
+    archs: dict[str, Mapping[str, Any]] = {a["id"]: a for a in store.all("architectures")}
     runs, benches, results = (_by_arch(store.all(t)) for t in ("runs", "benchmarks", "results"))
     for grouped in (runs, benches, results):
         for arch_id, recs in grouped.items():

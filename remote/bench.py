@@ -39,6 +39,7 @@ from typing import Any, Callable, Optional
 
 from core.arch import Arch, parse_arch
 from core.errors import InputError, KlmtuiError, OperationFailed
+from core.records import DeviceRecord
 from core.latency import FIELDS, Protocol
 from remote.agent.events import AGENT_EVENTS, SUMMARY, SUMMARY_NOT_STORED
 from remote.benchevents import BenchState, validate_event, validate_line
@@ -136,7 +137,7 @@ def check_new_id(store, bench_id: Optional[str]) -> None:
         raise InputError(f"benchmark {bench_id} exists already")
 
 
-def device_record(store, name: str) -> dict:
+def device_record(store, name: str) -> DeviceRecord:
     """The device record to benchmark on (`remote.devices.resolve_device`)."""
     from remote.devices import resolve_device
 

@@ -16,7 +16,7 @@ import json
 import re
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, cast
 
 from core.errors import InputError, OperationFailed
 from core.records import DeviceRecord
@@ -42,7 +42,7 @@ L4T_TO_JETPACK = {
 
 def local_device() -> DeviceRecord:
     """The built-in device with every registry field (as `klmtui devices` lists it)."""
-    return {**local_device_record(), **DEFAULTS, "workdir": None, "added": None}
+    return cast(DeviceRecord, {**local_device_record(), **DEFAULTS, "workdir": None, "added": None})
 
 
 def resolve_device(store, name: str) -> DeviceRecord:
@@ -55,15 +55,15 @@ def resolve_device(store, name: str) -> DeviceRecord:
     return device
 
 
-def transport_for(device: DeviceRecord, *, home: Optional[Path] = None) -> "Transport":
+def transport_for(device: Mapping[str, Any], *, home: Optional[Path] = None) -> "Transport":
     """The transport that reaches `device`: a local subprocess for the built-in `local`, else SSH."""
     if is_local_device(device):
         from remote.local import LocalTransport
 
-        return LocalTransport(device, home=home)
+        return LocalTransport(dict(device), home=home)
     from remote.ssh_transport import SshTransport
 
-    return SshTransport(device, home=home)
+    return SshTransport(dict(device), home=home)
 
 
 # ----------------------------------------------------------------------------- registry
@@ -171,7 +171,7 @@ def host_key_known(device: dict, *, home: Optional[Path] = None) -> Optional[boo
     return bool(known_keys([klmtui_known_hosts(home), *target.known_hosts], target.entry))
 
 
-def get_device(store: Any, name: str) -> dict:
+def get_device(store: Any, name: str) -> DeviceRecord:
     """The record for `name` (`local` is built in); InputError naming the known devices otherwise."""
     if name == LOCAL:
         return local_device()

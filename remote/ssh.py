@@ -23,11 +23,12 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from core import settings
 from core.errors import InputError, OperationFailed
 from remote.deadlines import DEFAULT_ALIVE_COUNT_MAX, DEFAULT_ALIVE_INTERVAL_S, Keepalive, Overdue, bounded
+from remote.sshauth import SshAuthFailed, authenticate
 from remote.hostkeys import ChangedHostKey, UnknownHostKey, host_entry, known_keys, verify
 
 DEFAULT_TIMEOUT = settings.DEFAULT_SSH_TIMEOUT_S  # seconds: TCP connect, SSH banner, auth, channel opening
@@ -108,10 +109,6 @@ class SshUnreachable(OperationFailed):
     """No SSH conversation with the host: refused, no answer, no banner, DNS failure, link lost."""
 
 
-class SshAuthFailed(OperationFailed):
-    """The host answered but accepted none of our keys."""
-
-
 def remote_word(value: str) -> str:
     """Quote one word for the remote POSIX shell, keeping a leading `~/` meaning the home folder."""
     if value == "~":
@@ -135,6 +132,7 @@ class SshTarget:
     proxy_command: Optional[str] = None
     proxy_jump: list[str] = field(default_factory=list)
     known_hosts: list[Path] = field(default_factory=list)  # the user's and system's files, read only
+    certificate_files: list[str] = field(default_factory=list)  # CertificateFile
     host_key_alias: Optional[str] = None
     connect_timeout: Optional[float] = None  # ConnectTimeout
     alive_interval: float = DEFAULT_ALIVE_INTERVAL_S  # ServerAliveInterval (0: off, as in ssh)
@@ -156,11 +154,10 @@ def _ssh_config(path: Optional[Path], alias: str, overrides: dict) -> Any:
     they win (first value wins, as in ssh) and %p/%r in ProxyCommand expand to them."""
     import paramiko
 
+    from remote.sshconfig import config_text
+
+    text = config_text(path, alias)  # Include expanded; the system file after the user's (as ssh)
     path = Path(path) if path is not None else Path(os.path.expanduser("~/.ssh/config"))
-    try:
-        text = path.read_text() if path.is_file() else ""
-    except OSError as exc:
-        raise InputError(f"cannot read SSH config {path}: {exc.strerror}") from None
     first = "".join(f"  {key} {value}\n" for key, value in overrides.items() if value is not None)
     if first and alias and not any(c.isspace() for c in alias):
         text = f"Host {alias}\n{first}\n" + text
@@ -178,6 +175,11 @@ def _parse_port(value: Any, what: str) -> int:
     if not 1 <= port <= 65535:
         raise InputError(f"{what}: port {port} is out of range 1-65535")
     return port
+
+
+def _as_list(value: Any) -> list[str]:
+    """paramiko keeps a repeated keyword as a list only for some (IdentityFile), else one string."""
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
 
 
 def _config_number(found: Any, key: str, name: str, default: Any, least: float) -> Any:
@@ -211,7 +213,7 @@ def _split_jump(spec: str) -> tuple[Optional[str], str, Optional[int]]:
 
 
 def resolve_target(
-    device: dict,
+    device: Mapping[str, Any],
     *,
     ssh_config: Optional[Path] = None,
     jump: Optional[str] = None,
@@ -257,6 +259,7 @@ def resolve_target(
         proxy_jump=[] if not proxy_jump or proxy_jump.lower() == "none" else proxy_jump.split(","),
         known_hosts=known,
         host_key_alias=found.get("hostkeyalias"),
+        certificate_files=[os.path.expanduser(c) for c in _as_list(found.get("certificatefile"))],
         connect_timeout=_config_number(found, "ConnectTimeout", name, None, 0) or None,
         alive_interval=_config_number(found, "ServerAliveInterval", name, DEFAULT_ALIVE_INTERVAL_S, 0),
         alive_count_max=_config_number(found, "ServerAliveCountMax", name, DEFAULT_ALIVE_COUNT_MAX, 1),
@@ -265,17 +268,6 @@ def resolve_target(
 
 def _known_host_files(target: SshTarget, home: Optional[Path]) -> list[Path]:
     return [klmtui_known_hosts(home), *target.known_hosts]
-
-
-class _VerifyingPolicy:
-    """paramiko's missing-host-key hook, called for EVERY connection (no keys are preloaded)."""
-
-    def __init__(self, target: SshTarget, files: list[Path]):
-        self.target, self.files = target, files
-
-    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
-        entry = self.target.entry  # not paramiko's name: HostKeyAlias is filed bare
-        verify(known_keys(self.files, entry), self.target.device, entry, key)
 
 
 CERT_TYPES = [
@@ -376,34 +368,46 @@ def _connect_client(target: SshTarget, timeout: float, home: Optional[Path], ssh
 
     files = _known_host_files(target, home)
     sock = _open_socket(target, timeout, home, ssh_config, hops, depth)
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(_VerifyingPolicy(target, files))
-    preferred = _preferred_types(known_keys(files, target.entry))
+    transport = None
     try:
-        client.connect(
-            target.hostname,
-            port=target.port,
-            username=target.user,
-            password=None,
-            passphrase=None,
-            key_filename=target.key_files or None,
-            allow_agent=not target.identities_only,
-            look_for_keys=not target.identities_only,
-            sock=sock,
-            timeout=2 * timeout,  # with our own socket this only bounds key exchange: let the banner timeout speak first
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-            channel_timeout=timeout,
-            transport_factory=_transport_factory(preferred),
-        )
+        known = known_keys(files, target.entry)
+        transport = _transport_factory(_preferred_types(known))(sock)
+        transport.banner_timeout = timeout
+        transport.auth_timeout = timeout
+        # With our own socket this bounds key exchange; the banner timeout speaks first.
+        transport.start_client(timeout=2 * timeout)
+        # The host key is verified before anything is sent to the host (no key offered, nothing run).
+        verify(known, target.device, target.entry, transport.get_remote_server_key())
+        authenticate(transport, target, f"device {target.device} ({target.where})")
     except BaseException as exc:
-        client.close()
+        if transport is not None:
+            _close_quietly(transport)
         _close_quietly(sock)
         raise _explain(exc, target, timeout) from None
+    client = _Client(transport)
     # OpenSSH's ServerAlive*: a peer that stops answering closes the transport within the window.
-    client.klmtui_keepalive = Keepalive(client.get_transport(), target.alive_interval, target.alive_count_max,
+    client.klmtui_keepalive = Keepalive(transport, target.alive_interval, target.alive_count_max,
                                         f"{target.hostname}:{target.port}").start()
     return client
+
+
+class _Client:
+    """An authenticated transport, with the bits of paramiko.SSHClient the session uses."""
+
+    def __init__(self, transport: Any):
+        self._transport = transport
+        self.klmtui_keepalive: Optional[Keepalive] = None
+
+    def get_transport(self) -> Any:
+        return self._transport
+
+    def open_sftp(self) -> Any:
+        import paramiko
+
+        return paramiko.SFTPClient.from_transport(self._transport)
+
+    def close(self) -> None:
+        self._transport.close()
 
 
 def _close_quietly(thing: Any) -> None:
@@ -556,7 +560,7 @@ def _timeout_for(target: SshTarget, timeout: Optional[float]) -> float:
 
 
 def connect(
-    device: dict,
+    device: Mapping[str, Any],
     *,
     home: Optional[Path] = None,
     timeout: Optional[float] = None,
@@ -590,7 +594,7 @@ class PresentedKey:
 
 
 def fetch_host_key(
-    device: dict,
+    device: Mapping[str, Any],
     *,
     home: Optional[Path] = None,
     timeout: Optional[float] = None,

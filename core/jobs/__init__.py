@@ -18,7 +18,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from core.arch import Arch, parse_arch
 from core.errors import InputError, OperationFailed
@@ -158,7 +158,7 @@ def refresh(store) -> list[str]:
     return gone
 
 
-def checkpoint_dir(store, rec: dict) -> Path:
+def checkpoint_dir(store, rec: Mapping[str, Any]) -> Path:
     """Where the run's checkpoints live: the run folder, or `<storage>/runs/<id>` on Ray."""
     if rec.get("executor") == "ray" and rec.get("storage"):
         return Path(rec["storage"]) / "runs" / rec["id"]
