@@ -381,7 +381,7 @@ def import_checkpoint(store, path: str | Path, arch: Arch, layout: str = "auto",
     record = {
         "id": run_id, "arch_id": arch.id, "arch": arch.triple, "K": arch.K, "L": arch.L, "M": arch.M,
         "channels": arch.channels, "genotype": arch.genotype, "seed": None, "profile": "imported",
-        "epochs": 0, "epoch": 0, "status": "done", "accuracy": accuracy, "best_accuracy": accuracy,
+        "epochs": None, "epoch": 0, "status": "done", "accuracy": accuracy, "best_accuracy": accuracy,
         "checkpoint": store.relative(run_dir / MODEL), "executor": "import", "pid": None, "host": None,
         "created": stamp, "started": None, "finished": stamp, "error": None, "config": {},
         "run_dir": store.relative(run_dir),

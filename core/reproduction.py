@@ -7,9 +7,10 @@ same network, so they pair; the genotype difference is listed as not comparable)
 - Kendall's tau-b between the two sources per objective (ties handled; None under 2 pairs);
 - front overlap: the 4-objective front of each source over the paired architectures, and how many
   of each front's rows are on the other's;
-- what was not comparable: recipe, power rail, timing, genotype, batch, device, weights, as each
-  side records them (the thesis' from its text: 600 epochs fp32, POM_5V_IN, host clock without
-  synchronize, SNAS_mild_edge_all, batch 64, Jetson Nano).
+- what was not comparable: recipe, power rail, timing, protocol, `none` edges, genotype, batch,
+  device, weights, as each side records them (the thesis' from its text and code: 600 epochs fp32,
+  the input rail POM_5V_IN, host clock without synchronize, 50x50 runs, `none` edges computed,
+  SNAS_mild_edge_all, batch 64, Jetson Nano).
 `reproduction(store, source, against)` returns a dict; `to_markdown(report)` renders it.
 """
 
@@ -22,16 +23,22 @@ from core.errors import InputError
 from core.reference import MEASURED_SOURCE, THESIS_SOURCE
 
 OBJECTIVES = ("accuracy", "params_m", "latency_s", "power_w")
-CONDITIONS = ("recipe", "rail", "timing", "genotype", "batch", "device", "weights")
+CONDITIONS = ("recipe", "rail", "timing", "protocol", "none_edges", "genotype", "batch", "device", "weights")
+# The thesis' conditions in the names klmtui's benchmarks record (rail `input` = POM_5V_IN on a Nano;
+# timing `thesis` = host clock per batch including loading, no synchronize; protocol `thesis` = 50 runs
+# of 50 batches, the first 20 runs and 5 batches of each discarded; its code computed the `none` edges).
 THESIS_CONDITIONS = {
     "recipe": "paper: 600 epochs, batch 96, fp32, cosine stepped before each epoch",
-    "rail": "POM_5V_IN (board input)",
-    "timing": "thesis: host clock per batch incl. loading, no synchronize",
+    "rail": "input",
+    "timing": "thesis",
+    "protocol": "thesis",
+    "none_edges": "timed",
     "genotype": "SNAS_mild_edge_all",
     "batch": 64,
     "device": "Jetson Nano",
     "weights": "trained",
 }
+_PROTOCOL_OPTIONS = ("runs", "batches", "warmup_runs", "warmup_batches")
 
 
 def kendall_tau(xs: list[float], ys: list[float]) -> float | None:
@@ -100,10 +107,22 @@ def conditions(store, source: str, row: dict) -> dict[str, Any]:
             out["rail"] = (bench.get("power_rail") or power.get("rail") or options.get("power_rail")
                            or "default (input rail, else the sum)")
             out["timing"] = bench.get("timing") or options.get("timing")
+            protocol = bench.get("protocol") or options.get("protocol")
+            changed = {k: options[k] for k in _PROTOCOL_OPTIONS if options.get(k) is not None}
+            out["protocol"] = f"{protocol} ({', '.join(f'{k} {v}' for k, v in changed.items())})" if changed \
+                else protocol
+            out["none_edges"] = "timed" if bench.get("drop_none") is False and bench.get("none_edges") else "not timed"
             out["batch"] = bench.get("batch")
             out["device"] = bench.get("device")
             out["weights"] = bench.get("weights")
     return out
+
+
+def _per_image(row: dict) -> float | None:
+    from core.report import batch_of
+
+    batch = batch_of(row)
+    return None if row.get("latency_s") is None or not batch else float(row["latency_s"]) / batch
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -133,6 +152,7 @@ def reproduction(store, source: str = MEASURED_SOURCE, against: str = THESIS_SOU
             "accuracy": a.get("accuracy"), "against_accuracy": b.get("accuracy"), "accuracy_delta": delta,
             "accuracy_std": extra.get("accuracy_std"), "seeds": extra.get("seeds"),
             "latency_ratio": _ratio(a.get("latency_s"), b.get("latency_s")),
+            "latency_per_image_ratio": _ratio(_per_image(a), _per_image(b)),
             "power_ratio": _ratio(a.get("power_w"), b.get("power_w")),
             "params_ratio": _ratio(a.get("params_m"), b.get("params_m")),
         })
@@ -190,15 +210,16 @@ def to_markdown(report: dict) -> str:
            "## Per architecture", "",
            ("Accuracy delta = source - against (percentage points; ± the source's std over its seeds, n seeds); "
             "ratios = source / against."), "",
-           "| arch | acc. source % | acc. against % | delta pp | seeds std (n) | latency ratio | power ratio |",
-           "|---|---|---|---|---|---|---|"]
+           ("| arch | acc. source % | acc. against % | delta pp | seeds std (n) | latency ratio | "
+            "latency/image ratio | power ratio |"),
+           "|---|---|---|---|---|---|---|---|"]
     for r in report["rows"]:
         std = "-" if r["accuracy_std"] is None else f"±{r['accuracy_std']:.2f} ({r['seeds']})"
         if r["accuracy_std"] is None and r.get("seeds"):
             std = f"- ({r['seeds']})"
         out.append(f"| {r['arch']} | {_f(r['accuracy'], '.2f')} | {_f(r['against_accuracy'], '.2f')} | "
                    f"{_f(r['accuracy_delta'], '+.2f')} | {std} | {_f(r['latency_ratio'], '.3f')} | "
-                   f"{_f(r['power_ratio'], '.3f')} |")
+                   f"{_f(r['latency_per_image_ratio'], '.3f')} | {_f(r['power_ratio'], '.3f')} |")
     out += ["", "## Rank agreement (Kendall's tau-b over the paired rows)", "", "| objective | tau | pairs |",
             "|---|---|---|"]
     for objective, t in report["kendall_tau"].items():
@@ -214,7 +235,11 @@ def to_markdown(report: dict) -> str:
         out.append(f"- on `{s}`'s front only: {', '.join(o['only_source'])}")
     if o["only_against"]:
         out.append(f"- on `{a}`'s front only: {', '.join(o['only_against'])}")
-    out += ["", "## Not comparable", ""]
+    out += ["", "## Not comparable", "",
+            ("Conditions as each side records them (`not recorded` where it does not). The thesis' in the names "
+             "klmtui's benchmarks use: rail `input` (POM_5V_IN), timing `thesis` (host clock per batch including "
+             "loading, no synchronize), protocol `thesis` (50 runs of 50 batches, 20 runs and 5 batches "
+             "discarded), `none` edges timed (its code computes x*0)."), ""]
     if not report["not_comparable"]:
         out.append("Nothing: both sides record the same recipe, rail, timing, genotype, batch, device and weights.")
     else:

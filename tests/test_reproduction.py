@@ -117,3 +117,37 @@ def test_report_on_an_imported_variant(cli, tmp_path):
     r = cli("report", "--source", "variant", "--against", "thesis")
     assert r.returncode == 0 and "| 4-10-4@12 |" in r.stdout and "+0.50" in r.stdout and "2.000" in r.stdout
     assert "no results" in assert_one_line_error(cli("report", "--source", "measured"))
+
+
+@pytest.mark.slow
+def test_report_measured_from_imported_weights(cli, tmp_path):
+    """Weights in the thesis' layout imported and benchmarked on this machine: the report pairs
+    the architecture with Appendix A and lists what differs from the thesis' set-up."""
+    import torch
+
+    from core.genotypes import SNAS_mild_edge_all
+    from tests.thesis_layout import ThesisNetworkCIFAR
+
+    weights = tmp_path / "weights.pt"
+    torch.save(ThesisNetworkCIFAR(12, 10, 9, 5, 4, True, SNAS_mild_edge_all).state_dict(), weights)
+    assert cli("init").returncode == 0
+    r = cli("import-checkpoint", weights, "9-5-4@12", "--accuracy", "95.5", "--note", "test weights", "--json")
+    assert r.returncode == 0, r.stderr
+    r = cli("bench", "9-5-4@12", "--device", "local", "--batch", "2", "--runs", "1", "--batches", "2",
+            "--warmup-runs", "0", "--warmup-batches", "0", "--no-power", "--json")
+    assert r.returncode == 0, r.stderr
+    [bench] = r.json()
+    assert bench["weights"] == "trained"
+    r = cli("report", "--source", "measured", "--against", "thesis", "--json")
+    assert r.returncode == 0, r.stderr
+    rep = r.json()
+    [row] = rep["rows"]
+    assert row["arch"] == "9-5-4@12" and row["accuracy_delta"] == pytest.approx(95.5 - 95.72)
+    assert row["latency_ratio"] == pytest.approx(bench["latency_s"] / 0.66)
+    assert row["latency_per_image_ratio"] == pytest.approx((bench["latency_s"] / 2) / (0.66 / 64))
+    assert row["power_ratio"] is None and rep["kendall_tau"]["accuracy"]["tau"] is None  # one pair
+    caveats = {d["condition"]: d for d in rep["not_comparable"]}
+    assert caveats["recipe"]["source"].startswith("imported (test weights")
+    assert caveats["timing"]["source"] == "sync" and caveats["batch"]["source"] == "2"
+    assert caveats["device"]["source"] == "local" and caveats["none_edges"]["source"] == "not timed"
+    assert "rail" not in caveats or caveats["rail"]["against"] == "input"
