@@ -212,6 +212,7 @@ class _Run:
         self.agent = None
         self.events = open(self.folder / EVENTS_FILE, "a", encoding="utf-8")
         self.bad_lines = 0
+        self.dropped: set[str] = set()  # `event.field` names the agent sent that the schema lacks
         self.state = BenchState(record["id"], record.get("arch_id"), record.get("device"))
         self._done = threading.Event()
         self._progress_at = 0.0
@@ -361,9 +362,12 @@ def _execute(store, record, device, arch, protocol, extras, on_event, cancel, ho
             run.check_cancel()
             run.deliver({"event": "stage", "stage": "upload"})
             weights = transport.put_file(plain, f"checkpoints/{record['id']}.pt")
+        images_tar = push_thesis_images(transport, run, protocol, extras)
         run.check_cancel()
         run.deliver({"event": "stage", "stage": "start"})
         args = agent_args(arch, protocol, extras, weights, device.get("tegrastats"), job=record["id"])
+        if images_tar:
+            args += ["--images-tar", images_tar]
         run.agent = transport.start_agent(args)
         watcher.start()
         outcome = _stream(run, protocol)
@@ -387,7 +391,22 @@ def _execute(store, record, device, arch, protocol, extras, on_event, cancel, ho
                 pass
         # The exported weights were only the vehicle to the device; the training run keeps its own.
         (run.folder / "weights.pt").unlink(missing_ok=True)
+        (run.folder / "thesis-images.tar").unlink(missing_ok=True)
     return _finish(store, run, outcome)
+
+
+def push_thesis_images(transport, run: "_Run", protocol: Protocol, extras: dict) -> Optional[str]:
+    """--like-thesis without --images: upload real CIFAR-10 test images (remote.thesis_images)."""
+    if not extras.get("like_thesis") or extras.get("images"):
+        return None
+    from remote.thesis_images import TEST_SET, pack_test_images
+
+    count = min(TEST_SET, protocol.batch * (protocol.batches or 50))
+    packed, note = pack_test_images(run.folder / "thesis-images.tar", count)
+    run.log(f"--like-thesis images: {note}")
+    if packed is None:
+        return None  # the agent uses synthetic images and its record says so
+    return transport.put_file(packed, f"data/cifar10-test-{count}.tar")
 
 
 def _stream(run: _Run, protocol: Protocol) -> dict:
@@ -398,7 +417,7 @@ def _stream(run: _Run, protocol: Protocol) -> dict:
     for line in agent.lines():
         if not line.strip():
             continue
-        event, why = validate_line(line)
+        event, why = validate_line(line, run.dropped)
         if event is None or event["event"] not in AGENT_EVENTS:
             run.bad_lines += 1  # counted and skipped, never trusted
             run.log(f"skipped a line ({why or 'not an agent event'}): {line[:300]!r}")
@@ -437,7 +456,8 @@ def _finish(store, run: _Run, outcome: dict) -> dict:
 
     record = run.record
     fields: dict[str, Any] = {"status": outcome["status"], "error": outcome.get("error"), "finished": stamp(),
-                              "bad_lines": run.bad_lines, **run.state.record_fields()}
+                              "bad_lines": run.bad_lines, "dropped_fields": sorted(run.dropped)[:50],
+                              **run.state.record_fields()}
     summary = outcome.get("summary")
     if summary:
         fields.update(summary_fields(summary, record["batch"]))

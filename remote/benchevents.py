@@ -84,8 +84,8 @@ def _check(name: str, spec: F, value: Any) -> None:
         raise Invalid(f"{name} {value!r} out of range")
 
 
-def validate_event(raw: Any) -> dict:
-    """A copy of `raw` holding only the schema's fields, or Invalid."""
+def validate_event(raw: Any, dropped: Optional[set] = None) -> dict:
+    """A copy of `raw` holding only the schema's fields, or Invalid; undeclared names go to `dropped`."""
     if not isinstance(raw, dict):
         raise Invalid("not a JSON object")
     kind = raw.get("event")
@@ -98,16 +98,18 @@ def validate_event(raw: Any) -> dict:
             _check(name, spec, raw.get(name))
             if name in raw:
                 out[name] = raw[name]
+    if dropped is not None and len(out) < len(raw):
+        dropped.update(f"{kind}.{name}"[:80] for name in raw if name not in out)
     return out
 
 
-def validate_line(text: str) -> tuple[Optional[dict], str]:
+def validate_line(text: str, dropped: Optional[set] = None) -> tuple[Optional[dict], str]:
     """(event, "") for a valid line, else (None, why)."""
     if len(text) > MAX_LINE_CHARS:
         return None, f"line of {len(text)} characters (limit {MAX_LINE_CHARS})"
     try:
         raw = json.loads(text, parse_constant=_reject_constant)
-        return validate_event(raw), ""
+        return validate_event(raw, dropped), ""
     except Invalid as exc:
         return None, str(exc)
     except (ValueError, RecursionError):
@@ -142,7 +144,8 @@ class BenchState:
         self.power_w: list[float] = []  # every board power sample, W
         self.window_w: list[float] = []  # the samples inside the power pass' timed part
         self.batches = {"latency": 0, "power": 0}  # every batch reported per pass (warm-up included)
-        self.pass_started: dict[str, float] = {}
+        self.pass_started: dict[str, float] = {}  # agent clock of a pass' first and last batch
+        self.pass_last: dict[str, float] = {}
         self.last_t: Optional[float] = None
         self.summary: Optional[dict] = None
         self.error: Optional[str] = None
@@ -168,7 +171,7 @@ class BenchState:
             self.status, self.stage, self.error, self.summary = "running", "starting", None, None
             self.latencies, self.power_w, self.window_w = [], [], []
             self.batches = {"latency": 0, "power": 0}
-            self.pass_started = {}
+            self.pass_started, self.pass_last = {}, {}
         elif kind == "stage":
             self.status, self.stage = "running", event["stage"]
         elif kind == "hello":
@@ -184,6 +187,7 @@ class BenchState:
             self.batches[which] = self.batches.get(which, 0) + 1
             if event.get("t") is not None:
                 self.pass_started.setdefault(which, event["t"])
+                self.pass_last[which] = event["t"]
             if which == "latency" and not event.get("warmup") and not event.get("extra"):
                 self.latencies.append(float(event["seconds"]))
                 del self.latencies[:-MAX_KEEP]
@@ -224,9 +228,9 @@ class BenchState:
         done = sum(min(self.batches.get(w, 0), n or self.batches.get(w, 0)) for w, n in passes)
         eta = None
         which = self.phase or "latency"
-        start = self.pass_started.get(which)
-        if total and self.last_t is not None and start is not None and self.batches.get(which):
-            rate = (self.last_t - start) / self.batches[which]
+        start, last, n = self.pass_started.get(which), self.pass_last.get(which), self.batches.get(which, 0)
+        if total and start is not None and last is not None and n > 1:
+            rate = (last - start) / (n - 1)  # seconds per batch in this pass so far
             eta = max(0.0, (total - done) * rate)
         return {"done": done, "total": total, "pass": which, "eta_s": eta}
 

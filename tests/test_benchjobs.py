@@ -21,6 +21,7 @@ from core.store import Store
 from tests.fake_tegrastats import install
 from tests.fixtures.cli import assert_one_line_error
 from tests.fixtures.sshd import SSHD, SshdServer
+from tests.test_jobs import wait_for
 
 TINY = ["--batch", "4", "--runs", "3", "--batches", "4", "--warmup-runs", "1", "--warmup-batches", "1",
         "--threads", "1", "--compute", "cpu", "--no-power"]  # fmt: skip
@@ -34,16 +35,6 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
-
-
-def wait_for(check, timeout: float, what: str, poll: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def events_of(store: Store, bench_id: str) -> list[dict]:
@@ -199,3 +190,100 @@ def test_a_full_device_disk_is_one_clear_line(cli, ssh_env, sshd, tmp_path):
         assert list(disk.iterdir()) == []  # nothing half-pushed
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+# --------------------------------------------------------------------------- the one schema and fold
+
+
+def test_validation_skips_garbage_huge_lines_and_absurd_numbers():
+    from remote.agent.events import MAX_LINE_CHARS
+    from remote.benchevents import validate_line
+
+    ok, why = validate_line('{"event": "latency", "pass": "latency", "run": 0, "batch": 1, "seconds": 0.02, "latency_s": 9}')
+    assert why == "" and ok == {"event": "latency", "pass": "latency", "run": 0, "batch": 1, "seconds": 0.02}
+    bad = {
+        "not json": "not json",
+        "a list": "[1, 2]",
+        "unknown event": '{"event": "rm -rf"}',
+        "zero latency": '{"event": "latency", "pass": "latency", "seconds": 0}',
+        "negative latency": '{"event": "latency", "pass": "latency", "seconds": -1}',
+        "NaN": '{"event": "latency", "pass": "latency", "seconds": NaN}',
+        "a bool as a number": '{"event": "latency", "pass": "latency", "seconds": true}',
+        "unknown pass": '{"event": "latency", "pass": "other", "seconds": 0.1}',
+        "a board drawing 1 MW": '{"event": "power", "board_power_mw": 1000000000}',
+        "missing board power": '{"event": "power", "power_w": 5}',
+        "absurd summary power": '{"event": "summary", "latency_s": 0.1, "power_w": 5000}',
+        "huge string": '{"event": "error", "error": "' + "x" * 3000 + '"}',
+        "deep environment": '{"event": "hello", "protocol": {}, "environment": ' + '{"a": ' * 8 + "1" + "}" * 8 + "}",
+        "huge line": '{"event": "hello", "protocol": {}, "x": "' + "y" * MAX_LINE_CHARS + '"}',
+    }
+    for what, line in bad.items():
+        event, why = validate_line(line)
+        assert event is None and why, what
+
+
+def test_the_fold_reads_only_schema_fields_and_shows_progress():
+    from klmtui.live import LiveStream
+    from remote.benchevents import BenchState
+
+    stream = LiveStream(key="k", arch_id="1-1-1@8", device="jet1,jet2")
+    stream.feed({"event": "benchmark", "id": "b-00000001", "arch": "1-1-1@8", "device": "jet2", "attempt": 1})
+    stream.feed({"event": "hello", "pid": 7, "protocol": {"protocol": "thesis", "runs": 2, "batches": 5}, "t": 0.0})
+    for i in range(4):
+        stream.feed({"event": "latency", "pass": "latency", "run": 0, "batch": i, "seconds": 0.5, "warmup": i == 0,
+                     "t": 1.0 + i})
+    stream.feed({"event": "latency", "pass": "latency", "latency_s": 0.1})  # a name nothing emits: invalid
+    stream.feed({"event": "power", "power_w": 5.0})  # ditto
+    stream.feed({"event": "power", "board_power_mw": 4500, "in_window": False, "t": 4.5})
+    assert stream.device == "jet2" and stream.bench_id == "b-00000001" and stream.status == "running"
+    assert stream.latencies == [0.5, 0.5, 0.5] and stream.power_w == [4.5] and stream.bad == 2
+    assert stream.progress == "4/20 batches, latency pass, ETA 16s"  # 16 to go at 1 s each
+    state = BenchState()
+    state.feed({"event": "finished", "status": "failed", "error": "connection lost"})
+    assert state.status == "failed" and state.error == "connection lost" and state.progress_text() == "failed"
+
+
+def test_a_device_printing_garbage_is_counted_and_never_trusted(tmp_path, monkeypatch):
+    """A hostile "python" on the device: invalid lines are skipped and counted, an undeclared field
+    is dropped (and named in the record), host events from the device are refused."""
+    from remote.bench import run_benchmark
+
+    monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
+    huge = '{"event": "error", "error": "' + "x" * 100000 + '"}'
+    lines = [
+        '{"event": "hello", "pid": 4242, "protocol": {"protocol": "thesis", "runs": 1, "batches": 2}, "sneaky": 1}',
+        '{"event": "latency", "pass": "latency", "run": 0, "batch": 0, "seconds": 0.01}',
+        '{"event": "latency", "pass": "latency", "run": 0, "batch": 1, "seconds": -5}',
+        '{"event": "latency", "pass": "latency", "run": 0, "batch": 1, "seconds": NaN}',
+        '{"event": "power", "board_power_mw": 1e12}',
+        "not json at all",
+        '{"event": "finished", "status": "done"}',
+        '{"event": "summary", "latency_s": 0.01, "power_w": 9999}',
+        huge,
+        '{"event": "summary", "latency_s": 0.01, "latency_p90_s": 0.011, "images_per_s": 400.0, "weights": "initial"}',
+    ]
+    (tmp_path / "lines.txt").write_text("\n".join(lines) + "\n")
+    script = tmp_path / "evil-python"
+    script.write_text(f"#!/bin/sh\ncat {tmp_path / 'lines.txt'}\n")
+    script.chmod(0o755)
+    store = Store(tmp_path / "runs.json")
+    store.insert("devices", {"id": "evil", "name": "evil", "host": "local", "python": str(script)})
+    record = run_benchmark(store, "1-1-1@8", "evil", dict(TINY_OPTIONS, no_power=True))
+    assert record["status"] == "done" and record["latency_s"] == 0.01 and record["power_w"] is None
+    assert record["bad_lines"] == 7 and record["dropped_fields"] == ["hello.sneaky"]
+    kept = (store.run_dir(record["id"]) / "events.jsonl").read_text()
+    assert "sneaky" not in kept and "NaN" not in kept and "9999" not in kept and len(kept) < 10000
+    assert [json.loads(line)["event"] for line in kept.splitlines()].count("finished") == 1  # the host's own
+
+
+def test_every_field_the_real_agent_emits_is_declared(tmp_path, monkeypatch, tegrastats_fixture_path):
+    """The schema is the contract: a field added to an agent event but not to remote/agent/events.py
+    would be dropped; this run (both passes, power from a replayed tegrastats) drops nothing."""
+    from remote.bench import run_benchmark
+
+    bin_dir = install(tmp_path / "bin", fixture=tegrastats_fixture_path, records=["xnx_jp512"], python=sys.executable)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
+    record = run_benchmark(Store(tmp_path / "runs.json"), "1-1-1@8", "local", TINY_OPTIONS)
+    assert record["status"] == "done", record["error"]
+    assert record["bad_lines"] == 0 and record["dropped_fields"] == [] and record["power_w"] > 0
