@@ -39,7 +39,9 @@ def test_no_auto_add_or_warning_host_key_policy_anywhere():
         for line in p.read_text().splitlines()
         if "set_missing_host_key_policy(" in line
     ]
-    assert policies == [(Path("remote/ssh.py"), "client.set_missing_host_key_policy(_VerifyingPolicy(target, files))")]
+    assert policies == []  # host keys are checked by remote.hostkeys.verify before authentication (remote/ssh.py)
+    connect = (REPO / "remote" / "ssh.py").read_text()
+    assert connect.index("verify(known, target.device, target.entry") < connect.index("authenticate(transport, target")
 
 
 def test_no_password_is_ever_passed_or_stored(cli, ssh_env, sshd):
