@@ -18,6 +18,7 @@ from typing import cast
 
 from core.arch import Arch, ArchError, parse_arch
 from core.errors import InputError
+from core.limits import MAX_CSV_FIELD
 from core.records import ArchFields, ResultRecord
 from core.schema import MEASURED_SOURCE, THESIS_SOURCE
 
@@ -41,6 +42,11 @@ THESIS_TABLE1 = (
 
 _SOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MAX_ERRORS_SHOWN = 3
+
+
+def is_reference_source(store, source: str) -> bool:
+    """A shipped source (`thesis`), or one whose stored rows are marked `"reference": true`."""
+    return source in REFERENCE_SOURCES or any(r.get("reference") for r in store.find("results", source=source))
 
 
 def check_source_name(name: str) -> str:
@@ -71,6 +77,17 @@ def result_record(source: str, arch: Arch, values: dict[str, float | None], extr
     return cast(ResultRecord, record)
 
 
+# column -> (low, high, low_open): accuracy in [0, 100]; params, latency and power > 0
+RESULT_RANGES: dict[str, tuple[float, float, bool]] = {
+    "accuracy": (0.0, 100.0, False),
+    "params_m": (0.0, 1e6, True),
+    "latency_s": (0.0, 1e6, True),
+    "power_w": (0.0, 1e5, True),
+}
+# Sources shipped with klmtui: `import-results` never writes them (nor a source whose rows say `reference`).
+REFERENCE_SOURCES = (THESIS_SOURCE,)
+
+
 def _number(text: str, column: str) -> float | None:
     text = text.strip()
     if not text:
@@ -78,16 +95,21 @@ def _number(text: str, column: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{column} {text!r} is not a number") from None
+        raise ValueError(f"{column} {text[:40]!r} is not a number") from None
     if not math.isfinite(value):
-        raise ValueError(f"{column} {text!r} is not a finite number")
+        raise ValueError(f"{column} {text[:40]!r} is not a finite number")
+    if column in RESULT_RANGES:
+        low, high, low_open = RESULT_RANGES[column]
+        if (value <= low if low_open else value < low) or value > high:
+            bound = f"{'> ' if low_open else 'in ['}{low:g}{'' if low_open else f', {high:g}]'}"
+            raise ValueError(f"{column} {text[:40]} is out of range (must be {bound})")
     return value
 
 
 def _integer(text: str, column: str) -> int:
     text = text.strip()
-    if not re.fullmatch(r"\d+", text):
-        raise ValueError(f"{column} {text!r} is not a whole number")
+    if not re.fullmatch(r"\d{1,7}", text):
+        raise ValueError(f"{column} {text[:40]!r} is not a whole number (at most 7 digits)")
     return int(text)
 
 
@@ -117,7 +139,12 @@ def parse_results_csv(text: str, source: str, *, name: str = "CSV", extra: dict 
     if not text.strip():
         raise InputError(f"{name} is empty: expected a header {','.join(CSV_COLUMNS)} and rows")
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise InputError(f"{name}: line 1: {exc}; nothing imported") from None
+    if any(len(h) > MAX_CSV_FIELD for h in header):
+        raise InputError(f"{name}: line 1: a header cell has over {MAX_CSV_FIELD} characters")
     reader.fieldnames = header
     has_klm = all(c in header for c in ("K", "L", "M"))
     needed = [c for c in CSV_COLUMNS if c not in header and not (c in ("K", "L", "M") and "arch" in header)]
@@ -129,10 +156,22 @@ def parse_results_csv(text: str, source: str, *, name: str = "CSV", extra: dict 
     records: list[ResultRecord] = []
     errors: list[str] = []
     seen: dict[str, int] = {}
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a field over csv's own limit: nothing after it can be trusted
+            raise InputError(f"{name}: after line {reader.line_num}: {exc}; nothing imported") from None
         line = reader.line_num
         if None in row:
             errors.append(f"line {line}: more cells than header columns")
+            continue
+        long_cell = next((k for k, v in row.items() if len(v or "") > MAX_CSV_FIELD), None)
+        if long_cell is not None:
+            errors.append(f"line {line}: {long_cell[:40]} has {len(row[long_cell])} characters "
+                          f"(at most {MAX_CSV_FIELD})")
             continue
         if not any((v or "").strip() for v in row.values()):
             continue  # blank line

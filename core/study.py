@@ -21,7 +21,9 @@ from core.arch import Arch
 from core.counting import count_macs, count_params
 from core.errors import InputError
 from core.records import ArchitectureRecord, ResultRecord
-from core.reference import MEASURED_SOURCE, THESIS_SOURCE, arch_fields, result_record, thesis_results
+from core.reference import (MEASURED_SOURCE, THESIS_SOURCE, arch_fields, is_reference_source, result_record,
+                            thesis_results)
+from core.schema import DONE
 from core.report import with_derived
 from core.store import Store, Tx
 
@@ -105,6 +107,9 @@ def import_results(store: Store, records: Iterable[dict], *, replace: bool = Fal
     (source,) = sources
     counts = {"source": source, "added": 0, "updated": 0, "removed": 0, "architectures_added": 0}
     with store.transaction() as tx:
+        if is_reference_source(tx, source):
+            raise InputError(f"source {source!r} is a reference source and read-only: import your figures "
+                             f"under another name (e.g. --source {source}-mine)")
         ids = {r["id"] for r in records}
         if replace:
             for old in tx.find("results", source=source):
@@ -128,7 +133,9 @@ def import_results(store: Store, records: Iterable[dict], *, replace: bool = Fal
 def source_names(store: Store) -> list[str]:
     """Imported sources in the store, then `measured` (and `measured:DEVICE` per device)."""
     names = sorted({r["source"] for r in store.all("results")})
-    devices = sorted({b.get("device") for b in store.all("benchmarks") if b.get("device")})
+    # a device is a source once it has a figure: a failed benchmark makes no empty `measured:DEVICE`
+    devices = sorted({str(b["device"]) for b in store.all("benchmarks") if b.get("device")
+                      and b.get("status") == DONE and (b.get("latency_s") is not None or b.get("power_w") is not None)})
     return names + [MEASURED_SOURCE] + [f"{MEASURED_SOURCE}:{d}" for d in devices]
 
 
@@ -283,7 +290,7 @@ def study_status(store: Store) -> list[dict]:
             if arch_id not in archs and "K" in recs[0]:
                 archs[arch_id] = architecture_record(arch_of(recs[0]), in_thesis=None, sampled=False)
     measured = {r["arch_id"]: with_derived(r) for r in measured_rows(store)}
-    out = []
+    out: list[dict[str, Any]] = []
     for arch_id, arch in archs.items():
         my_runs = runs.get(arch_id, [])
         my_benches = sorted(benches.get(arch_id, []), key=_stamp)

@@ -193,6 +193,12 @@ class KlmtuiApp(App):
 
         self.push_screen(DevicesScreen())
 
+    def action_report(self) -> None:
+        from klmtui.screens.reproduction import ReproductionScreen
+
+        self.push_screen(ReproductionScreen())
+
+
     def action_help(self) -> None:
         from klmtui.screens.dialogs import HelpScreen
 
@@ -207,6 +213,7 @@ class KlmtuiApp(App):
         yield SystemCommand("Devices", "Jetson devices: add, check, trust", self.action_devices)
         yield SystemCommand("Initialise the study", "Sampled architectures + the thesis' reference results", self.action_init_study)
         yield SystemCommand("Help", "Keys and what they do", self.action_help)
+        yield SystemCommand("Reproduction report", "measured against thesis: deltas, tau, fronts", self.action_report)
         home = self.home_screen_with_id("home")
         if home is not None:
             for action, title, text in (("train", "Train", "Train the selection (form)"),

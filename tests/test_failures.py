@@ -399,3 +399,61 @@ def test_one_view_is_one_version_of_the_file_under_concurrent_writes(tmp_path):
         writer.wait(60)
     assert writer.returncode == 0
     assert len(seen) > 3  # the reader really saw several versions
+
+
+# --------------------------------------------------------------------------- 7. reference sources, values
+
+HEADER = "K,L,M,channels,accuracy,params_m,latency_s,power_w"
+
+
+@pytest.mark.parametrize("body, message", [
+    ("6,6,6,36,101,2.7,1.8,4.7", "line 2: accuracy 101 is out of range (must be in [0, 100])"),
+    ("6,6,6,36,-0.5,2.7,1.8,4.7", "line 2: accuracy -0.5 is out of range (must be in [0, 100])"),
+    ("6,6,6,36,97,2.7,-1,4.7", "line 2: latency_s -1 is out of range (must be > 0)"),
+    ("6,6,6,36,97,2.7,1.8,0", "line 2: power_w 0 is out of range (must be > 0)"),
+    ("6,6,6,36,97,0,1.8,4.7", "line 2: params_m 0 is out of range (must be > 0)"),
+    ("6,6,6,36,nan,2.7,1.8,4.7", "line 2: accuracy 'nan' is not a finite number"),
+    ("6,6,6,36,97,2.7,1e999,4.7", "line 2: latency_s '1e999' is not a finite number"),
+    ("6,6,%s,36,97,2.7,1.8,4.7" % ("9" * 40), "line 2: M '%s' is not a whole number (at most 7 digits)" % ("9" * 40)),
+    ("70,6,6,36,97,2.7,1.8,4.7", "line 2: K must be <= 64 in 70-6-6 (got 70)"),
+])
+def test_import_values_validated(study, tmp_path, body, message):
+    line, csv_file = _refused_csv(study, tmp_path, f"{HEADER}\n{body}\n")
+    assert line == f"klmtui: {csv_file}: 1 bad row(s), nothing imported: {message}"
+
+
+def _refused_csv(study, tmp_path, text: str) -> tuple[str, Path]:
+    csv_file = tmp_path / "bad.csv"
+    csv_file.write_text(text)
+    return refused(study, "import-results", csv_file, "--source", "mine"), csv_file
+
+
+def test_csv_fields_are_bounded(study, tmp_path):
+    line, csv_file = _refused_csv(study, tmp_path, f"{HEADER},note\n6,6,6,36,97,2.7,1.8,4.7,{'x' * 5000}\n")
+    assert line == f"klmtui: {csv_file}: 1 bad row(s), nothing imported: line 2: note has 5000 characters (at most 4096)"
+    line, csv_file = _refused_csv(study, tmp_path, f"{HEADER},note\n6,6,6,36,97,2.7,1.8,4.7,{'x' * 200_000}\n")
+    assert line == f"klmtui: {csv_file}: after line 1: field larger than field limit (131072); nothing imported"
+
+
+def test_reference_sources_are_read_only(study, tmp_path):
+    csv_file = tmp_path / "mine.csv"
+    csv_file.write_text(f"{HEADER}\n6,6,6,36,99,2.7,1.8,4.7\n")
+    line = refused(study, "import-results", csv_file, "--source", "thesis")
+    assert line == ("klmtui: source 'thesis' is a reference source and read-only: import your figures under "
+                    "another name (e.g. --source thesis-mine)")
+    line = refused(study, "import-results", csv_file, "--source", "thesis", "--replace")
+    assert "read-only" in line
+    # a source whose rows are marked reference is read-only too
+    Store(study.store).upsert("results", {**Store(study.store).get("results", "thesis:6-6-6@36"), "id": "snas:6-6-6@36",
+                                          "source": "snas", "reference": True})
+    assert "source 'snas' is a reference source" in refused(study, "import-results", csv_file, "--source", "snas")
+    r = study("import-results", csv_file, "--source", "thesis-mine")
+    assert r.returncode == 0, r.stderr
+
+
+def test_failed_benchmark_makes_no_measured_device_source(study):
+    assert study("device", "add", "dead", "--host", "127.0.0.1", "--port", "1", "--user", "me").returncode == 0
+    assert study("bench", "1-1-1@8", "--device", "dead").returncode == 1
+    line = refused(study, "pareto", "--source", "measured:dead")
+    assert line.startswith("klmtui: source 'measured:dead' has no results in ")
+    assert line.endswith("; sources: thesis, measured")
