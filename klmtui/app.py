@@ -198,7 +198,6 @@ class KlmtuiApp(App):
 
         self.push_screen(ReproductionScreen())
 
-
     def action_help(self) -> None:
         from klmtui.screens.dialogs import HelpScreen
 
