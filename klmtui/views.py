@@ -35,6 +35,7 @@ class ArchRow:
     energy_mj: float | None = None
     on_front: bool = False
     ref_params_m: float | None = None  # a reference source's own (published, rounded) figure
+    predicted: dict = field(default_factory=dict)  # column -> (low, high): a predicted figure (core.predict)
     runs: list[dict] = field(default_factory=list)
     benchmarks: list[dict] = field(default_factory=list)
 
@@ -120,8 +121,12 @@ def _figures(row: ArchRow, result: dict | None, exact_params: bool) -> None:
         row.ref_params_m = float(result["params_m"])
 
 
-def arch_rows(snapshot, source: str = MEASURED) -> list[ArchRow]:
-    """Every architecture of the store (plus those only a reference source knows), for `source`."""
+def arch_rows(snapshot, source: str = MEASURED, predicted: bool = False) -> list[ArchRow]:
+    """Every architecture of the store (plus those only a reference source knows), for `source`.
+
+    With `predicted`, missing latency/power figures are predicted from the source's own rows
+    (`predict_missing`); such rows carry `predicted` and the table styles them as predictions.
+    """
     runs_by: dict[str, list[dict]] = {}
     for r in snapshot.table("runs"):
         runs_by.setdefault(r.get("arch_id"), []).append(r)
@@ -154,8 +159,56 @@ def arch_rows(snapshot, source: str = MEASURED) -> list[ArchRow]:
             row.status = f"{row.status} +bench" if row.status != "-" else "bench"
         _figures(row, results.get(row.id), exact_params=source.startswith(MEASURED))
     out = list(rows.values())
+    if predicted:
+        predict_missing(out, snapshot.figures.get(source, []), source)
     mark_front(out, DEFAULT_OBJECTIVES)
     return out
+
+
+_PREDICTION_CACHE: dict[tuple, dict] = {}
+
+
+def predict_missing(rows: list[ArchRow], results: list[dict], source: str) -> None:
+    """Fill rows' missing latency/power (and energy) with core.predict's figures from `results`.
+
+    Not for the plain `measured` source (it mixes devices): `measured:DEVICE` or a reference.
+    Fits are cached per source and figures, so redraws cost nothing.
+    """
+    if source == MEASURED:
+        return
+    from core.arch import parse_arch
+    from core.errors import InputError
+    from core.predict import PREDICTABLE, features, fit_target
+    from core.report import energy_per_image_j
+    from core.study import arch_of
+
+    key = (source, tuple((r.get("arch_id"), r.get("latency_s"), r.get("power_w")) for r in results))
+    models = _PREDICTION_CACHE.get(key)
+    if models is None:
+        models = {}
+        for target in PREDICTABLE:
+            try:
+                models[target] = fit_target(target, [(features(arch_of(r)), r.get(target)) for r in results])
+            except InputError:
+                pass
+        _PREDICTION_CACHE.clear()
+        _PREDICTION_CACHE[key] = models
+    for row in rows:
+        missing = [t for t in models if getattr(row, t) is None]
+        if not missing:
+            continue
+        try:
+            feats = features(parse_arch(row.id))
+        except InputError:
+            continue
+        for target in missing:
+            value, low, high = models[target].predict(feats)
+            setattr(row, target, value)
+            row.predicted[target] = (low, high)
+        if row.energy_mj is None and row.latency_s is not None and row.power_w is not None:
+            energy = energy_per_image_j({"latency_s": row.latency_s, "power_w": row.power_w})
+            row.energy_mj = None if energy is None else energy * 1000
+            row.predicted["energy_mj"] = None
 
 
 def front(rows: list[ArchRow], objectives: Iterable[str] = DEFAULT_OBJECTIVES, tolerances: Iterable[str] = ()):

@@ -220,3 +220,42 @@ def test_pareto_with_predicted_marks_and_counts(study):
     assert table.returncode == 0 and "3 row(s) with predicted figures" in table.stdout
     assert "~" in table.stdout
     assert json.loads(study("pareto", "--json").stdout)  # without the flag: unchanged shape
+
+
+def test_tui_home_table_shows_predictions_only_when_asked_and_marked(tmp_path):
+    import asyncio
+
+    from core.store import Store
+    from core.study import init_study
+    from klmtui.app import KlmtuiApp
+    from klmtui.widgets.arch_table import row_cells
+
+    init_study(Store(tmp_path / "runs.json"))
+    app = KlmtuiApp(tmp_path / "runs.json")
+
+    async def body():
+        async with app.run_test(size=(160, 50)) as pilot:
+            table = None
+            for _ in range(600):
+                await pilot.pause(0.1)
+                table = app.screen.query_one("#arch-table")
+                if table.rows_by_id:
+                    break
+            assert app.screen.source == "thesis"
+            new = table.rows_by_id["5-5-8@36"]
+            assert new.latency_s is None and not new.predicted  # off by default: nothing invented
+            await pilot.press("w")
+            await pilot.pause(0.3)
+            new = app.screen.query_one("#arch-table").rows_by_id["5-5-8@36"]
+            assert set(new.predicted) == {"latency_s", "power_w", "energy_mj"}
+            low, high = new.predicted["latency_s"]
+            assert low < new.latency_s < high and 1.5 < new.latency_s < 2.0
+            cells = [str(c) for c in row_cells(new, False)]
+            assert any(c.startswith("~") and "%" in c for c in cells)
+            measured = app.screen.query_one("#arch-table").rows_by_id["6-6-6@36"]
+            assert not measured.predicted and measured.latency_s == 1.87
+            await pilot.press("w")
+            await pilot.pause(0.3)
+            assert app.screen.query_one("#arch-table").rows_by_id["5-5-8@36"].latency_s is None
+
+    asyncio.run(body())

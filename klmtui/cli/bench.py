@@ -128,6 +128,7 @@ def bench(app, archs, devices, as_json, detach, **options: Any) -> None:
             for r in records:
                 click.echo(f"{r['id']}: {r['arch_id']} {r['status']}" + (f" on {r['device']}" if r.get("device") else ""))
         return
+    _print_estimate(store, ids, devices, options)
     records = follow_live(store, ids)
     console = stderr_console()
     rows = [_row(r) for r in records]
@@ -145,6 +146,30 @@ def bench(app, archs, devices, as_json, detach, **options: Any) -> None:
     if bad:
         detail = "; ".join(f"{r['id']} ({r['arch']}@{r['channels']}) {r['status']}: {r['error']}" for r in bad)
         raise OperationFailed(detail or "benchmarks cancelled")
+
+
+def _print_estimate(store, ids: list[str], devices, options: dict) -> None:
+    """On a terminal: the predicted device time of these benchmarks (core.planning), before they start."""
+    console = stderr_console()
+    if not console.is_terminal:
+        return  # scripts: stderr stays for the one-line error contract
+    from core.latency import FIELDS, Protocol
+    from core.planning import predicted_benchmark_seconds
+
+    try:
+        protocol = Protocol(**{k: v for k, v in options.items() if k in FIELDS})
+        total = 0.0
+        for bench_id in ids:
+            record = store.get("benchmarks", bench_id) or {}
+            seconds = predicted_benchmark_seconds(store, record.get("arch_id"), record.get("device") or devices[0],
+                                                  protocol, power_pass=not options.get("no_power"))
+            if seconds is None:
+                return
+            total += seconds
+    except Exception:  # an estimate must never stop a benchmark
+        return
+    console.print(f"predicted device time: {total / 60:.1f} min for {len(ids)} benchmark(s) "
+                  f"({protocol.protocol} protocol; `klmtui plan` explains the prediction)", style="dim")
 
 
 def follow_live(store, ids: list[str]) -> list[dict]:

@@ -8,6 +8,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from klmtui import messages as m
 from klmtui.views import MEASURED, arch_rows, sources
 from klmtui.widgets.arch_table import COLUMNS, ArchTable
 
@@ -29,8 +30,10 @@ class HomeScreen(Screen):
         Binding("s", "cycle_source", "Source", id="klmtui.source"),
         Binding("o", "cycle_sort", "Sort", id="klmtui.sort"),
         Binding("e", "export", "Export", id="klmtui.export"),
+        Binding("m", "compare", "Compare", id="klmtui.compare"),
         Binding("slash", "focus_filter", "Filter", id="klmtui.filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("w", "toggle_predicted", "Predicted", show=False, id="klmtui.predicted"),
     ]
 
     def __init__(self) -> None:
@@ -50,15 +53,16 @@ class HomeScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(ArchTable).focus()
-        if self.app.snapshot is not None:
-            self.show_snapshot(self.app.snapshot)
+        self.watch(self.app, "snapshot", self.show_snapshot)  # now and on every new store content
 
     @property
     def table(self) -> ArchTable:
         return self.query_one(ArchTable)
 
     def show_snapshot(self, snapshot) -> None:
-        """Called by the app for every new store snapshot."""
+        """The app's `snapshot` changed (watched)."""
+        if snapshot is None:
+            return
         self._snapshot = snapshot
         message = self.query_one("#store-message", Static)
         if snapshot.error:
@@ -85,7 +89,8 @@ class HomeScreen(Screen):
         if self._snapshot is None:
             return
         tokens = self.query_one("#filter", Input).value.lower().lstrip("/").split()
-        rows = [r for r in arch_rows(self._snapshot, self.source) if matches(r, tokens)]
+        show_predicted = getattr(self, "show_predicted", False)
+        rows = [r for r in arch_rows(self._snapshot, self.source, predicted=show_predicted) if matches(r, tokens)]
         self.table.show(rows)
         self.sub_title = f"{self._snapshot.path}  ·  {len(rows)} architectures  ·  figures: {self.source}"
 
@@ -102,7 +107,7 @@ class HomeScreen(Screen):
         self.table.focus()
 
     def on_arch_table_open_details(self, event: ArchTable.OpenDetails) -> None:
-        self.app.open_details(event.arch_id)
+        self.post_message(m.OpenDetails(event.arch_id))
 
     # ------------------------------------------------------------------ actions
     def action_cycle_source(self) -> None:
@@ -113,6 +118,17 @@ class HomeScreen(Screen):
         self.source = names[(names.index(self.source) + 1) % len(names)] if self.source in names else MEASURED
         self._update_source_label()
         self._redraw()
+
+    def action_toggle_predicted(self) -> None:
+        """w: show predicted latency/power (~, italic, 90% interval) where the source has none."""
+        self.show_predicted = not getattr(self, "show_predicted", False)
+        self._redraw()
+        n = sum(1 for r in self.table.rows_by_id.values() if r.predicted)
+        if self.show_predicted:
+            self.notify(f"{n} row(s) with predicted figures (~value±90% interval), fitted on {self.source}"
+                        if n else f"nothing to predict for {self.source} (klmtui predict says why)", timeout=4)
+        else:
+            self.notify("predicted figures hidden", timeout=2)
 
     def action_cycle_sort(self) -> None:
         keys = [k for k, _ in COLUMNS]
@@ -134,21 +150,35 @@ class HomeScreen(Screen):
             self.notify("no architecture under the cursor", severity="warning")
         return targets
 
-    def action_train(self) -> None:
+    def _request(self, request: type[m.ArchsRequest]) -> None:
         if targets := self._targets():
-            self.app.ask_train(targets)
+            self.post_message(request(targets))
+
+    def action_train(self) -> None:
+        self._request(m.TrainRequest)
 
     def action_bench(self) -> None:
-        if targets := self._targets():
-            self.app.ask_bench(targets)
+        self._request(m.BenchRequest)
 
     def action_cancel(self) -> None:
-        if targets := self._targets():
-            self.app.cancel_jobs(targets)
+        self._request(m.CancelRequest)
 
     def action_resume(self) -> None:
-        if targets := self._targets():
-            self.app.resume_jobs(targets)
+        self._request(m.ResumeRequest)
 
     def action_export(self) -> None:
-        self.app.ask_export(self.source)
+        self.post_message(m.ExportRequest(self.source))
+
+    def action_compare(self) -> None:
+        """The selected rows side by side (two or more: space selects)."""
+        self.post_message(m.OpenCompare(self.table.targets()))
+
+    def commands(self):
+        """(callback, title, help) of this screen's actions, for the command palette."""
+        return [(self.action_train, "Train", "Train the selection (form)"),
+                (self.action_bench, "Benchmark", "Benchmark the selection on a device"),
+                (self.action_cancel, "Cancel", "Cancel the selection's running jobs"),
+                (self.action_resume, "Resume", "Resume the selection's interrupted runs"),
+                (self.action_compare, "Compare", "The selected architectures side by side"),
+                (self.action_export, "Export", "Export the results table (csv/md/latex)"),
+                (self.action_cycle_source, "Switch figures source", "Measured / thesis / imported")]

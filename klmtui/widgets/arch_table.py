@@ -67,12 +67,22 @@ def row_cells(row: ArchRow, selected: bool) -> list:
         Text("★", style="bold yellow") if row.on_front else Text(""),
         Text(row.status, style=STATUS_STYLE.get(status_word, "")),
         fmt_accuracy(row),
-        fmt(row.latency_s, ".4f"),
-        fmt(row.power_w, ".2f"),
-        fmt(row.energy_mj, ".3f"),
+        figure_cell(row, "latency_s", ".4f"),
+        figure_cell(row, "power_w", ".2f"),
+        figure_cell(row, "energy_mj", ".3f"),
         fmt(row.params_m, ".2f"),
         fmt(None if row.macs is None else row.macs / 1e6, ".1f"),
     ]
+
+
+def figure_cell(row: ArchRow, name: str, spec: str):
+    """A measured figure as text; a predicted one as `~value±x%` (90% interval) in italic yellow."""
+    value = getattr(row, name)
+    if name not in row.predicted or value is None:
+        return fmt(value, spec)
+    interval = row.predicted[name]
+    half = "" if not interval or not value else f"±{100 * (interval[1] - interval[0]) / 2 / value:.1f}%"
+    return Text(f"~{format(value, spec)}{half}", style="italic yellow")
 
 
 class ArchTable(DataTable):
