@@ -50,6 +50,7 @@ class ArchRow:
         return {
             "id": self.id, "arch": self.arch, "channels": self.channels, "status": self.status,
             **{name: self.objective(name) for name in OBJECTIVE_NAMES},
+            "predicted": sorted(self.predicted),
         }
 
     def objective(self, name: str) -> float | None:

@@ -259,3 +259,40 @@ def test_tui_home_table_shows_predictions_only_when_asked_and_marked(tmp_path):
             assert app.screen.query_one("#arch-table").rows_by_id["5-5-8@36"].latency_s is None
 
     asyncio.run(body())
+
+
+def test_tui_pareto_screen_marks_predicted_rows(tmp_path):
+    import asyncio
+
+    from core.store import Store
+    from core.study import init_study
+    from klmtui.app import KlmtuiApp
+
+    init_study(Store(tmp_path / "runs.json"))
+    app = KlmtuiApp(tmp_path / "runs.json")
+
+    async def body():
+        async with app.run_test(size=(200, 60)) as pilot:
+            for _ in range(600):
+                await pilot.pause(0.1)
+                if app.screen.query("#arch-table") and app.screen.query_one("#arch-table").rows_by_id:
+                    break
+            await pilot.press("p")
+            for _ in range(100):
+                await pilot.pause(0.1)
+                if type(app.screen).__name__ == "ParetoScreen" and app.screen.result is not None:
+                    break
+            screen = app.screen
+            screen.query_one("#objectives").value = "params_m:min latency_s:min power_w:min"
+            screen.recompute()
+            assert not any(r.get("predicted") for r in screen.result.rows)
+            await pilot.press("w")
+            await pilot.pause(0.3)
+            guessed = [r for r in screen.result.rows if r.get("predicted")]
+            assert {r["id"] for r in guessed} == {"5-5-8@12", "5-5-8@24", "5-5-8@36"}
+            assert "3 row(s) with predicted figures" in str(screen.query_one("#front-description").render())
+            table = screen.query_one("#front-table")
+            row = table.get_row("5-5-8@36")
+            assert any(str(c).startswith("~") for c in row)
+
+    asyncio.run(body())

@@ -51,6 +51,7 @@ class ParetoScreen(Screen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("n", "next_pair", "Next plot", id="klmtui.pareto.next"),
         Binding("s", "cycle_source", "Source", id="klmtui.pareto.source"),
+        Binding("w", "toggle_predicted", "Predicted", show=False, id="klmtui.pareto.predicted"),
     ]
 
     def __init__(self, source: str = MEASURED) -> None:
@@ -102,7 +103,7 @@ class ParetoScreen(Screen):
         if snapshot is None:
             return
         description = self.query_one("#front-description", Static)
-        rows = arch_rows(snapshot, self.source)
+        rows = arch_rows(snapshot, self.source, predicted=getattr(self, "show_predicted", False))
         try:
             result = front(rows, self.objectives(), self.query_one("#tolerances", Input).value.split())
         except (KlmtuiError, ValueError) as exc:
@@ -111,6 +112,10 @@ class ParetoScreen(Screen):
         self.result = result
         self.query_one("#source-label", Static).update(f"source [b]{self.source}[/] (s)")
         over = "published figures (params rounded to 0.1M)" if self.source == "thesis" else f"{self.source} figures"
+        guessed = sum(1 for r in result.rows if r.get("predicted"))
+        if getattr(self, "show_predicted", False):
+            over += (f"; {guessed} row(s) with predicted figures (~, italic; {sum(1 for r in result.front if r.get('predicted'))}"
+                     " on the front; w hides them)")
         description.update(f"{result.describe()}  [dim]Source: {over}.[/]")
         self._fill_table(result)
         self._draw_plot()
@@ -125,7 +130,9 @@ class ParetoScreen(Screen):
             style = "bold" if r["on_front"] else "dim"
             cells = [Text("★" if r["on_front"] else "·", style="yellow" if r["on_front"] else "dim"),
                      Text(r["arch"], style=style), Text(str(r["channels"]), style=style)]
-            cells += [Text(fmt(r.get(n), ".4g"), style=style) for n in names]
+            guessed = set(r.get("predicted") or ())
+            cells += [Text("~" + fmt(r.get(n), ".4g"), style=style + " italic yellow") if n in guessed
+                      else Text(fmt(r.get(n), ".4g"), style=style) for n in names]
             table.add_row(*cells, key=r["id"])
 
     def pairs(self) -> list[tuple[str, str]]:
@@ -150,6 +157,11 @@ class ParetoScreen(Screen):
     def action_next_pair(self) -> None:
         self.pair_index += 1
         self._draw_plot()
+
+    def action_toggle_predicted(self) -> None:
+        """w: include predicted latency/power (core.predict) where the source has none, marked ~."""
+        self.show_predicted = not getattr(self, "show_predicted", False)
+        self.recompute()
 
     def action_cycle_source(self) -> None:
         names = getattr(self, "_options", None) or [MEASURED]
