@@ -287,3 +287,61 @@ def test_every_field_the_real_agent_emits_is_declared(tmp_path, monkeypatch, teg
     record = run_benchmark(Store(tmp_path / "runs.json"), "1-1-1@8", "local", TINY_OPTIONS)
     assert record["status"] == "done", record["error"]
     assert record["bad_lines"] == 0 and record["dropped_fields"] == [] and record["power_w"] > 0
+
+
+def test_heartbeat_loss_over_a_frozen_ssh_link_stops_the_remote_agent(cli, ssh_env, sshd, tmp_path,
+                                                                       tegrastats_fixture_path):
+    """The link goes silent (every sshd SIGSTOPped: TCP up, nothing forwarded): the agent on the
+    device hears no heartbeat and stops itself, tegrastats included, without the host's help."""
+    from remote import benchjobs
+
+    cli.env.update(ssh_env)
+    log = tmp_path / "tegrastats.jsonl"
+    bin_dir = install(tmp_path / "jetson-bin", fixture=tegrastats_fixture_path, records=["xnx_jp512"], log=log,
+                      python=sys.executable)
+    add_ssh_device(cli, "jet", sshd, tmp_path / "jetson")
+    store = Store(cli.store)
+    store.update("devices", "jet", tegrastats=str(bin_dir / "tegrastats"))
+    [bench_id] = benchjobs.submit(store, ["1-1-1@8"], ["jet"], dict(TINY_OPTIONS, power_min_samples=100000,
+                                                                    heartbeat_timeout=4))
+    _, agent = _runner_with_agent(store, bench_id)
+    wait_for(lambda: log.exists() and log.read_text().strip(), 120, "tegrastats to run on the device")
+    tegrastats = {json.loads(line)["pid"] for line in log.read_text().splitlines()}
+    sshd.freeze()
+    try:
+        frozen = time.monotonic()
+        wait_for(lambda: not alive(agent) and not any(alive(p) for p in tegrastats), 40, "the agent to stop itself")
+        assert time.monotonic() - frozen >= 3.0
+    finally:
+        sshd.thaw()
+    record = wait_for(lambda: (r := store.get("benchmarks", bench_id))["status"] != "running" and r, 120, "the record")
+    assert record["status"] == "failed" and "no heartbeat from the host" in record["error"], record
+
+
+def test_resume_kills_only_a_leftover_agent_of_the_same_benchmark(tmp_path, sshd, ssh_env):
+    """kill_group checks the benchmark id on the group leader's command line (a recycled group id
+    is left alone), locally and over SSH."""
+    import subprocess
+
+    from remote.local import LocalTransport
+    from remote.ssh_transport import SshTransport
+    from tests.fixtures.sshd import device_record
+
+    transports = [LocalTransport({"name": "box", "workdir": str(tmp_path / "box")}),
+                  SshTransport(device_record(sshd, "jet"), home=tmp_path / "home")]
+    (tmp_path / "home").mkdir(exist_ok=True)  # klmtui's own known_hosts vouches for the loopback key
+    (tmp_path / "home" / "known_hosts").write_text(sshd.known_hosts_line())
+    try:
+        for transport in transports:
+            fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "remote.agent.main",
+                                     "--job", "b-1234abcd"], start_new_session=True)
+            try:
+                assert transport.kill_group(fake.pid, "b-00000000") is False  # another benchmark's id
+                assert fake.poll() is None
+                assert transport.kill_group(fake.pid, "b-1234abcd") is True
+                assert fake.wait(timeout=20) is not None
+            finally:
+                fake.kill()
+                fake.wait()
+    finally:
+        transports[1].close()
