@@ -1,21 +1,28 @@
-"""Details of one architecture: training curves and log tail; benchmark latency and power, live.
+"""Details of one architecture: its runs and benchmarks, training curves and log, benchmark
+latency and power, live.
 
-Benchmarks started from this app stream through `LiveStream`s (fed by StreamEvent messages);
-anything else (a run or benchmark of another process) is read from its run folder once a
-second by a thread worker. Drawing happens at most 10 times a second, from a timer.
+The table at the top lists every run and benchmark of the architecture: the highlighted run's
+curves and log tail show on the left (`l`: its whole log, scrollable), the highlighted
+benchmark on the right; `x` deletes the highlighted record (after a confirmation). Benchmarks
+started from this app stream through `LiveStream`s (fed by StreamEvent messages); anything else
+(a run or benchmark of another process) is read from its run folder once a second by a thread
+worker. Drawing happens at most 10 times a second, from a timer. The store snapshot is the app's
+reactive `snapshot`, watched.
 """
 
 from __future__ import annotations
 
 from rich.markup import escape
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Log, Sparkline, Static
+from textual.widgets import DataTable, Footer, Header, Log, Sparkline, Static
 
-from core.safetext import visible
+from core.numbers import figure
+from core.safetext import plain, visible
+from core.schema import BENCHMARKS, RUNNING, RUNS
+from klmtui import messages as m
 from klmtui.live import LiveStream
 from klmtui.messages import RunSeries
 from klmtui.views import fmt, latest
@@ -57,6 +64,8 @@ class DetailsScreen(Screen):
         Binding("t", "train", "Train", id="klmtui.details.train"),
         Binding("c", "cancel", "Cancel", id="klmtui.details.cancel"),
         Binding("r", "resume", "Resume", id="klmtui.details.resume"),
+        Binding("l", "full_log", "Full log", id="klmtui.details.log"),
+        Binding("x", "delete", "Delete", id="klmtui.details.delete"),
     ]
 
     def __init__(self, arch_id: str) -> None:
@@ -66,10 +75,13 @@ class DetailsScreen(Screen):
         self._metrics_len = -1
         self._bench_drawn: tuple | None = None
         self._external: LiveStream | None = None
+        self._picked: dict[str, str] = {}  # table -> the record id the user highlighted
+        self._records_shown: list | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="arch-summary")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="details-body"):
             with Vertical(id="training-pane", classes="pane"):
                 yield Static("[b]Training[/]", id="training-title")
@@ -88,7 +100,10 @@ class DetailsScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = self.arch_id
-        self.show_snapshot(self.app.snapshot)
+        table = self.query_one("#runs-table", DataTable)
+        table.add_columns("id", "kind", "status", "seed/device", "epochs", "acc %", "s/batch", "error")
+        table.focus()
+        self.watch(self.app, "snapshot", self.show_snapshot)
         self.set_interval(FRAME_S, self.draw_live)
         self.set_interval(POLL_S, self.poll_folders)
         self.poll_folders()
@@ -101,45 +116,120 @@ class DetailsScreen(Screen):
     def show_snapshot(self, snapshot) -> None:
         if snapshot is None:
             return
-        runs = self._records("runs")
+        runs = self._records(RUNS)
         arch = next((a for a in snapshot.table("architectures") if a["id"] == self.arch_id), {})
-        lines = [f"[b]{self.arch_id}[/]  params {fmt((arch.get('params') or 0) / 1e6, '.3f')} M  "
-                 f"MACs {fmt((arch.get('macs') or 0) / 1e6, '.1f')} M  genotype {arch.get('genotype', '-')}"]
-        for r in sorted(runs, key=lambda r: r.get("created") or "")[-4:]:
-            lines.append(
-                f"  run {r['id']}  seed {r.get('seed')}  {r.get('profile')}  "
-                f"epoch {r.get('epoch') or 0}/{r.get('epochs') or '?'}  [b]{r.get('status')}[/]  "
-                f"acc {fmt(r.get('accuracy'), '.2f')}  {r.get('executor') or ''}"
-                + (f"  [red]{escape(visible(r.get('error')))}[/]" if r.get("error") else "")
-            )
-        self.query_one("#arch-summary", Static).update("\n".join(lines))
-        running = [r for r in runs if r.get("status") == "running"]
-        run = running[0] if running else latest(runs)
+        self.query_one("#arch-summary", Static).update(
+            f"[b]{self.arch_id}[/]  params {fmt((arch.get('params') or 0) / 1e6, '.3f')} M  "
+            f"MACs {fmt((arch.get('macs') or 0) / 1e6, '.1f')} M  genotype {arch.get('genotype', '-')}  "
+            "[dim](↑↓ pick a run or benchmark  l full log  x delete)[/]")
+        self._fill_records(runs, self._records(BENCHMARKS))
+        run = self._run()
         self._run_id = run["id"] if run else None
         title = "[b]Training[/]" + (f"  {run['id']}  {run.get('status')}" if run else "  (no runs yet: press t)")
         self.query_one("#training-title", Static).update(title)
+        if run is not None and run.get("status") != RUNNING:
+            self.query_one("#training-progress", Static).update(self._final_line(run))
+
+    def _run(self) -> dict | None:
+        """The run the user picked in the table, else the running one, else the latest."""
+        runs = self._records(RUNS)
+        picked = next((r for r in runs if r["id"] == self._picked.get(RUNS)), None)
+        running = [r for r in runs if r.get("status") == RUNNING]
+        return picked or (running[0] if running else latest(runs))
+
+    def _bench(self) -> dict | None:
+        benches = self._records(BENCHMARKS)
+        return next((b for b in benches if b["id"] == self._picked.get(BENCHMARKS)), None) or latest(benches)
+
+    @staticmethod
+    def _final_line(run: dict) -> str:
+        """A run that is not running: where it stopped, and why (never a stale `eta`)."""
+        line = f"{run.get('status')} at epoch {run.get('epoch') or 0}/{run.get('epochs') or '?'}"
+        if run.get("accuracy") is not None:
+            line += f"  test {run['accuracy']:.2f}%"
+        if run.get("error"):
+            line += f"  [red]{escape(visible(run['error']))}[/]"
+        return line
+
+    def _fill_records(self, runs: list[dict], benches: list[dict]) -> None:
+        rows = []
+        for table, records in ((RUNS, runs), (BENCHMARKS, benches)):
+            for r in sorted(records, key=lambda r: (r.get("created") or "", r["id"])):
+                train = table == RUNS
+                rows.append((r["id"], "train" if train else "bench", r.get("status") or "-",
+                             f"seed {r.get('seed')}" if train else plain(r.get("device") or "-"),
+                             f"{r.get('epoch') or 0}/{r.get('epochs') or '?'}" if train else "-",
+                             figure(r.get("accuracy"), 2) if train else "-",
+                             "-" if train else figure(r.get("latency_s")),
+                             plain(r.get("error") or "", limit=60)))  # a DataTable str cell is markup
+        if rows == self._records_shown:
+            return
+        self._records_shown = rows
+        table = self.query_one("#runs-table", DataTable)
+        current = self._current_record()
+        table.clear()
+        for row in rows:
+            table.add_row(*row, key=row[0])
+        ids = [r[0] for r in rows]
+        if current in ids:
+            table.move_cursor(row=ids.index(current), animate=False)
+
+    def _current_record(self) -> str | None:
+        table = self.query_one("#runs-table", DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        record_id = event.row_key.value if event.row_key is not None else None
+        if not record_id:
+            return
+        table = RUNS if record_id.startswith("t-") else BENCHMARKS
+        if self._picked.get(table) == record_id:
+            return
+        self._picked[table] = record_id
+        if table == RUNS:
+            self._metrics_len = -1
+            self.show_snapshot(self.app.snapshot)
+            self.poll_folders()
+        else:
+            self._bench_drawn = None
+            self.poll_folders()
 
     # ------------------------------------------------------------------ polling run folders
+    def _live(self) -> LiveStream | None:
+        """This app's stream of the architecture, unless the user picked another benchmark."""
+        stream = self.app.streams.for_arch(self.arch_id)
+        picked = self._picked.get(BENCHMARKS)
+        if stream is None or (picked and stream.bench_id and stream.bench_id != picked):
+            return None
+        return stream
+
     def poll_folders(self) -> None:
         if self._run_id:
             self._read_run(self._run_id)
-        stream = self.app.streams.for_arch(self.arch_id)
-        if stream is None:
-            benches = self._records("benchmarks")
-            bench = latest(benches)
+        if self._live() is None:
+            bench = self._bench()
             if bench is not None and (self._external is None or self._external.active or self._external.bench_id != bench["id"]):
                 self._read_bench(bench)
 
-    @work(thread=True, exclusive=True, group="details-run")
     def _read_run(self, run_id: str) -> None:
-        try:
-            metrics, log, progress = self.app.services.run_series(run_id)
-        except Exception:  # the folder may not exist yet: nothing to show
-            return
-        self.post_message(RunSeries(run_id, metrics, log, progress))
+        from klmtui.app import Job
 
-    @work(thread=True, exclusive=True, group="details-bench")
+        def read() -> RunSeries:
+            return RunSeries(run_id, *self.app.services.run_series(run_id))
+
+        self.app.run_job(Job("read the run folder", run_id, repeats=True), read, group="details-run", exclusive=True,
+                         target=self)
+
     def _read_bench(self, bench: dict) -> None:
+        from klmtui.app import Job
+
+        self.app.run_job(Job("read the benchmark folder", bench["id"], repeats=True), lambda: self._fold_bench(bench),
+                         group="details-bench", exclusive=True)
+
+    def _fold_bench(self, bench: dict) -> None:
+        """In a worker: the benchmark's events folded into a stream the panel draws."""
         events = self.app.services.bench_events(bench["id"])
         stream = LiveStream(key=bench["id"], arch_id=self.arch_id, device=bench.get("device") or "?", bench_id=bench["id"])
         for event in events:
@@ -161,10 +251,13 @@ class DetailsScreen(Screen):
         log = self.query_one("#log", Log)
         log.clear()
         log.write_lines(message.log)
+        run = self._run()
+        if run is None or run.get("status") != RUNNING:
+            return  # its status line is the record's (show_snapshot): no stale epoch/eta of a failed run
         p = message.progress
-        line = ""
+        line = f"{run.get('status')}"
         if p.get("epoch") is not None:
-            line = f"epoch {p.get('epoch')}/{p.get('epochs', '?')}"
+            line = f"running  epoch {p.get('epoch')}/{p.get('epochs', '?')}"
             if p.get("batch") and p.get("batches"):
                 line += f"  batch {p['batch']}/{p['batches']}"
             if p.get("loss") is not None:
@@ -181,7 +274,7 @@ class DetailsScreen(Screen):
 
     # ------------------------------------------------------------------ live drawing (<= 10 Hz)
     def draw_live(self) -> None:
-        stream = self.app.streams.for_arch(self.arch_id) or self._external
+        stream = self._live() or self._external
         if stream is None:
             self.query_one("#bench-stats", Static).update("no benchmark yet: press b")
             return
@@ -193,7 +286,7 @@ class DetailsScreen(Screen):
         self.query_one("#latency-spark", Sparkline).data = [s * 1000.0 for s in stream.latencies[-240:]]
         self.query_one("#power-spark", Sparkline).data = stream.power_w[-240:]
         stats = stream.stats()
-        phase = f"{stream.phase} pass  " if stream.active and stream.phase else ""
+        phase = f"{escape(stream.progress)}  " if stream.active else ""  # x/N batches, pass, ETA
         lines = [f"[b]{stream.device}[/]  {stream.bench_id or ''}  [b]{stream.status}[/]  {phase}"
                  f"timed {stats['n']} batches (+{stream.warmup} warm-up/power-pass)"]
         if stats["median_s"] is not None:
@@ -224,13 +317,30 @@ class DetailsScreen(Screen):
 
     # ------------------------------------------------------------------ actions
     def action_bench(self) -> None:
-        self.app.ask_bench([self.arch_id])
+        self.post_message(m.BenchRequest([self.arch_id]))
 
     def action_train(self) -> None:
-        self.app.ask_train([self.arch_id])
+        self.post_message(m.TrainRequest([self.arch_id]))
 
     def action_cancel(self) -> None:
-        self.app.cancel_jobs([self.arch_id])
+        self.post_message(m.CancelRequest([self.arch_id]))
 
     def action_resume(self) -> None:
-        self.app.resume_jobs([self.arch_id])
+        self.post_message(m.ResumeRequest([self.arch_id]))
+
+    def action_full_log(self) -> None:
+        """The whole log of the highlighted run or benchmark, scrollable, lines unwrapped."""
+        from klmtui.screens.dialogs import LogScreen
+
+        record_id = self._current_record() or self._run_id
+        if record_id is None:
+            self.notify("no run or benchmark yet", severity="warning")
+            return
+        self.app.push_screen(LogScreen(record_id))
+
+    def action_delete(self) -> None:
+        record_id = self._current_record()
+        if record_id is None:
+            self.notify("no run or benchmark to delete", severity="warning")
+            return
+        self.post_message(m.DeleteRequest([record_id]))
