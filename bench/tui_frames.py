@@ -43,7 +43,7 @@ def child(store: str, out: str, seconds: float, t0: float) -> None:
 
     from core.store import Store
     from klmtui.app import KlmtuiApp
-    from klmtui.messages import StreamEvent
+    from klmtui.messages import OpenDetails, StreamEvent
 
     frames: list[float] = []
     original = Screen._on_timer_update
@@ -101,7 +101,7 @@ def child(store: str, out: str, seconds: float, t0: float) -> None:
         sa, sb = app.streams.open(a, "jet"), app.streams.open(b, "nano")
         for s in (sa, sb):
             s.status = "running"
-        app.open_details(a)
+        app.post_message(OpenDetails(a))
         await asyncio.sleep(1.0)  # the screen switch itself is not a streaming frame
         lags: list[float] = []
         threads = [threading.Thread(target=stream, args=(a, sa.key), daemon=True),

@@ -147,10 +147,10 @@ class FrontResult:
 
     objectives: tuple[Objective, ...]
     tolerances: dict[str, Tolerance]
-    rows: list[dict]  # the compared rows, in input order, each with `on_front`
-    front: list[dict]  # the rows on the front, in input order
-    excluded: list[dict] = field(default_factory=list)  # rows missing an objective value
-    ties: list[list[dict]] = field(default_factory=list)  # groups of identical front points
+    rows: list[dict[str, Any]]  # the compared rows, in input order, each with `on_front`
+    front: list[dict[str, Any]]  # the rows on the front, in input order
+    excluded: list[dict[str, Any]] = field(default_factory=list)  # rows missing an objective value
+    ties: list[list[dict[str, Any]]] = field(default_factory=list)  # groups of identical front points
 
     def describe(self) -> str:
         """One paragraph that says what was computed over what."""
@@ -185,9 +185,9 @@ def pareto_front(
     if unknown:
         raise InputError(f"tolerance for {', '.join(sorted(unknown))}, which is not an objective ({', '.join(names)})")
 
-    kept: list[dict] = []
+    kept: list[dict[str, Any]] = []
     points: list[tuple[float, ...]] = []
-    excluded: list[dict] = []
+    excluded: list[dict[str, Any]] = []
     for row in rows:
         values = [value_of(row, n) for n in names]
         if any(v is None for v in values):
@@ -204,7 +204,7 @@ def pareto_front(
         row["on_front"] = flag
     front = [row for row, flag in zip(kept, on_front) if flag]
 
-    groups: dict[tuple[float, ...], list[dict]] = {}
+    groups: dict[tuple[float, ...], list[dict[str, Any]]] = {}
     for row, point, flag in zip(kept, points, on_front):
         if flag:
             groups.setdefault(point, []).append(row)
@@ -278,3 +278,13 @@ def _hv_min(points: list[tuple[float, ...]], ref: tuple[float, ...]) -> float:
         if depth > 0:
             volume += depth * _hv_min([q[:-1] for q in ordered[: i + 1]], ref[:-1])
     return volume
+
+
+def available_objectives(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
+                         ) -> tuple[list[Objective], list[str]]:
+    """The default objectives' fallback: those some row has a value for, and the names left out
+    (e.g. `power_w` for benchmarks without power readings). With no rows, all of them."""
+    if not rows:
+        return list(objectives), []
+    kept = [o for o in objectives if any(value_of(r, o.name) is not None for r in rows)]
+    return kept, [o.name for o in objectives if o not in kept]

@@ -136,6 +136,34 @@ class Services:
         store = self.store()
         return jobs.metrics(store, run_id), jobs.log_tail(store, run_id, lines), jobs.progress(store, run_id) or {}
 
+    def check_data(self, data: str | None) -> str:
+        """What the train form's data folder gives: "image-folder", "torchvision" or "download"
+        (nothing there yet: CIFAR-10 is downloaded on submit); a bad folder is an InputError."""
+        from core.data import check_dataset
+
+        return check_dataset(data or None)
+
+    # ------------------------------------------------------------------ managing runs
+    def run_log(self, record_id: str) -> list[str]:
+        """The whole log of a run or benchmark (the details screen's full log view)."""
+        from core.runs import log_lines
+
+        return log_lines(self.store(), record_id, None)
+
+    def remove_records(self, record_ids: list[str]) -> list[str]:
+        """`klmtui rm ID... --yes`: refuses active ones (after marking vanished processes)."""
+        from core.runs import remove
+
+        self.refresh_jobs()
+        return remove(self.store(), record_ids)
+
+    def compare(self, refs: list[str]) -> list:
+        """`klmtui compare REF...`: core.runs items with their curves and benchmark samples."""
+        from core.runs import resolve_items
+
+        store = self.store()
+        return attach_samples(store, resolve_items(store, refs))
+
     # ------------------------------------------------------------------ benchmarks
     def submit_benchmarks(self, arch_ids: list[str], devices: list[str], options: dict) -> list[str]:
         """Queue the benchmarks over the device pool (remote.benchjobs.submit, as `klmtui bench`):

@@ -86,7 +86,7 @@ def status(app, as_json: bool) -> None:
             None if r["params"] is None else f"{r['params'] / 1e6:.3f}",
             {True: "yes", False: "no", None: "-"}[r["in_thesis"]],
             run_cell,
-            None if r["accuracy"] is None else f"{r['accuracy']:.2f}",
+            r.get("accuracy_text"),  # e.g. 97.10+-0.10 (paper x3): one recipe, distinct seeds
             bench_cell,
             _short(r["results"].get("measured")),
             *[_short(r["results"].get(s)) for s in sources],
@@ -169,7 +169,7 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
            plot_spec: str | None, with_predicted: bool, as_json: bool) -> None:
     """The Pareto front over one source's own figures (plain dominance unless --tolerance)."""
     from core.pareto import check_columns, front_2d, hypervolume, pareto_front, parse_reference
-    from core.report import format_value, scatter, with_derived
+    from core.report import scatter, with_derived
     from core.study import source_rows, with_exact_params
 
     objectives = _objectives(objective_specs)
@@ -186,6 +186,13 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
         rows, notes = add_predictions(app.live_store(), source, rows,
                                       [o.name for o in (*objectives, *(axes or ()))])
     rows = [with_derived(r) for r in rows]
+    if not objective_specs:  # the default objectives fall back to the columns that have values, and say so
+        from core.pareto import available_objectives
+
+        objectives, dropped = available_objectives(rows, objectives)
+        if dropped and objectives:
+            click.echo(f"klmtui: source {source} has no values for {', '.join(dropped)}: front over "
+                       f"{', '.join(o.name for o in objectives)} (--objective chooses)", err=True)
     check_columns(rows, [o.name for o in (*objectives, *(axes or ()))])
     result = pareto_front(rows, objectives, tolerances)
     names = [o.name for o in objectives]

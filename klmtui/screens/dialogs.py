@@ -5,14 +5,20 @@ Each returns its answer through `dismiss(value)` (None = cancelled); the app dec
 
 from __future__ import annotations
 
+from typing import Callable
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Header, Input, Label, Log, Select, Static
 
 from core.errors import InputError
+from core.prefs import DEFAULT_PROFILE
 from core.safetext import visible
+from core.settings import default_data_dir
+from klmtui.wording import for_tui
 
 
 class Dialog(ModalScreen):
@@ -59,15 +65,30 @@ def _int(value: str, name: str, minimum: int = 0, optional: bool = False) -> int
     return number
 
 
+class DataChecked(Message):
+    """The train form's data folder, checked in a worker: what it holds, or why it cannot be used."""
+
+    def __init__(self, answer: dict, kind: str | None, error: str | None) -> None:
+        super().__init__()
+        self.answer, self.kind, self.error = answer, kind, error
+
+
 class TrainForm(Dialog):
-    """Profile, epochs, seeds, executor (+ data folder and subsets for quick runs)."""
+    """Profile, epochs, seeds, executor (+ data folder and subsets for quick runs).
 
-    AUTO_FOCUS = "#ok"  # enter = go with the last settings; tab/shift+tab to edit them
+    The first field has focus; enter in any field submits. The data folder is checked in a worker
+    (it reads the disk) and a problem is shown here, in the form's words, before anything is sent."""
 
-    def __init__(self, arch_ids: list[str], defaults: dict) -> None:
+    AUTO_FOCUS = "#profile"
+    PROFILE_CHOICES = (("paper (thesis recipe, 600 epochs)", "paper"), ("fast (paper + amp/channels_last on GPU)", "fast"),
+                       ("quick (5 epochs, 10k/2k images)", "quick"))
+
+    def __init__(self, arch_ids: list[str], defaults: dict, check_data: Callable[[str | None], str] | None = None) -> None:
         super().__init__()
         self.arch_ids = arch_ids
         self.defaults = defaults
+        self.check_data = check_data
+        self._download_ok = False
 
     def compose(self) -> ComposeResult:
         d = self.defaults
@@ -76,7 +97,7 @@ class TrainForm(Dialog):
             yield Label(f"[b]Train[/] {names}", classes="title")
             with Grid(classes="fields"):
                 yield Label("profile")
-                yield Select([("quick", "quick"), ("paper (thesis recipe)", "paper")], value=d.get("profile", "quick"),
+                yield Select(list(self.PROFILE_CHOICES), value=d.get("profile") or DEFAULT_PROFILE,
                              allow_blank=False, id="profile", compact=True)
                 yield Label("epochs")
                 yield Input(str(d.get("epochs", "")), placeholder="profile default", id="epochs", compact=True)
@@ -119,13 +140,41 @@ class TrainForm(Dialog):
         except InputError as exc:
             self.field_error(str(exc))
             return
-        self.dismiss(answer)
+        if self.check_data is None:
+            self.dismiss(answer)
+            return
+        from klmtui.app import Job
+
+        self.query_one("#form-error", Static).update("[dim]checking the data folder ...[/]")
+        check = self.check_data
+
+        def checked() -> DataChecked:
+            try:
+                return DataChecked(answer, check(answer["data"]), None)
+            except InputError as exc:  # shown in the form, not as a notification
+                return DataChecked(answer, None, for_tui(str(exc)))
+
+        self.app.run_job(Job("check the data folder"), checked, group="train-form", exclusive=True, target=self)
+
+    def on_data_checked(self, message: DataChecked) -> None:
+        if message.error:
+            self.field_error(f"data folder: {message.error}")
+            self.query_one("#data", Input).focus()
+            return
+        if message.kind == "download" and not self._download_ok:
+            self._download_ok = True
+            self.field_error(f"no data folder: CIFAR-10 (about 170 MB) will be downloaded to {default_data_dir()}. "
+                             "Submit again to go ahead, or fill in the data folder.")
+            self.query_one("#data", Input).focus()
+            return
+        self.dismiss(message.answer)
 
 
 class BenchForm(Dialog):
-    """Pick a device and the protocol (short protocols are handy for a first look)."""
+    """Pick a device and the protocol (short protocols are handy for a first look). The first field
+    (the device) has focus; enter in any field submits."""
 
-    AUTO_FOCUS = "#ok"  # enter = go with the last settings; tab/shift+tab to edit them
+    AUTO_FOCUS = "#device"
 
     def __init__(self, arch_ids: list[str], devices: list[str], defaults: dict) -> None:
         super().__init__()
@@ -182,6 +231,8 @@ class BenchForm(Dialog):
 class DeviceForm(Dialog):
     """`device add`: name and host, the rest optional."""
 
+    AUTO_FOCUS = "#name"
+
     FIELDS = (("name", "name", "jetson-nano"), ("host", "host", "hostname, IP or ~/.ssh/config alias"),
               ("user", "user", "from ~/.ssh/config"), ("port", "port", "22"), ("key", "key file", "path (never the key)"),
               ("python", "python", "python3"), ("tegrastats", "tegrastats", "tegrastats command"))
@@ -210,6 +261,8 @@ class DeviceForm(Dialog):
 
 
 class ExportForm(Dialog):
+    AUTO_FOCUS = "#path"
+
     def __init__(self, source: str, default_path: str) -> None:
         super().__init__()
         self.source = source
@@ -310,3 +363,41 @@ class HelpScreen(Dialog):
         with VerticalScroll(classes="form help"):
             yield Static(HELP)
             yield self.buttons("Close", None)
+
+
+class LogLoaded(Message):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__()
+        self.lines = lines
+
+
+class LogScreen(Screen):
+    """The whole log of a run or benchmark: scrollable both ways, lines never cut (escape: back)."""
+
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back"), Binding("r", "reload", "Reload")]
+
+    def __init__(self, record_id: str) -> None:
+        super().__init__()
+        self.record_id = record_id
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Log(id="full-log", highlight=False)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = f"log of {self.record_id}"
+        self.query_one(Log).focus()
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        from klmtui.app import Job
+
+        record_id = self.record_id
+        self.app.run_job(Job("read the log", record_id), lambda: LogLoaded(self.app.services.run_log(record_id)),
+                         group="full-log", exclusive=True, target=self)
+
+    def on_log_loaded(self, message: LogLoaded) -> None:
+        log = self.query_one(Log)
+        log.clear()
+        log.write_lines([visible(line) for line in message.lines] or ["(the log is empty)"])

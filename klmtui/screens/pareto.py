@@ -1,13 +1,18 @@
 """Pareto screen: the N-objective front as a table, and a 2-objective ASCII scatter.
 
-Objectives, tolerances and the figure source are chosen on screen; `core.pareto` computes
-(the front over 54 rows is a few milliseconds: it runs on the UI thread).
+Objectives, tolerances and the figure source are chosen on screen and validated exactly as the
+CLI validates them (`core.pareto`: parse, `check_columns`); a mistake is shown inline and the
+table and plot are cleared (never "0 of 0 rows" or a "foo vs foo" plot). Until the user edits
+them, the objectives are the thesis' four, minus those the source has no values for (said so).
+Enter applies a field and keeps the focus there. `core.pareto` computes (the front over 54 rows
+is a few milliseconds: it runs on the UI thread).
 """
 
 from __future__ import annotations
 
 from itertools import combinations
 
+from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -59,6 +64,8 @@ class ParetoScreen(Screen):
         self.source = source
         self.pair_index = 0
         self.result = None
+        self._options: list[str] | None = None  # the sources, once a snapshot came
+        self._defaults = " ".join(DEFAULT_OBJECTIVES)  # what the objectives field holds until edited
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -67,7 +74,7 @@ class ParetoScreen(Screen):
             yield Label("objectives")
             yield Input(" ".join(DEFAULT_OBJECTIVES), id="objectives", compact=True)
             yield Label("tolerance")
-            yield Input("", placeholder="accuracy=0.1 latency_s=5%", id="tolerances", compact=True)
+            yield Input("", placeholder="none, e.g. accuracy=0.1 latency_s=5%", id="tolerances", compact=True)
         yield Static("", id="front-description")
         with Horizontal(id="pareto-body"):
             yield DataTable(id="front-table", cursor_type="row", zebra_stripes=True)
@@ -79,7 +86,7 @@ class ParetoScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = "Pareto fronts"
-        self.show_snapshot(self.app.snapshot)
+        self.watch(self.app, "snapshot", self.show_snapshot)
         self.query_one("#objectives", Input).cursor_position = 0  # show the start of the list
         self.query_one("#front-table", DataTable).focus()
 
@@ -89,7 +96,7 @@ class ParetoScreen(Screen):
         names = sources(snapshot)
         measured = [r for r in snapshot.figures.get(self.source, []) if all(r.get(k) is not None for k in
                                                                           ("accuracy", "latency_s", "power_w"))]
-        if self.source not in names or (self.source.startswith(MEASURED) and not measured and getattr(self, "_options", None) is None):
+        if self.source not in names or (self.source.startswith(MEASURED) and not measured and self._options is None):
             # nothing measured yet: the thesis' figures are the interesting default
             self.source = "thesis" if "thesis" in names else MEASURED
         self._options = names
@@ -98,25 +105,50 @@ class ParetoScreen(Screen):
     def objectives(self) -> list[str]:
         return self.query_one("#objectives", Input).value.split()
 
+    def _fallback(self, rows: list[dict]) -> str:
+        """Untouched default objectives: only those the source has values for (and a note saying so)."""
+        from core import pareto
+
+        field = self.query_one("#objectives", Input)
+        if field.value != self._defaults:
+            return ""
+        kept, dropped = pareto.available_objectives(rows, [pareto.parse_objective(o) for o in DEFAULT_OBJECTIVES])
+        if not dropped or not kept:
+            return ""
+        self._defaults = field.value = " ".join(str(o) for o in kept)
+        return f"  [yellow]{self.source} has no values for {', '.join(dropped)}: left out of the objectives.[/]"
+
+    def _invalid(self, text: str) -> None:
+        """A mistake in the objectives/tolerances: said inline; no table, no plot of it."""
+        self.result = None
+        self.query_one("#front-description", Static).update(f"[b red]{escape(text)}[/]")
+        self.query_one("#front-table", DataTable).clear(columns=True)
+        self.query_one("#scatter", PlotView).plot(Figure("", []))
+
     def recompute(self) -> None:
         snapshot = self.app.snapshot
         if snapshot is None:
             return
+        from core import pareto
+
         description = self.query_one("#front-description", Static)
+        self.query_one("#source-label", Static).update(f"source [b]{self.source}[/] (s)")
         rows = arch_rows(snapshot, self.source, predicted=getattr(self, "show_predicted", False))
-        try:
+        note = self._fallback([r.as_dict() for r in rows])
+        try:  # the CLI's checks: objectives and tolerances parse, every objective is a column with values
+            names = [pareto.parse_objective(o).name for o in self.objectives()]
+            pareto.check_columns([r.as_dict() for r in rows], names)
             result = front(rows, self.objectives(), self.query_one("#tolerances", Input).value.split())
-        except (KlmtuiError, ValueError) as exc:
-            description.update(f"[b red]{exc}[/]")
+        except KlmtuiError as exc:
+            self._invalid(str(exc))
             return
         self.result = result
-        self.query_one("#source-label", Static).update(f"source [b]{self.source}[/] (s)")
         over = "published figures (params rounded to 0.1M)" if self.source == "thesis" else f"{self.source} figures"
         guessed = sum(1 for r in result.rows if r.get("predicted"))
         if getattr(self, "show_predicted", False):
             over += (f"; {guessed} row(s) with predicted figures (~, italic; {sum(1 for r in result.front if r.get('predicted'))}"
                      " on the front; w hides them)")
-        description.update(f"{result.describe()}  [dim]Source: {over}.[/]")
+        description.update(f"{escape(result.describe())}  [dim]Source: {escape(over)}.[/]{note}")
         self._fill_table(result)
         self._draw_plot()
 
@@ -150,9 +182,9 @@ class ParetoScreen(Screen):
 
     # ------------------------------------------------------------------ events / actions
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter applies the field and keeps the focus in it (the next keys are typed, not bindings)."""
         self.pair_index = 0
         self.recompute()
-        self.query_one("#front-table", DataTable).focus()
 
     def action_next_pair(self) -> None:
         self.pair_index += 1
@@ -164,6 +196,6 @@ class ParetoScreen(Screen):
         self.recompute()
 
     def action_cycle_source(self) -> None:
-        names = getattr(self, "_options", None) or [MEASURED]
+        names = self._options or [MEASURED]
         self.source = names[(names.index(self.source) + 1) % len(names)] if self.source in names else names[0]
         self.recompute()
