@@ -333,3 +333,29 @@ def test_predict_across_devices_uses_the_other_device_latency(study):
     table = study("predict", "--device", "fast", "--from-device", "nano")
     assert "other device" in table.stdout
     assert_one_line_error(study("predict", "--device", "fast", "--from-device", "nowhere"), 2)
+
+
+def test_tui_plan_selects_the_planned_architectures(tmp_path):
+    import asyncio
+
+    from core.planning import plan_benchmarks
+    from core.store import Store
+    from core.study import init_study
+    from klmtui.app import KlmtuiApp
+
+    store = Store(tmp_path / "runs.json")
+    init_study(store)
+    expected = {r["arch_id"] for r in plan_benchmarks(store, "local", 5, "adaptive")["rows"]}
+    app = KlmtuiApp(tmp_path / "runs.json")
+
+    async def body():
+        async with app.run_test(size=(160, 50)) as pilot:
+            for _ in range(600):
+                await pilot.pause(0.1)
+                if app.screen.query("#arch-table") and app.screen.query_one("#arch-table").rows_by_id:
+                    break
+            await pilot.press("g")
+            await pilot.pause(0.3)
+            assert app.screen.query_one("#arch-table").selected == expected
+
+    asyncio.run(body())

@@ -34,6 +34,7 @@ class HomeScreen(Screen):
         Binding("slash", "focus_filter", "Filter", id="klmtui.filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("w", "toggle_predicted", "Predicted", show=False, id="klmtui.predicted"),
+        Binding("g", "plan", "Plan", show=False, id="klmtui.plan"),
     ]
 
     def __init__(self) -> None:
@@ -130,6 +131,30 @@ class HomeScreen(Screen):
         else:
             self.notify("predicted figures hidden", timeout=2)
 
+    def action_plan(self, count: int = 5) -> None:
+        """g: select the architectures whose benchmark most reduces the predictor's uncertainty
+        (`klmtui plan`) on the device of the latest benchmark (else local); b then benchmarks them."""
+        from core.errors import KlmtuiError
+        from core.planning import plan_benchmarks
+        from klmtui.views import latest
+
+        if self._snapshot is None:
+            return
+        last = latest(b for b in self._snapshot.table("benchmarks") if b.get("device")) or {}
+        device = last.get("device") or "local"
+        try:
+            result = plan_benchmarks(self.app.services.store(), device, count, "adaptive")
+        except KlmtuiError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        ids = [r["arch_id"] for r in result["rows"]]
+        self.table.selected = set(ids)
+        self.table._shown = []
+        self._redraw()
+        minutes = result["total_seconds"] / 60
+        self.notify(f"plan on {device}: {', '.join(ids)} selected (b benchmarks them); predicted device time "
+                    f"{minutes:.0f} min (adaptive), latency predicted from {result['model_source']}", timeout=8)
+
     def action_cycle_sort(self) -> None:
         keys = [k for k, _ in COLUMNS]
         table = self.table
@@ -181,4 +206,6 @@ class HomeScreen(Screen):
                 (self.action_resume, "Resume", "Resume the selection's interrupted runs"),
                 (self.action_compare, "Compare", "The selected architectures side by side"),
                 (self.action_export, "Export", "Export the results table (csv/md/latex)"),
+                (self.action_toggle_predicted, "Show predicted figures", "Predicted latency/power where none is measured (w)"),
+                (self.action_plan, "Plan benchmarks", "Select the 5 architectures most worth benchmarking next (g)"),
                 (self.action_cycle_source, "Switch figures source", "Measured / thesis / imported")]
