@@ -128,7 +128,7 @@ AGENT_EVENTS = {
         "arch": F(OBJ),
         "weights": F(STR, choices=("trained", "initial")),
         "weights_file": F(STR),
-        "protocol": F(OBJ, required=True),
+        "protocol": F(OBJ),
         "timing": F(STR),
         "images": F(STR),
         "drop_none": F(BOOL),
