@@ -247,7 +247,8 @@ def test_local_transport_copies_the_bundle_once_and_confines_paths(tmp_path):
 
 
 def test_two_benchmarks_at_once_on_the_local_device(tmp_path, monkeypatch):
-    """Both prepare the same work folder and write the same store: both finish, nothing is lost."""
+    """Two callers at once on one device: the queue runs them one after the other (two at once would
+    time each other), both finish, nothing in the store is lost."""
     monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
     store_path = tmp_path / "runs.json"
     results = {}
@@ -263,4 +264,6 @@ def test_two_benchmarks_at_once_on_the_local_device(tmp_path, monkeypatch):
     assert {a: r["status"] for a, r in results.items()} == {"1-1-1@8": "done", "1-2-1@8": "done"}
     stored = {b["arch_id"]: b for b in Store(store_path).all("benchmarks")}
     assert set(stored) == {"1-1-1@8", "1-2-1@8"} and all(b["latency_s"] > 0 for b in stored.values())
+    first, second = sorted(stored.values(), key=lambda b: b["started"])
+    assert first["finished"] <= second["started"]  # never two at once on the device
     assert not list((tmp_path / "home").rglob("*.part"))
