@@ -212,6 +212,24 @@ def relative_halfwidth(center, ci):
     return max(center - ci[0], ci[1] - center) / float(center)
 
 
+def expected_pass_batches(protocol, latency_s, cv=0.02):
+    """Batches one pass of a protocol is expected to run at `latency_s` s/batch, warm-up included.
+
+    `protocol` is a Protocol or its dict. thesis: runs x batches. adaptive, on a steady device:
+    warm-up plus the largest of the floor (min_batches), the minimum duration (min_seconds /
+    latency_s) and the count at which the median's CI reaches +-ci_rel for a coefficient of
+    variation `cv` (n ~ (1.96 * 1.2533 * cv / ci_rel)^2), capped by max_batches. A drift restarts
+    the count, so for a drifting device this is a lower bound (for planning and ETAs).
+    """
+    p = protocol if isinstance(protocol, dict) else protocol.to_dict()
+    if p.get("protocol") == "thesis":
+        return int(p["runs"]) * int(p["batches"])
+    need = (1.96 * 1.2533 * cv / float(p["ci_rel"])) ** 2
+    duration = float(p.get("min_seconds") or 0) / latency_s if latency_s else 0
+    timed = min(max(int(p["min_batches"]), int(math.ceil(duration)), int(math.ceil(need))), int(p["max_batches"]))
+    return int(p.get("warmup_batches") or 0) + timed
+
+
 def mann_kendall_z(values):
     """Mann-Kendall trend statistic Z (normal approximation, ties ignored); 0 for < 3 values."""
     n = len(values)

@@ -351,18 +351,13 @@ def contract_row(pred: dict) -> dict:
 def predicted_device_seconds(protocol: Any, latency_s: float, power_pass: bool = True, cv: float = 0.02) -> float:
     """Predicted device time of benchmarking one architecture whose batch takes `latency_s` seconds.
 
-    `protocol` is a core.latency.Protocol. thesis: runs x batches per pass. adaptive: warm-up, then
-    the largest of the floor (min_batches), the minimum duration (min_seconds) and the batches the
-    median's CI needs at a coefficient of variation `cv` (n ~ (z * 1.2533 * cv / ci)^2), capped by
-    max_batches. A power pass repeats the latency pass (as the agent does).
+    core.latency.expected_pass_batches per pass (thesis: runs x batches; adaptive: warm-up plus
+    the floor, the minimum duration or the CI's need at `cv`, whichever is largest); a power pass
+    repeats the latency pass (as the agent does). Start-up (push, torch import) is not counted.
     """
-    if protocol.protocol == "thesis":
-        batches = protocol.runs * protocol.batches
-    else:
-        need = (1.96 * 1.2533 * cv / float(protocol.ci_rel)) ** 2
-        timed = max(protocol.min_batches, math.ceil(float(protocol.min_seconds or 0) / latency_s), math.ceil(need))
-        batches = protocol.warmup_batches + min(timed, protocol.max_batches)
-    return batches * latency_s * (2 if power_pass else 1)
+    from core.latency import expected_pass_batches
+
+    return expected_pass_batches(protocol, latency_s, cv) * latency_s * (2 if power_pass else 1)
 
 
 def plan(feats: dict[str, dict[str, float]], measured: Iterable[str], n: int, model: Model) -> list[str]:

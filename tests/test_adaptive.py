@@ -85,3 +85,16 @@ def test_protocol_min_seconds():
     assert "--min-seconds" in Protocol("adaptive", min_seconds=2.5).args()
     with pytest.raises(ValueError, match="min seconds"):
         Protocol("adaptive", min_seconds=-1)
+
+
+def test_expected_pass_batches():
+    from core.latency import expected_pass_batches
+
+    assert expected_pass_batches(Protocol("thesis"), 1.1) == 2500
+    # a Nano at 1.1 s/batch: the 30 s minimum is 28 batches, below the floor of 30
+    assert expected_pass_batches(Protocol("adaptive"), 1.1) == 20 + 30
+    # a fast device: the minimum duration decides
+    assert expected_pass_batches(Protocol("adaptive").to_dict(), 0.05) == 20 + 600
+    # a noisy one: the CI decides; the ceiling caps it
+    assert expected_pass_batches(Protocol("adaptive"), 1.1, cv=0.1) == 20 + 604  # (1.96 x 1.2533 x 0.1 / 0.01)^2
+    assert expected_pass_batches(Protocol("adaptive", max_batches=100), 1.1, cv=0.1) == 20 + 100
