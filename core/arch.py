@@ -96,7 +96,7 @@ def parse_arch(text: str, *, channels: int | None = None, genotype: str | None =
     return Arch(int(k), int(l), int(m_), int(c), geno)
 
 
-def triple_key(triple: str) -> tuple:
+def triple_key(triple: str) -> tuple[int, tuple[int, ...]] | tuple[int, str]:
     """Sort key for a `K-L-M` string: numeric (4-6-8 before 4-10-4); unparsable text sorts last."""
     try:
         return (0, tuple(int(part) for part in triple.split("/")[0].split("@")[0].split("-")))

@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core import settings
 from core.errors import InputError, OperationFailed
@@ -219,8 +219,8 @@ def _decode(files: list[tuple[Path, int]]) -> "np.ndarray":
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
-    first_shape = None
-    out = None
+    first_shape: tuple[int, ...] = ()
+    out: Any = None  # the batch array, once the first image gave its shape
     for i, (path, _) in enumerate(files):
         try:
             with Image.open(path) as im:

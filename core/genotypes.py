@@ -198,11 +198,12 @@ def get_genotype(name_or_genotype):
     if isinstance(name_or_genotype, Genotype):
         genotype = name_or_genotype
     else:
-        genotype = GENOTYPES.get(str(name_or_genotype))
-        if genotype is None:
+        found = GENOTYPES.get(str(name_or_genotype))
+        if found is None:
             raise ValueError(
                 "unknown genotype {!r}; known: {}".format(name_or_genotype, ", ".join(sorted(GENOTYPES)))
             )
+        genotype = found
     cell_nodes(genotype.normal, genotype.normal_concat)
     cell_nodes(genotype.reduce, genotype.reduce_concat)
     return genotype
@@ -276,8 +277,8 @@ def edge_all_form(genotype):
     built = {}
     for kind in ("normal", "reduce"):
         edges, concat = getattr(genotype, kind), getattr(genotype, kind + "_concat")
-        ops = {}  # (node, source) -> op
-        moved = {}  # old index -> (node, source)
+        ops = {}  # type: Dict[Tuple[int, int], str]  # (node, source) -> op
+        moved = {}  # type: Dict[int, Tuple[int, int]]  # old index -> (node, source)
         for node, node_edges in enumerate(cell_nodes(edges, concat)):
             for index, name, source in node_edges:
                 if (node, source) in ops and ops[(node, source)] != "none":

@@ -70,6 +70,7 @@ class RunRecord(ArchFields, total=False):
     address: Optional[str]  # Ray
     storage: Optional[str]  # Ray
     attempts: int
+    resumes: int  # how often `resume` queued it again
     queue_seq: int
     device: Optional[str]  # cpu / cuda, as the training process reported it
 

@@ -25,10 +25,11 @@ import csv
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-from core.arch import DEFAULT_GENOTYPE, Arch
+from core.arch import Arch
 from core.counting import arch_cost
+from core.schema import DEFAULT_GENOTYPE
 from core.errors import InputError
 from core.models import resolve_genotype
 
@@ -59,7 +60,7 @@ class SampledArch:
     def arch(self) -> Arch:
         return Arch(self.K, self.L, self.M, self.channels, self.genotype)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         row = {"arch": self.triple}
         row.update(asdict(self))
         return row

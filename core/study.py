@@ -13,7 +13,6 @@ A *source* is a set of result rows, one per architecture, with the columns `accu
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Any, Iterable, Mapping, cast
 
@@ -145,13 +144,17 @@ def _stamp(record: dict) -> str:
 
 def measured_rows(store: Store, device: str | None = None) -> list[ResultRecord]:
     """The `measured` pseudo-source (see the module docstring), one row per architecture."""
+    from core.aggregate import summary
+
     archs = {a["id"]: a for a in store.all("architectures")}
-    accuracies: dict[str, list[float]] = {}
     templates: dict[str, dict] = {}
+    done_runs: dict[str, list[dict]] = {}
     for run in store.all("runs"):
         if run.get("status") == "done" and run.get("accuracy") is not None:
-            accuracies.setdefault(run["arch_id"], []).append(float(run["accuracy"]))
+            done_runs.setdefault(run["arch_id"], []).append(run)
             templates.setdefault(run["arch_id"], run)
+    # mean +- std over one recipe's distinct seeds only (core.aggregate), never unlike runs
+    accuracies = {arch_id: summary(group) for arch_id, group in done_runs.items()}
     latest: dict[str, dict] = {}
     for bench in store.all("benchmarks"):
         if bench.get("status") != "done" or (device and bench.get("device") != device):
@@ -170,11 +173,14 @@ def measured_rows(store: Store, device: str | None = None) -> list[ResultRecord]
         template = archs.get(arch_id) or templates[arch_id]
         arch = arch_of(template)
         params = archs.get(arch_id, {}).get("params") or count_params(arch)
-        accs = accuracies.get(arch_id, [])
+        acc = accuracies.get(arch_id)
         bench = latest.get(arch_id, {})
-        extra: dict[str, Any] = {"seeds": len(accs)}
-        if len(accs) > 1:
-            extra["accuracy_std"] = statistics.stdev(accs)
+        extra: dict[str, Any] = {"seeds": acc["seeds"] if acc else 0}
+        if acc:
+            extra.update(recipe=acc["recipe"], epochs=acc["epochs"], accuracy_text=acc["text"],
+                         other_recipes=acc["other_recipes"])
+            if acc["seeds"] > 1:
+                extra["accuracy_std"] = acc["accuracy_std"]
         if bench:
             extra.update(
                 device=bench.get("device"),
@@ -185,7 +191,7 @@ def measured_rows(store: Store, device: str | None = None) -> list[ResultRecord]
             )
         source = f"{MEASURED_SOURCE}:{device}" if device else MEASURED_SOURCE
         values = {
-            "accuracy": statistics.fmean(accs) if accs else None,
+            "accuracy": acc["accuracy"] if acc else None,
             "params_m": params / 1e6,
             "latency_s": bench.get("latency_s"),
             "power_w": bench.get("power_w"),
@@ -299,10 +305,16 @@ def study_status(store: Store) -> list[dict]:
         if arch_id in measured:
             by_source[MEASURED_SOURCE] = measured[arch_id]
         latest = with_derived(my_benches[-1]) if my_benches else None
+        ours = (measured.get(arch_id) or {}).get("extra") or {}
         out.append({
             **{k: arch.get(k) for k in _ARCH_KEYS},
             "runs": {"total": len(my_runs), "by_status": count_status(my_runs), "ids": [r["id"] for r in my_runs]},
-            "accuracy": statistics.fmean(done) if done else None,
+            # one recipe's distinct seeds (core.aggregate): `accuracy_text` says which, e.g. "97.10+-0.10 (paper x3)"
+            "accuracy": (measured.get(arch_id) or {}).get("accuracy") if done else None,
+            "accuracy_std": ours.get("accuracy_std", 0.0 if done else None),
+            "accuracy_seeds": ours.get("seeds", 0),
+            "accuracy_recipe": ours.get("recipe"),
+            "accuracy_text": ours.get("accuracy_text"),
             "best_accuracy": max(done) if done else None,
             "benchmarks": {
                 "total": len(my_benches),

@@ -121,7 +121,7 @@ def add_device(
         raise InputError(f"port {port} is out of range 1-65535")
     key_path = None
     if key is not None:
-        key_file = Path(_check_text("key", key)).expanduser()
+        key_file = Path(str(_check_text("key", key))).expanduser()
         if not key_file.is_file():
             raise InputError(f"key file {key_file} does not exist (give the path of a private key)")
         key_path = str(key_file.resolve())
@@ -355,7 +355,7 @@ def check_device(store: Any, name: str, *, home: Optional[Path] = None, timeout:
     device = get_device(store, name)
     if device["id"] == LOCAL:
         raise InputError("'local' is this machine; device check is for SSH devices")
-    tegrastats = device.get("tegrastats") or DEFAULTS["tegrastats"]
+    tegrastats = str(device.get("tegrastats") or DEFAULTS["tegrastats"])
     try:
         tegrastats_word = shlex.split(tegrastats)[0]
     except (ValueError, IndexError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import io
 import os
 import shutil
 import signal
@@ -18,14 +19,14 @@ import sys
 import threading
 import time
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence, cast
 
 from core import settings
 from core.errors import InputError
 from core.schema import LOCAL_DEVICE, local_device_record
+from remote.bundle import AGENT_MODULE
 from remote.transport import ProgressCallback
 
-from remote.bundle import AGENT_MODULE
 CANCEL_GRACE_S = 5.0
 
 
@@ -149,6 +150,8 @@ class LocalAgentProcess:
 
     def __init__(self, proc: subprocess.Popen):
         self.proc = proc
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None  # started with pipes
+        self._stdin, self._stdout, self._stderr_pipe = proc.stdin, cast(io.BufferedReader, proc.stdout), proc.stderr
         self._stderr: collections.deque[str] = collections.deque(maxlen=200)
         self._lock = threading.Lock()
         self._cancelled = False
@@ -156,7 +159,7 @@ class LocalAgentProcess:
         self._err_thread.start()
 
     def _read_stderr(self) -> None:
-        for raw in iter(lambda: self.proc.stderr.readline(8192), b""):  # bounded pieces of any line
+        for raw in iter(lambda: self._stderr_pipe.readline(8192), b""):  # bounded pieces of any line
             self._stderr.append(raw.decode("utf-8", "replace"))
 
     @property
@@ -166,15 +169,15 @@ class LocalAgentProcess:
     def heartbeat(self) -> None:
         """One line on the agent's stdin: the host is alive (the agent's --heartbeat-timeout)."""
         try:
-            self.proc.stdin.write(b"\n")
-            self.proc.stdin.flush()
+            self._stdin.write(b"\n")
+            self._stdin.flush()
         except (OSError, ValueError):
             pass  # the agent has gone
 
     def lines(self) -> Iterator[str]:
         from remote.linereader import read_lines
 
-        for raw in read_lines(self.proc.stdout.read1, "local"):  # bounded: LineTooLong past the cap
+        for raw in read_lines(self._stdout.read1, "local"):  # bounded: LineTooLong past the cap
             yield raw.decode("utf-8", "replace").rstrip("\r")
 
     def cancel(self) -> None:

@@ -23,12 +23,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from core.errors import InputError, OperationFailed
+from remote.bundle import AGENT_MODULE
 from remote.ssh import SshSession, SshUnreachable, connect, remote_word
 from remote.transport import ProgressCallback
 
 DEFAULT_WORKDIR = "~/klmtui"
 DEFAULT_PYTHON = "python3"
-from remote.bundle import AGENT_MODULE
 PGID_MARK = "KLMTUI-PGID "
 _CHUNK = 32768
 

@@ -79,6 +79,6 @@ def test_queue_cancel_and_resume(cli, cifar_dir):
     assert store.get("runs", third)["status"] == "done"  # it ran first: the queue kept one at a time
     rows = [json.loads(x) for x in (store.run_dir(first) / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2, 3] and done_before >= 1
-    assert f"resumed 1-1-1@8 from" in (store.run_dir(first) / "log.txt").read_text()
+    assert "resumed 1-1-1@8 from" in (store.run_dir(first) / "log.txt").read_text()
     r = cli("cancel", first)
     assert r.returncode == 2 and "already done" in r.stderr

@@ -15,7 +15,6 @@ whose process vanished is `interrupted` and resumable from its last checkpoint.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -42,8 +41,14 @@ def ensure_architecture(store, arch: Arch) -> None:
 
 
 def submit(store, arch: Arch | str, config: Any, executor: str = "local", *, seeds: int = 1,
-           address: str | None = None, storage: str | None = None) -> list[str]:
-    """Record `seeds` runs of `arch` (seeds config.seed .. +seeds-1) and hand them to `executor`."""
+           address: str | None = None, storage: str | None = None, auto_seed: bool | None = None) -> list[str]:
+    """Record `seeds` runs of `arch` and hand them to `executor`.
+
+    Seeds: config.seed .. +seeds-1 when a seed is given; otherwise (`auto_seed`, the default for a
+    config dict without "seed") the lowest seeds no run of this architecture and recipe used yet,
+    so training an architecture again adds seeds instead of repeating seed 0 (core.aggregate).
+    The data folder is recorded resolved, whatever its origin (--data, $KLMTUI_DATA, the download
+    cache), so `resume` works in a shell without $KLMTUI_DATA."""
     from core.models import resolve_genotype
     from core.store import new_id, now_iso
     from core.train import TrainConfig, make_config
@@ -60,22 +65,33 @@ def submit(store, arch: Arch | str, config: Any, executor: str = "local", *, see
         from core.jobs.ray_executor import check_options
 
         address, storage = check_options(address, storage)
-    from core.data import prepare_dataset
+    from core.aggregate import next_seeds, profile_label, recipe_key
+    from core.data import prepare_dataset, resolve_data_dir
+    from core.limits import MAX_SEED
 
     prepare_dataset(cfg.data)  # a missing folder or failed download: one clear error, nothing written
+    base = dict(cfg.to_dict(), data=str(resolve_data_dir(cfg.data)[0].expanduser().resolve()))
+    label = profile_label(base)  # what it runs: `paper` on a subset is `custom`
+    if auto_seed is None:
+        auto_seed = not isinstance(config, TrainConfig) and (config or {}).get("seed") is None
     ensure_architecture(store, arch)
     group = new_id("g-")
     ids = []
     with store.transaction() as tx:
-        for i in range(seeds):
+        if auto_seed:
+            recipe = recipe_key({"config": base, "epochs": cfg.epochs, "genotype": arch.genotype})
+            run_seeds = next_seeds(tx.find("runs", arch_id=arch.id), recipe, seeds)
+        else:
+            run_seeds = [cfg.seed + i for i in range(seeds)]
+        if run_seeds[-1] > MAX_SEED:
+            raise InputError(f"seeds up to {run_seeds[-1]} exceed {MAX_SEED}: give a lower --seed")
+        for i, seed in enumerate(run_seeds):
             run_id = new_id("t-")
-            run_cfg = TrainConfig.from_dict(dict(cfg.to_dict(), seed=cfg.seed + i))
-            if run_cfg.data:
-                run_cfg.data = str(Path(run_cfg.data).expanduser().resolve())
+            run_cfg = TrainConfig.from_dict(dict(base, seed=seed))
             tx.insert("runs", {
                 "id": run_id, "arch_id": arch.id, "arch": arch.triple, "K": arch.K, "L": arch.L, "M": arch.M,
                 "channels": arch.channels, "genotype": arch.genotype, "seed": run_cfg.seed,
-                "profile": run_cfg.profile, "epochs": run_cfg.epochs, "epoch": 0, "status": "queued",
+                "profile": label, "epochs": run_cfg.epochs, "epoch": 0, "status": "queued",
                 "accuracy": None, "best_accuracy": None, "checkpoint": None, "executor": executor, "pid": None,
                 "host": None, "created": now_iso(), "started": None, "finished": None, "error": None,
                 "config": run_cfg.to_dict(), "run_dir": f"runs/{run_id}", "group": group, "seeds": seeds,
@@ -116,9 +132,10 @@ def cancel(store, run_id: str) -> dict:
     rec = _record(store, run_id)
     if rec["status"] in FINAL_STATUSES:
         raise InputError(f"run {run_id} is already {rec['status']}")
-    if rec["status"] == "running" and rec.get("pid"):
+    pid = rec.get("pid")
+    if rec["status"] == "running" and pid:
         store.update("runs", run_id, status="cancelled", finished=now_iso())
-        if not stop(rec["pid"], run_id):
+        if not stop(pid, run_id):
             raise OperationFailed(f"run {run_id}: process {rec['pid']} did not stop")
     with store.transaction() as tx:
         tx.update("runs", run_id, status="cancelled", pid=None, finished=now_iso())
@@ -199,10 +216,11 @@ def log_tail(store, run_id: str, n: int = 20) -> list[str]:
 
 
 def seed_summary(records: list[dict]) -> tuple[float | None, float | None, int]:
-    """(mean, sample std, n) of the final accuracy of the done runs among `records`."""
-    values = [float(r["accuracy"]) for r in records if r.get("status") == "done" and r.get("accuracy") is not None]
-    if not values:
+    """(mean, sample std, n) over the done runs among `records` (of one architecture) that share a
+    recipe and have distinct seeds: the representative group of `core.aggregate.seed_groups`."""
+    from core.aggregate import seed_groups
+
+    groups = seed_groups(records)
+    if not groups:
         return None, None, 0
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return mean, std, len(values)
+    return groups[0].mean, groups[0].std, groups[0].n

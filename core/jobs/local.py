@@ -17,6 +17,7 @@ from __future__ import annotations
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from core import settings
 from core.jobs.process import is_alive, spawn_detached, start_time
@@ -101,7 +102,7 @@ def start_queued(store) -> list[str]:
                 continue
             with store.transaction() as tx:
                 current = tx.get("runs", rec["id"]) or {}
-                fields = {"launching": False}
+                fields: dict[str, Any] = {"launching": False}
                 if current.get("pid") is None and current.get("status") == "running":
                     fields.update(pid=pid, pid_start=start_time(pid))
                 tx.update("runs", rec["id"], **fields)
