@@ -219,7 +219,7 @@ def with_exact_params(rows: Iterable[Mapping[str, Any]]) -> list[dict]:
 
 
 def source_note(source: str, exact_params: bool = False) -> str:
-    """What a source's figures are, for captions (design.md section 4: say which params)."""
+    """What a source's figures are, for captions (docs/architecture.md, Figures and the thesis: say which params)."""
     if source.startswith(MEASURED_SOURCE):
         where = f"on {source.partition(':')[2]}" if ":" in source else "on any device"
         return (f"measured: accuracy = mean over done runs, latency/power = latest done benchmark {where}, "

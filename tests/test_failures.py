@@ -457,3 +457,59 @@ def test_failed_benchmark_makes_no_measured_device_source(study):
     line = refused(study, "pareto", "--source", "measured:dead")
     assert line.startswith("klmtui: source 'measured:dead' has no results in ")
     assert line.endswith("; sources: thesis, measured")
+
+
+# --------------------------------------------------------------------------- 8. honest aggregation
+
+
+def _done_run(run_id: str, seed: int, epochs: int, accuracy: float, **config) -> dict:
+    cfg = {"profile": "paper", "epochs": epochs, "batch_size": 10, "lr": 0.025, "train_subset": 120,
+           "test_subset": 20, "data": "/data/cifar", "seed": seed, **config}
+    return {"id": run_id, "arch_id": "1-1-1@8", "arch": "1-1-1", "K": 1, "L": 1, "M": 1, "channels": 8,
+            "genotype": "SNAS_mild", "seed": seed, "status": "done", "epochs": epochs, "epoch": epochs,
+            "accuracy": accuracy, "profile": "paper", "config": cfg, "finished": f"2026-01-0{run_id[-1]}T00:00:00Z"}
+
+
+def test_accuracy_is_over_one_recipe_and_distinct_seeds(study):
+    store = Store(study.store)
+    with store.transaction() as tx:
+        tx.insert("runs", _done_run("t-00000001", 0, 1, 10.0))  # 1 epoch
+        tx.insert("runs", _done_run("t-00000002", 0, 2, 20.0))  # 2 epochs
+        tx.insert("runs", _done_run("t-00000003", 0, 3, 30.0))  # 3 epochs, seed 0
+        tx.insert("runs", _done_run("t-00000004", 1, 3, 32.0))  # 3 epochs, seed 1
+        tx.insert("runs", _done_run("t-00000005", 1, 3, 34.0))  # seed 1 again: counts once (the latest)
+        tx.insert("runs", _done_run("t-00000006", 2, 3, 99.0, lr=0.05))  # another lr: another recipe
+    r = study("status", "--json")
+    assert r.returncode == 0, r.stderr
+    (row,) = [x for x in r.json() if x["id"] == "1-1-1@8"]
+    assert row["accuracy"] == 32.0 and row["accuracy_seeds"] == 2  # mean of 30 and 34, not of all six
+    assert row["accuracy_std"] == pytest.approx(2.8284271247)
+    assert row["accuracy_text"] == "32.00+-2.83 (custom x2)"  # a 3-epoch subset run is not `paper`
+    assert row["best_accuracy"] == 99.0
+    assert row["results"]["measured"]["accuracy"] == 32.0
+    r = study("status")
+    assert "32.00+-2.83 (custom x2)" in r.stdout
+    r = study("pareto", "--source", "measured", "--json", "--objective", "accuracy:max", "--objective", "params_m:min")
+    assert r.returncode == 0, r.stderr
+    assert [x["accuracy"] for x in r.json()] == [32.0]
+
+
+def test_training_again_takes_the_next_unused_seed_and_an_honest_label(cli, small_cifar):
+    tiny = ["--epochs", "1", "--train-subset", "20", "--test-subset", "10", "--batch-size", "10", "--data", small_cifar]
+    first = cli("train", "1-1-1@8", *tiny, "--json", timeout=300)
+    assert first.returncode == 0, first.stderr
+    second = cli("train", "1-1-1@8", *tiny, "--json", timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert [first.json()[0]["seed"], second.json()[0]["seed"]] == [0, 1]  # not seed 0 twice
+    store = Store(cli.store)
+    records = [store.get("runs", x.json()[0]["id"]) for x in (first, second)]
+    assert {r["profile"] for r in records} == {"custom"}  # `paper` settings on a 20-image subset are not paper
+    # 9. the resolved data folder is recorded whatever its origin
+    assert {r["config"]["data"] for r in records} == {str(small_cifar.resolve())}
+    r = cli("status", "--json")
+    (row,) = [x for x in r.json() if x["id"] == "1-1-1@8"]
+    assert row["accuracy_seeds"] == 2 and row["accuracy_text"].endswith("(custom x2)")
+    # an explicit seed is taken as given
+    third = cli("train", "1-1-1@8", *tiny, "--seed", "0", "--detach")
+    assert third.returncode == 0, third.stderr
+    assert store.get("runs", third.stdout.strip())["seed"] == 0

@@ -1,4 +1,4 @@
-"""`klmtui train`, `cancel`, `resume` (design.md section 3): thin wrappers over `core.jobs`.
+"""`klmtui train`, `cancel`, `resume` (docs/architecture.md, CLI contract): thin wrappers over `core.jobs`.
 
 The foreground view only reads what the run processes write (`progress.json`, the store); the
 runs themselves are detached, so Ctrl-C here leaves them training.
@@ -68,7 +68,8 @@ def train(app: AppContext, archs: tuple[str, ...], epochs: int | None, seeds: in
     store = app.store()
     ids: list[str] = []
     for arch in parsed:
-        ids += submit(store, arch, cfg, executor, seeds=seeds, address=address, storage=storage)
+        ids += submit(store, arch, cfg, executor, seeds=seeds, address=address, storage=storage,
+                      auto_seed=seed is None)  # no --seed: the next seeds not used with this recipe
     if not detach:
         _follow(store, ids, quiet=False)
     records = [store.get("runs", i) for i in ids]
@@ -158,8 +159,6 @@ def _info(rec: dict, state: dict) -> str:
 
 
 def _print_results(store, records: list[dict]) -> None:
-    from core.jobs import seed_summary
-
     rows = [[r["id"], r["arch_id"], r["seed"], f"{r.get('epoch') or 0}/{r['epochs']}", r["status"],
              None if r.get("accuracy") is None else f"{r['accuracy']:.2f}",
              None if r.get("best_accuracy") is None else f"{r['best_accuracy']:.2f}", r.get("error")]
@@ -168,10 +167,12 @@ def _print_results(store, records: list[dict]) -> None:
     by_arch: dict[str, list[dict]] = {}
     for r in records:
         by_arch.setdefault(r["arch_id"], []).append(r)
+    from core.aggregate import seed_groups
+
     for arch_id, group in by_arch.items():
-        mean, std, n = seed_summary(group)
-        if n > 1:
-            click.echo(f"{arch_id}: {mean:.2f} +- {std:.2f} % over {n} seeds")
+        best = seed_groups(group)
+        if best and best[0].n > 1:
+            click.echo(f"{arch_id}: {best[0].text()} %")
 
 
 def _is_benchmark(run_id: str) -> bool:
