@@ -216,7 +216,7 @@ def read_results_csv(path: str | Path, source: str) -> list[ResultRecord]:
 def thesis_results() -> list[ResultRecord]:
     """Appendix A of the thesis as `results` records of source `thesis`, as published.
 
-    Params are the published figures, rounded to 0.1M (design.md section 4); `extra` marks the
+    Params are the published figures, rounded to 0.1M (docs/architecture.md, Figures and the thesis); `extra` marks the
     9 rows of Table 1 and records the measurement batch.
     """
     records = parse_results_csv(

@@ -16,7 +16,7 @@ ProgressCallback = Callable[[int, int, str], None]
 
 
 class AgentProcess(Protocol):
-    """A running agent. Its stdout is one JSON object per line (design.md section 6)."""
+    """A running agent. Its stdout is one JSON object per line (docs/architecture.md, Agent protocol and event schema)."""
 
     def lines(self) -> Iterator[str]:
         """Yield stdout lines (without newline) as they arrive; ends when the process exits or the link drops."""

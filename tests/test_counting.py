@@ -10,7 +10,7 @@ from core.arch import Arch
 from core.counting import count_macs, count_params
 from core.errors import InputError
 from core.genotypes import GENOTYPES
-from tests.fixtures.paths import shared_file
+from core.reference import THESIS_CSV
 
 torch = pytest.importorskip("torch")
 
@@ -50,7 +50,7 @@ def torch_macs(net) -> int:
 
 
 def appendix_a_rows():
-    with shared_file("spec/thesis_appendix_a.csv").open(newline="") as f:
+    with THESIS_CSV.open(newline="") as f:
         return list(csv.DictReader(f))
 
 

@@ -149,3 +149,22 @@ def test_device_side_contract_reads_the_bundle_and_can_fail():
     assert not check.kept
     assert {(b["importer"], b["imported"]) for b in check.metadata["bad"]} == {("remote.agent.timing", "core.store"),
                                                                               ("core.ops", "numpy")}
+
+
+def test_architecture_doc_covers_every_event_and_command():
+    """docs/architecture.md names every event of the one schema and every CLI command."""
+    from klmtui.cli import main as group
+    from remote.agent import events
+
+    doc = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [f"event {name}" for name in events.EVENTS if f"`{name}`" not in doc]
+    missing += [f"command {name}" for name in group.commands if name not in doc]
+    assert not missing, missing
+    assert set(events.STATUSES) <= set(schema.STATUSES)  # the device side's own copy stays a subset
+
+
+def test_docstrings_point_to_the_repository_design():
+    """No module or test cites the design note that lives outside the repository."""
+    cited = [f"{path.relative_to(REPO)}" for folder in (*PACKAGES, "tests") for path in (REPO / folder).rglob("*.py")
+             if path.name != "test_house.py" and "design.md" in path.read_text(encoding="utf-8")]
+    assert not cited, cited

@@ -34,7 +34,7 @@ def test_thesis_front_as_published_has_35_rows_with_all_of_table1():
     assert len(front) == 35
     assert set(THESIS_TABLE1) <= front
     assert len(THESIS_TABLE1) == 9
-    # Table 1 is a strict subset: the plain front is not Table 1 (design.md section 4)
+    # Table 1 is a strict subset: the plain front is not Table 1 (docs/architecture.md, Figures and the thesis)
     assert len(front - set(THESIS_TABLE1)) == 26
     assert not result.excluded and not result.ties
     assert "plain dominance" in result.describe() and "35 of 54" in result.describe()

@@ -20,15 +20,19 @@ from core.space import (
     thesis_configurations,
     within_balance,
 )
+from core.reference import THESIS_CSV
 from tests.fixtures.paths import REPO, shared_file
 
 
 def appendix_a_configurations():
-    with shared_file("spec/thesis_appendix_a.csv").open(newline="") as f:
+    """Appendix A's configurations, from the project's own copy (core/reference/)."""
+    with THESIS_CSV.open(newline="") as f:
         return {(int(r["K"]), int(r["L"]), int(r["M"]), int(r["channels"])) for r in csv.DictReader(f)}
 
 
 def test_shipped_reference_equals_the_shared_appendix():
+    """The shipped table is the spec's (checked where the spec folder is present)."""
+    assert THESIS_CSV.read_text(encoding="utf-8") == shared_file("spec/thesis_appendix_a.csv").read_text(encoding="utf-8")
     assert thesis_configurations() == appendix_a_configurations()
 
 

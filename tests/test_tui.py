@@ -104,7 +104,7 @@ async def test_pareto_screen_shows_the_thesis_front(tmp_path):
         await wait_until(pilot, lambda: getattr(app.screen, "result", None) is not None, what="the front")
         screen = app.screen
         assert screen.source == "thesis"
-        # the plain 4-objective front over the thesis' published figures (design.md section 4)
+        # the plain 4-objective front over the thesis' published figures (docs/architecture.md, Figures and the thesis)
         assert len(screen.result.front) == 35
         table = screen.query_one("#front-table")
         assert table.row_count == len(screen.result.rows)

@@ -1,4 +1,4 @@
-"""`klmtui [--store PATH] [COMMAND ...]`: the scriptable CLI (design.md section 3, a contract).
+"""`klmtui [--store PATH] [COMMAND ...]`: the scriptable CLI (docs/architecture.md, CLI contract).
 
 Each area registers its commands from its own module (space, results, train, devices, bench);
 heavy libraries are imported inside the commands so `klmtui --help` stays instant.

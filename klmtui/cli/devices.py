@@ -1,4 +1,4 @@
-"""`klmtui device add|list|check|trust|remove`: the device registry (design.md section 3).
+"""`klmtui device add|list|check|trust|remove`: the device registry (docs/architecture.md, CLI contract).
 
 Thin: every decision lives in remote.devices; this module parses options and prints.
 """

@@ -10,6 +10,7 @@ import time
 
 import click
 
+from core.errors import InputError
 from klmtui.cli.common import AppContext, emit_json, pass_app, print_table, stderr_console
 
 POLL_S = 0.5
@@ -203,11 +204,15 @@ def cancel(app: AppContext, run_id: str, as_json: bool) -> None:
 @click.command("resume")
 @click.argument("run_id", metavar="ID")
 @click.option("--detach", is_flag=True, help="Return at once (the run or benchmark goes on).")
+@click.option("--data", metavar="DIR", default=None,
+              help="Training runs: the CIFAR-10 folder to continue with (overrides the one recorded).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
-def resume(app: AppContext, run_id: str, detach: bool, as_json: bool) -> None:
+def resume(app: AppContext, run_id: str, detach: bool, data: str | None, as_json: bool) -> None:
     """Continue an interrupted, cancelled or failed training run (t-...) or benchmark (b-...)."""
     store = app.store()
+    if data is not None and _is_benchmark(run_id):
+        raise InputError("--data is for training runs (t-...), not benchmarks")
     if _is_benchmark(run_id):  # queued again (remote.benchjobs), followed live unless --detach
         from klmtui.cli.bench import follow_live
         from remote import benchjobs
@@ -226,7 +231,7 @@ def resume(app: AppContext, run_id: str, detach: bool, as_json: bool) -> None:
     from core.jobs import resume as resume_run
 
     refresh(store)
-    rec = resume_run(store, run_id)
+    rec = resume_run(store, run_id, data=data)
     if not detach:
         _follow(store, [run_id], quiet=False)
         rec = store.get("runs", run_id)

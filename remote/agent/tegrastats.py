@@ -3,7 +3,7 @@
 Shipped to the device with the agent, so this file is Python 3.6 compatible and imports only
 the standard library.
 
-Board power (design.md section 6): the board's input rail where it has one (`POM_5V_IN` on the
+Board power (docs/architecture.md, agent protocol): the board's input rail where it has one (`POM_5V_IN` on the
 Nano, `VDD_IN` on TX2 / Xavier NX / Orin Nano / Orin NX, `VIN` on Thor: the module input, of
 which `VDD_GPU`, `VDD_CPU_SOC_MSS` and `VIN_SYS_5V0` are parts), else the sum of all rails with
 `NC` skipped (AGX Xavier `GPU 463/463 CPU 311/311 ...`, AGX Orin `VDD_GPU_SOC ... NC 0mW/0mW`).
