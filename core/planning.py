@@ -95,8 +95,9 @@ def predicted_benchmark_seconds(store, arch_id: str, device: str, protocol: Any 
 
     proto = _protocol(protocol)
     own = {r["arch_id"]: r.get("latency_s") for r in measured_rows(store, device)}
-    if own.get(arch_id):
-        return predicted_device_seconds(proto, float(own[arch_id]), power_pass)
+    measured = own.get(arch_id)
+    if measured:
+        return predicted_device_seconds(proto, float(measured), power_pass)
     try:
         model, _ = latency_model(store, device)
     except InputError:

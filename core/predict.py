@@ -212,10 +212,10 @@ def group_of(feats: dict[str, float]) -> tuple:
     return (feats["K"], feats["L"], feats["M"])
 
 
-def fit_target(target: str, rows: Sequence[tuple[dict[str, float], float]],
+def fit_target(target: str, given: Sequence[tuple[dict[str, float], float | None]],
                candidates: Sequence[Candidate] = CANDIDATES, where: str = "the given rows") -> Model:
     """Choose and fit the model of one target from (features, value) rows; InputError if too few."""
-    rows = [(f, float(v)) for f, v in rows if v is not None and math.isfinite(float(v)) and float(v) > 0]
+    rows = [(f, float(v)) for f, v in given if v is not None and math.isfinite(float(v)) and float(v) > 0]
     groups = [group_of(f) for f, _ in rows]
     if len(rows) < MIN_ROWS:
         raise InputError(f"cannot predict {target}: {len(rows)} row(s) of {where} have it, "
@@ -256,7 +256,7 @@ def training_rows(store, source: str) -> list[dict]:
     """The rows a model is fitted on: one source's (or `measured:DEVICE`'s) results."""
     from core.study import source_rows
 
-    return source_rows(store, source)
+    return [dict(r) for r in source_rows(store, source)]
 
 
 def store_archs(store, rows: Iterable[dict] = ()) -> list[Arch]:
@@ -274,7 +274,12 @@ def reference_latencies(store, device: str) -> dict[str, float]:
     """arch id -> latency_s measured on `device` (its latest done benchmarks)."""
     from core.study import measured_rows
 
-    return {r["arch_id"]: float(r["latency_s"]) for r in measured_rows(store, device) if r.get("latency_s")}
+    out: dict[str, float] = {}
+    for r in measured_rows(store, device):
+        value = r.get("latency_s")
+        if value:
+            out[r["arch_id"]] = float(value)
+    return out
 
 
 def source_for(source: str | None, device: str | None) -> str:
@@ -421,11 +426,10 @@ def with_predicted(store, source: str, rows: Sequence[dict], columns: Iterable[s
             notes.append(str(exc))
     by_arch = {r["arch_id"]: dict(r) for r in rows}
     for arch in store_archs(store, rows):
-        row = by_arch.get(arch.id)
-        if row is None:
-            if not models:
-                continue
-            row = result_record(source, arch, {"params_m": count_params(arch) / 1e6}, {})
+        found = by_arch.get(arch.id)
+        if found is None and not models:
+            continue
+        row: dict = found if found is not None else dict(result_record(source, arch, {"params_m": count_params(arch) / 1e6}, {}))
         feats = None
         for target, model in models.items():
             if row.get(target) is None:
