@@ -91,22 +91,32 @@ def test_train_that_fails_exits_1_json_too(cli, small_cifar, tmp_path):
     broken = tmp_path / "broken-cifar"
     shutil.copytree(small_cifar, broken)
     (broken / "train" / "cat" / "9999.jpg").write_bytes(b"not a jpeg")  # real decode failure in the run
-    r = cli("train", "1-1-1@8", "--epochs", "1", "--train-subset", "20", "--test-subset", "10",
-            "--batch-size", "10", "--data", broken, "--json", timeout=300)
+    tiny = ["--epochs", "1", "--train-subset", "20", "--test-subset", "10", "--batch-size", "10"]
+    cli.env["KLMTUI_DATA"] = str(broken)  # 9. the folder comes from the environment...
+    r = cli("train", "1-1-1@8", *tiny, "--json", timeout=300)
     line = assert_one_line_error(r, 1)
     (row,) = json.loads(r.stdout)  # --json still prints the summary
     assert row["status"] == "failed"
     assert line.startswith(f"klmtui: run {row['id']} failed: cannot read image "), line
     assert "9999.jpg" in line
+    assert Store(cli.store).get("runs", row["id"])["config"]["data"] == str(broken.resolve())  # ...and is recorded
 
-    # resume in the foreground fails again -> 1 as well
+    # resume in the foreground, in a shell without $KLMTUI_DATA: the recorded folder, failing again -> 1
+    del cli.env["KLMTUI_DATA"]
     r = cli("resume", row["id"], "--json", timeout=300)
     line = assert_one_line_error(r, 1)
     assert line.startswith(f"klmtui: run {row['id']} failed: cannot read image "), line
 
+    # resume --data overrides the recorded folder: a bad one is refused, a good one trains -> 0
+    line = refused(cli, "resume", row["id"], "--data", tmp_path / "nowhere")
+    assert line.startswith(f"klmtui: data folder {tmp_path / 'nowhere'} does not exist"), line
+    r = cli("resume", row["id"], "--data", small_cifar, "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.json()[0]["status"] == "done"
+    assert Store(cli.store).get("runs", row["id"])["config"]["data"] == str(small_cifar.resolve())
+
     # a detached submission exits 0 once queued
-    r = cli("train", "1-1-1@8", "--epochs", "1", "--train-subset", "20", "--test-subset", "10",
-            "--batch-size", "10", "--data", broken, "--detach")
+    r = cli("train", "1-1-1@8", *tiny, "--data", broken, "--detach")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().startswith("t-")
 

@@ -145,8 +145,10 @@ def cancel(store, run_id: str) -> dict:
     return store.get("runs", run_id)
 
 
-def resume(store, run_id: str) -> dict:
-    """Continue an interrupted, cancelled or failed run from its last checkpoint."""
+def resume(store, run_id: str, *, data: str | None = None) -> dict:
+    """Continue an interrupted, cancelled or failed run from its last checkpoint.
+
+    `data`: the CIFAR-10 folder to continue with instead of the recorded one (checked first)."""
     from core.train import CHECKPOINT, load_checkpoint
 
     rec = _record(store, run_id)
@@ -157,8 +159,14 @@ def resume(store, run_id: str) -> dict:
     ckpt = checkpoint_dir(store, rec) / CHECKPOINT
     if ckpt.exists():
         load_checkpoint(ckpt)  # a corrupt checkpoint is one clear error now, not a failed run later
+    fields: dict[str, Any] = {}
+    if data is not None:
+        from core.data import prepare_dataset, resolve_data_dir
+
+        prepare_dataset(data)  # a folder without CIFAR-10: one line, nothing changed
+        fields["config"] = {**(rec.get("config") or {}), "data": str(resolve_data_dir(data)[0].resolve())}
     store.update("runs", run_id, status="queued", error=None, finished=None, pid=None,
-                 resumes=int(rec.get("resumes") or 0) + 1, queue_seq=time.time_ns())
+                 resumes=int(rec.get("resumes") or 0) + 1, queue_seq=time.time_ns(), **fields)
     _dispatch(store, [run_id])
     return store.get("runs", run_id)
 
