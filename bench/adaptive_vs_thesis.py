@@ -12,7 +12,8 @@ median. `--thesis-drift` also runs the thesis protocol under the same drift.
     .venv/bin/python bench/adaptive_vs_thesis.py [--arch 1-1-1@8] [--batch 16] [--drift-seconds 45]
 
 The machine this runs on is shared (other processes come and go), so the undisturbed runs see
-some drift of their own; every figure printed is measured in this run.
+some drift of their own (`--nice -10` as root shields the benchmark and the injected drift from
+other users' load); every figure printed is measured in this run.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -33,7 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def _spin(stop_at: float) -> None:
+def _spin(stop_at: float, nice: int = 0) -> None:
+    if nice:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
     x = 0
     while time.time() < stop_at:
         x = (x * 1103515245 + 12345) % 2147483648
@@ -42,9 +44,11 @@ def _spin(stop_at: float) -> None:
 class Follower(threading.Thread):
     """Tails the benchmark's events.jsonl: the wall time at which each latency event appeared."""
 
-    def __init__(self, path: Path):
+    def __init__(self, runs: Path):
         super().__init__(daemon=True)
-        self.path = path
+        self.runs = runs
+        self.before = set(runs.glob("b-*")) if runs.exists() else set()
+        self.path: Path | None = None
         self.stop = threading.Event()
         self.last_timed = None   # wall time the last kept latency-pass event was seen
         self.first_timed = None
@@ -52,7 +56,10 @@ class Follower(threading.Thread):
     def run(self) -> None:
         pos = 0
         while not self.stop.is_set():
-            if self.path.exists():
+            if self.path is None and self.runs.exists():
+                new = sorted(set(self.runs.glob("b-*")) - self.before)
+                self.path = new[0] / "events.jsonl" if new else None
+            if self.path is not None and self.path.exists():
                 with self.path.open("rb") as fh:
                     fh.seek(pos)
                     chunk = fh.read()
@@ -71,22 +78,22 @@ class Follower(threading.Thread):
 
 
 def run_bench(store: Path, args, protocol: str, drift: float = 0.0) -> dict:
-    bench_id = "b-" + secrets.token_hex(4)
     argv = [sys.executable, "-m", "klmtui", "--store", str(store), "bench", args.arch, "--device", "local",
             "--protocol", protocol, "--batch", str(args.batch), "--threads", str(args.threads), "--no-power",
-            "--json", "--id", bench_id]
+            "--json"]
     if protocol == "adaptive" and args.min_seconds is not None:
         argv += ["--min-seconds", str(args.min_seconds)]
-    follower = Follower(store.parent / "runs" / bench_id / "events.jsonl")
+    follower = Follower(store.parent / "runs")
     follower.start()
     hogs = []
     started = time.time()
     drift_end = started + drift
     if drift:
-        hogs = [multiprocessing.Process(target=_spin, args=(drift_end,)) for _ in range(args.hog_procs)]
+        hogs = [multiprocessing.Process(target=_spin, args=(drift_end, args.nice)) for _ in range(args.hog_procs)]
         for hog in hogs:
             hog.start()
-    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
+    nice = (lambda: os.setpriority(os.PRIO_PROCESS, 0, args.nice)) if args.nice else None
+    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, preexec_fn=nice)
     for hog in hogs:
         hog.join()
     follower.stop.set()
@@ -96,7 +103,7 @@ def run_bench(store: Path, args, protocol: str, drift: float = 0.0) -> dict:
     row = json.loads(proc.stdout)[0]
     from core.store import Store
 
-    record = Store(store).get("benchmarks", bench_id)
+    record = Store(store).get("benchmarks", row["id"])
     options = record.get("options") or {}
     if protocol == "thesis":
         used = options.get("runs", 50) * options.get("batches", 50)
@@ -125,6 +132,9 @@ def main() -> None:
     parser.add_argument("--hog-procs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--thesis-drift", action="store_true", help="also run the thesis protocol under the drift")
     parser.add_argument("--skip-drift", action="store_true")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run the benchmark (and the drift processes) at this nice level, e.g. -10 on a shared "
+                             "machine (root), so other users' load disturbs less")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="klmtui-bench-") as tmp:

@@ -98,3 +98,66 @@ def test_expected_pass_batches():
     # a noisy one: the CI decides; the ceiling caps it
     assert expected_pass_batches(Protocol("adaptive"), 1.1, cv=0.1) == 20 + 604  # (1.96 x 1.2533 x 0.1 / 0.01)^2
     assert expected_pass_batches(Protocol("adaptive", max_batches=100), 1.1, cv=0.1) == 20 + 100
+
+
+# --------------------------------------------------------------------------- the agent and the CLI
+
+from pathlib import Path  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    from remote.local import LocalTransport
+
+    return Path(LocalTransport({"name": "adaptive", "workdir": str(tmp_path_factory.mktemp("bundle"))}).prepare())
+
+
+def pythons():
+    import sys
+
+    built = Path(__file__).resolve().parents[1] / ".venv36" / "bin" / "python"  # Python 3.6 + torch 1.10
+    return [sys.executable] + ([str(built)] if built.exists() else [])
+
+
+@pytest.mark.parametrize("python", pythons(), ids=lambda p: "py36" if ".venv36" in p else "host")
+def test_agent_reports_timed_fields_for_both_passes(bundle, python, tegrastats_fixture_path, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    fake = Path(__file__).with_name("fake_tegrastats.py")
+    teg = f"{sys.executable} {fake} --fixture {tegrastats_fixture_path} --records nano_jp461_root --log {tmp_path / 'log'}"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([python, "-u", "-m", "remote.agent.main", "--K", "1", "--L", "1", "--M", "1", "--channels", "8",
+                           "--batch", "4", "--threads", "1", "--protocol", "adaptive", "--warmup-batches", "2",
+                           "--min-batches", "10", "--max-batches", "400", "--ci-rel", "0.2", "--min-seconds", "0.5",
+                           "--tegrastats", teg, "--tegrastats-interval", "50"],
+                          cwd=bundle, env=env, capture_output=True, text=True, timeout=300)
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    summary = events[-1]
+    assert summary["event"] == "summary", proc.stderr[-2000:]
+    assert summary["stop_reason"] in ("converged", "ceiling")
+    assert summary["batches_timed"] == summary["adaptive"]["batches"] == summary["latency"]["n"] >= 10
+    assert summary["seconds_timed"] >= 0.5 or summary["stop_reason"] == "ceiling"
+    power = summary["power"]
+    assert power["stop_reason"] in ("fixed", "extended") and power["seconds_timed"] > 0
+    assert power["batches_timed"] >= summary["adaptive"]["timed"]
+    kept = [e for e in events if e["event"] == "latency" and e["pass"] == "latency" and not e["warmup"]]
+    assert len(kept) == summary["adaptive"]["timed"] == summary["batches_timed"] + summary["adaptive"]["discarded"]
+
+
+def test_bench_json_carries_the_contract_fields(cli):
+    r = cli("bench", "1-1-1@8", "--device", "local", "--protocol", "adaptive", "--batch", "4", "--threads", "1",
+            "--warmup-batches", "1", "--min-batches", "8", "--max-batches", "60", "--ci", "0.3", "--min-seconds", "0.2",
+            "--no-power", "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    (row,) = r.json()
+    assert row["status"] == "done" and row["stop_reason"] in ("converged", "ceiling")
+    assert isinstance(row["batches_timed"], int) and row["batches_timed"] >= 8 and row["seconds_timed"] > 0
+    assert "power_timed" in row
+    r = cli("bench", "1-1-1@8", "--device", "local", "--batch", "2", "--runs", "2", "--batches", "3",
+            "--warmup-runs", "1", "--warmup-batches", "1", "--threads", "1", "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    (row,) = r.json()
+    assert (row["batches_timed"], row["stop_reason"]) == (2, "fixed")
