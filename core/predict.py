@@ -256,7 +256,16 @@ def training_rows(store, source: str) -> list[dict]:
     """The rows a model is fitted on: one source's (or `measured:DEVICE`'s) results."""
     from core.study import source_rows
 
-    return [dict(r) for r in source_rows(store, source)]
+    from core.schema import MEASURED_SOURCE
+
+    try:
+        return [dict(r) for r in source_rows(store, source)]
+    except InputError:
+        if source.startswith(MEASURED_SOURCE + ":"):
+            device = source.partition(":")[2]
+            raise InputError(f"device {device!r} has no done benchmark in {store.path} to fit on "
+                             f"(`klmtui bench ARCH --device {device}`, or --source NAME)") from None
+        raise
 
 
 def store_archs(store, rows: Iterable[dict] = ()) -> list[Arch]:
