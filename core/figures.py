@@ -152,6 +152,7 @@ def draw_figures(store, out_dir: str | Path, *, source: str = THESIS_SOURCE, dev
     if device:
         source = f"{MEASURED_SOURCE}:{device}"
     rows = source_rows_or_shipped(store, source)
+    second = _second_series(store, vs_device) if vs_device else None  # bad input before anything is written
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"-o {out} is a file: figures go into a folder")
@@ -167,7 +168,7 @@ def draw_figures(store, out_dir: str | Path, *, source: str = THESIS_SOURCE, dev
     series = [(source if not device else device, first)]
     extra = ""
     if vs_device:
-        name, other_rows = _second_series(store, vs_device)
+        name, other_rows = second
         series.append((vs_device, _latencies(other_rows)))
         extra = f"Second series: {name} ({_note(name)})."
     elif source == THESIS_SOURCE:
@@ -179,10 +180,12 @@ def draw_figures(store, out_dir: str | Path, *, source: str = THESIS_SOURCE, dev
         ax.plot(xs, [values[order[k]] for k in xs], marker=_MARKERS[i], linestyle="-", linewidth=0.8,
                 markersize=4, label=label)
     ax.set_yscale("log")
-    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
+    values = [v for _, vals in series for v in vals.values() if v > 0]
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+    # minor tick labels only within one decade (more would overlap)
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g") if max(values) < 10 * min(values) else NullFormatter())
     ax.set_xticks(range(len(order)))
     ax.set_xticklabels(order, rotation=90, fontsize=6)
     ax.set_xlabel("Architecture (K-L-M@C), by latency on " + series[0][0])

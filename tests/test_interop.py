@@ -112,10 +112,10 @@ def test_the_ops6_trap_is_refused(cli, tmp_path):
     line = assert_one_line_error(cli("import-checkpoint", bad, ARCH))
     assert "_ops.6" in line and "different edge" in line, line
     # klmtui's compact weights declared as the thesis layout: refused too
-    mine = tmp_path / "mine.pt"
-    torch.save(compact.state_dict(), mine)
-    line = assert_one_line_error(cli("import-checkpoint", mine, ARCH, "--layout", "thesis"))
-    assert "thesis layout" in line
+    from core.errors import InputError
+
+    with pytest.raises(InputError, match="thesis layout"):
+        match_state_dict(compact.state_dict(), parse_arch(ARCH), "thesis")
     # nothing was registered
     assert Store(cli.store).all("runs") == []
 
@@ -125,13 +125,21 @@ def test_import_refuses_other_shapes_and_garbage(cli, tmp_path):
     torch.save(_randomise(ThesisNetworkCIFAR(12, 10, 2, 1, 1, True, SNAS_mild_edge_all)).state_dict(), wide)
     line = assert_one_line_error(cli("import-checkpoint", wide, ARCH))
     assert "shape" in line, line
+    from core.errors import InputError
+    from core.interop import read_state_dict
+
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a torch file")
-    assert "not a readable" in assert_one_line_error(cli("import-checkpoint", junk, ARCH))
+    with pytest.raises(InputError, match="not a readable"):
+        read_state_dict(junk)
+    torch.save({"epoch": 3, "note": "no weights"}, junk)
+    with pytest.raises(InputError, match="holds no state_dict"):
+        read_state_dict(junk)
     assert "no training run" in assert_one_line_error(cli("export-model", "t-nothing", "--format", "onnx",
                                                           "-o", tmp_path / "m.onnx"))
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_onnx_matches_torch(tmp_path):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
@@ -154,3 +162,17 @@ def test_onnx_matches_torch(tmp_path):
     ts = torch.jit.load(str(export_torchscript(arch, net.state_dict(), tmp_path / "m.ts", batch=4)))
     with torch.no_grad():
         assert torch.allclose(ts(x), torch.from_numpy(want), atol=1e-6, rtol=0)
+
+
+def test_darts_genotypes_have_one_layout():
+    """DARTS' own genotypes have no edge_all form: DARTS' NetworkCIFAR keys are klmtui's as they are."""
+    from core.errors import InputError
+    from core.interop import match_state_dict, to_thesis_layout
+
+    arch = parse_arch("1-1-1@8/DARTS_V2")
+    state = build_network(arch).state_dict()
+    matched = match_state_dict(state, arch)
+    assert matched.layout == "compact" and matched.renamed == 0
+    assert list(to_thesis_layout(state, arch)) == list(state)
+    with pytest.raises(InputError, match="only one key layout"):
+        match_state_dict(state, arch, "thesis")

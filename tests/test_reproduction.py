@@ -40,11 +40,6 @@ def test_figures_for_the_thesis_source(cli, tmp_path):
         assert width > 300 and height > 200 and (out / f"{w['figure']}.png").stat().st_size > 20_000
         assert "Source: thesis" in w["note"] and "Jetson Nano" in w["note"]
     assert written["figure4a"]["rows"] == 54
-    from core.figures import draw_figures
-
-    draw_figures(None, tmp_path / "svg", source="thesis", fmt="svg")
-    svg = (tmp_path / "svg" / "figure4c.svg").read_text()
-    assert "Parameters (M)" in svg and "Accuracy (%)" in svg and "Pareto front" in svg
     # bad input: one line, exit 2
     assert "no results" in assert_one_line_error(cli("figures", "--source", "nope", "-o", out))
     assert "--source measured" in assert_one_line_error(cli("figures", "--device", "nano", "-o", out))
@@ -151,3 +146,27 @@ def test_report_measured_from_imported_weights(cli, tmp_path):
     assert caveats["timing"]["source"] == "sync" and caveats["batch"]["source"] == "2"
     assert caveats["device"]["source"] == "local" and caveats["none_edges"]["source"] == "not timed"
     assert "rail" not in caveats or caveats["rail"]["against"] == "input"
+
+
+def test_figure3_against_a_second_device_source(cli, tmp_path):
+    """--vs-device B: Figure 3's second series from a source named B (here T4-like latencies, 1/20)."""
+    pytest.importorskip("matplotlib")
+    rows = list(csv.DictReader(io.StringIO(THESIS_CSV.read_text())))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0].keys()))
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(dict(r, latency_s=f"{float(r['latency_s']) / 20:.4f}"))
+    (tmp_path / "t4.csv").write_text(out.getvalue())
+    assert cli("init").returncode == 0
+    assert cli("import-results", tmp_path / "t4.csv", "--source", "t4").returncode == 0
+    r = cli("figures", "--vs-device", "t4", "-o", tmp_path / "f", "--format", "svg", "--json")
+    assert r.returncode == 0, r.stderr
+    [fig3] = [w for w in r.json() if w["figure"] == "figure3"]
+    assert "Second series: t4" in fig3["note"]
+    svg3 = (tmp_path / "f" / "figure3.svg").read_text()
+    assert "Latency (s per batch, log scale)" in svg3 and "t4" in svg3
+    svg = (tmp_path / "f" / "figure4c.svg").read_text()  # axes in units, the front in the legend
+    assert "Parameters (M)" in svg and "Accuracy (%)" in svg and "Pareto front" in svg
+    assert "no benchmarks on a device" in assert_one_line_error(cli("figures", "--vs-device", "xavier", "-o",
+                                                                    tmp_path / "g"))
