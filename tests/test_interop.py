@@ -74,6 +74,14 @@ def test_thesis_weights_round_trip_through_the_cli(cli, tmp_path):
     fresh.load_state_dict(torch.load(out, weights_only=True), strict=True)
     with torch.no_grad():
         assert torch.equal(fresh(x)[0], want)
+    # ONNX of the imported run through the CLI: onnxruntime computes the thesis network's logits
+    ort = pytest.importorskip("onnxruntime")
+    r = cli("export-model", ARCH, "--format", "onnx", "-o", tmp_path / "m.onnx", "--batch", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.json()["run"] == run["id"] and r.json()["opset"] <= 13
+    got = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x.numpy()})[0]
+    assert np.abs(got - want.numpy()).max() <= 1e-5
     # klmtui's own weights do not load into the thesis' code as they are (why the export exists)
     with pytest.raises(RuntimeError):
         _thesis_net().load_state_dict(ours.state_dict(), strict=True)
