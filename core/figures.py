@@ -38,22 +38,24 @@ DIRECTION = {"accuracy": "max", "params_m": "min", "latency_s": "min", "power_w"
 _MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
-def source_rows_or_shipped(store, source: str) -> list[dict]:
+def source_rows_or_shipped(store, source: str) -> list[dict[str, Any]]:
     """A source's rows; the `thesis` source falls back to the shipped Appendix A when the store
     has not been initialised (so figures and reports of the thesis need no `klmtui init`)."""
     from core.study import source_rows
 
     if source == THESIS_SOURCE and store is not None and not store.find("results", source=THESIS_SOURCE):
-        from core.reference import thesis_results
-
-        return thesis_results()
+        return _shipped_thesis()
     if store is None:
         if source != THESIS_SOURCE:
             raise InputError(f"source {source!r} needs a store")
-        from core.reference import thesis_results
+        return _shipped_thesis()
+    return [dict(r) for r in source_rows(store, source)]
 
-        return thesis_results()
-    return source_rows(store, source)
+
+def _shipped_thesis() -> list[dict[str, Any]]:
+    from core.reference import thesis_results
+
+    return [dict(r) for r in thesis_results()]
 
 
 def _pyplot():
@@ -100,7 +102,8 @@ def draw_panel(ax, rows: list[dict], x: str, y: str, title: str = "") -> tuple[i
                    label=None if off else f"C = {c}")
     front = result.front
     if front:
-        xs, ys = [], []
+        xs: list[float] = []
+        ys: list[float] = []
         for r in front:  # a staircase through the front, best x first
             if xs:
                 xs.append(r[x])
@@ -167,9 +170,9 @@ def draw_figures(store, out_dir: str | Path, *, source: str = THESIS_SOURCE, dev
         raise InputError(f"source {source!r} has no latency figures to draw")
     series = [(source if not device else device, first)]
     extra = ""
-    if vs_device:
+    if second is not None:
         name, other_rows = second
-        series.append((vs_device, _latencies(other_rows)))
+        series.append((vs_device or name, _latencies(other_rows)))
         extra = f"Second series: {name} ({_note(name)})."
     elif source == THESIS_SOURCE:
         extra = "Appendix A holds only the Jetson Nano's latencies (the T4's are not published): one device shown."
@@ -182,10 +185,10 @@ def draw_figures(store, out_dir: str | Path, *, source: str = THESIS_SOURCE, dev
     ax.set_yscale("log")
     from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
-    values = [v for _, vals in series for v in vals.values() if v > 0]
+    shown = [v for _, vals in series for v in vals.values() if v > 0]
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
     # minor tick labels only within one decade (more would overlap)
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g") if max(values) < 10 * min(values) else NullFormatter())
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g") if max(shown) < 10 * min(shown) else NullFormatter())
     ax.set_xticks(range(len(order)))
     ax.set_xticklabels(order, rotation=90, fontsize=6)
     ax.set_xlabel("Architecture (K-L-M@C), by latency on " + series[0][0])

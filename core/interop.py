@@ -253,7 +253,7 @@ def match_state_dict(state: Mapping[str, Any], arch: Arch, layout: str = "auto")
     tried = candidates if layout == "auto" else {layout: candidates[layout]}
     shapes = {name: expected_shapes(arch, genotype, auxiliary) for name, genotype in candidates.items()}
     fits, problems = [], {}
-    for name, genotype in tried.items():
+    for name in tried:
         problem = _mismatch(state, shapes[name])
         if problem is None:
             fits.append(name)
@@ -428,6 +428,7 @@ def export_model(store, ref: str, fmt: str, out: str | Path, batch: int = 1) -> 
     out = Path(out)
     if out.is_dir():
         raise InputError(f"-o {out} is a folder: give a file name")
+    detail: dict[str, Any]
     if fmt == "thesis":
         export_thesis(arch, state, out)
         detail = {"layout": "thesis", "genotype": layout_genotype(arch, "thesis")}

@@ -162,12 +162,14 @@ def reproduction(store, source: str = MEASURED_SOURCE, against: str = THESIS_SOU
                  if mine[k].get(objective) is not None and theirs[k].get(objective) is not None]
         taus[objective] = {"tau": kendall_tau([p[0] for p in pairs], [p[1] for p in pairs]) if len(pairs) >= 2
                            else None, "pairs": len(pairs)}
-    fronts = {}
+    fronts: dict[str, dict[str, Any]] = {}
+    front_keys: dict[str, set[tuple]] = {}
     for name, side in ((source, mine), (against, theirs)):
         result = pareto_front([dict(side[k], _key=k) for k in paired])
-        fronts[name] = {"front": sorted(r["_key"] for r in result.front), "describe": result.describe(),
+        front_keys[name] = {r["_key"] for r in result.front}
+        fronts[name] = {"front": [_label(k) for k in sorted(front_keys[name])], "describe": result.describe(),
                         "excluded": len(result.excluded)}
-    a_front, b_front = set(fronts[source]["front"]), set(fronts[against]["front"])
+    a_front, b_front = front_keys[source], front_keys[against]
     overlap = {
         "source_front": len(a_front), "against_front": len(b_front),
         "source_on_against": len(a_front & b_front), "against_on_source": len(b_front & a_front),
@@ -176,7 +178,7 @@ def reproduction(store, source: str = MEASURED_SOURCE, against: str = THESIS_SOU
     }
     differ = []
     for condition in CONDITIONS:
-        values = {}
+        values: dict[tuple[str, str], list[str]] = {}
         for key in paired:
             ca = conditions(store, source, mine[key]).get(condition)
             cb = conditions(store, against, theirs[key]).get(condition)
@@ -190,8 +192,7 @@ def reproduction(store, source: str = MEASURED_SOURCE, against: str = THESIS_SOU
         "source": source, "against": against,
         "source_note": source_note(source), "against_note": source_note(against),
         "paired": len(paired), "only_source": len(set(mine) - set(theirs)), "only_against": len(set(theirs) - set(mine)),
-        "rows": rows, "kendall_tau": taus, "fronts": {k: dict(v, front=[_label(x) for x in v["front"]])
-                                                      for k, v in fronts.items()},
+        "rows": rows, "kendall_tau": taus, "fronts": fronts,
         "overlap": overlap, "not_comparable": differ,
     }
 
