@@ -155,6 +155,9 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt, truncated, pickled objects, not a torch file: torch raises anything
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if "weights only" in str(exc).lower():  # pickled Python objects (argparse args, a whole model)
+            first = ("it holds Python objects besides tensors, which klmtui does not unpickle; "
+                     "save model.state_dict() (or a dict of tensors) instead")
         raise InputError(f"{path} is not a readable torch state_dict: {first[:160]}") from None
     state = data
     if isinstance(data, dict) and not _is_state(data):

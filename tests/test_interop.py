@@ -87,12 +87,30 @@ def test_thesis_weights_round_trip_through_the_cli(cli, tmp_path):
         _thesis_net().load_state_dict(ours.state_dict(), strict=True)
 
 
-def test_edge_all_genotype_needs_no_renaming(tmp_path):
-    from core.interop import match_state_dict
+def test_edge_all_genotype_needs_no_renaming_and_takes_compact_weights(tmp_path):
+    from core.interop import load_strict, match_state_dict, read_state_dict
 
     thesis = _thesis_net()
-    matched = match_state_dict(thesis.state_dict(), parse_arch(ARCH + "/SNAS_mild_edge_all"))
+    edge_all = parse_arch(ARCH + "/SNAS_mild_edge_all")
+    matched = match_state_dict(thesis.state_dict(), edge_all)
     assert matched.layout == "thesis" and matched.renamed == 0
+    # compact (DARTS-style) weights into the edge_all id: renamed by edge, same outputs
+    compact = _randomise(build_network(parse_arch(ARCH)), seed=3)
+    matched = match_state_dict(compact.state_dict(), edge_all)
+    assert matched.layout == "compact" and matched.renamed > 0
+    x = _images()
+    with torch.no_grad():
+        got = load_strict(edge_all, matched.state, auxiliary=True).eval()(x)[0]
+        assert torch.allclose(got, compact(x)[0], atol=1e-6, rtol=0)
+    # a checkpoint that pickles Python objects is refused, not unpickled
+    import argparse
+
+    bad = tmp_path / "args.pt"
+    torch.save({"args": argparse.Namespace(lr=0.025), "state_dict": thesis.state_dict()}, bad)
+    from core.errors import InputError
+
+    with pytest.raises(InputError, match="Python objects"):
+        read_state_dict(bad)
 
 
 def test_the_ops6_trap_is_refused(cli, tmp_path):
