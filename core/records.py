@@ -73,6 +73,8 @@ class RunRecord(ArchFields, total=False):
     resumes: int  # how often `resume` queued it again
     queue_seq: int
     device: Optional[str]  # cpu / cuda, as the training process reported it
+    recipe: dict[str, Any]  # core.train.resolved_recipe: schedule, precision, determinism, torch/CUDA/cuDNN
+    imported: dict[str, Any]  # core.interop.import_checkpoint: file, sha256, layout, file_genotype, note
 
 
 class BenchmarkRecord(ArchFields, total=False):
