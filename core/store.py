@@ -222,6 +222,17 @@ def _signature(st: os.stat_result, head: bytes) -> tuple:
     return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size, head)
 
 
+def file_signature(path: str | os.PathLike) -> tuple | None:
+    """The version of the store file at `path` as the Store itself tells versions apart (inode,
+    mtime, size and the `_meta` revision tag at its head), or None when it cannot be read. Equal
+    signatures mean the same content: a poller may skip the re-read."""
+    try:
+        with open(path, "rb") as fh:
+            return _signature(os.fstat(fh.fileno()), fh.read(_HEAD_BYTES))
+    except OSError:
+        return None
+
+
 def _keep_aside(path: Path, data: bytes) -> Path | None:
     """Copy a bad store file next to it (once per content); the original is never touched."""
     for other in sorted(path.parent.glob(path.name + ".corrupt-*")):
@@ -363,7 +374,7 @@ def _locked(lock, path: Path) -> Iterator[None]:
 # --------------------------------------------------------------------------- snapshots
 
 
-class _Snapshot:
+class _FileVersion:
     """Decoded tables plus a lazily built `id -> doc key` index per table. Treated as immutable."""
 
     def __init__(self, tables: _Tables, signature: tuple | None) -> None:
@@ -401,7 +412,7 @@ class Tx:
     same process) is never mutated.
     """
 
-    def __init__(self, base: _Snapshot) -> None:
+    def __init__(self, base: _FileVersion) -> None:
         self._base = base
         self._tables: _Tables = dict(base.tables)  # table dicts copied on first write
         self._copied: set[str] = set()
@@ -518,7 +529,7 @@ class Store:
         self._target = Path(os.path.realpath(self.path))  # a symlinked runs.json: its target
         self._lock = _lock_for(self._target)
         self._guard = threading.RLock()
-        self._snapshot: _Snapshot | None = None
+        self._snapshot: _FileVersion | None = None
         self._serialiser = _Serialiser()
         self._in_tx = threading.local()
         self._swept = False
@@ -555,13 +566,13 @@ class Store:
         return p if p.is_absolute() else self.folder / p
 
     # -- snapshot loading
-    def _load(self) -> _Snapshot:
+    def _load(self) -> _FileVersion:
         """The current file, decoded (reused when inode, mtime and size are unchanged)."""
         with self._guard:
             try:
                 fh = open(self.path, "rb")
             except FileNotFoundError:
-                return _Snapshot({}, None)
+                return _FileVersion({}, None)
             except OSError as exc:
                 raise OperationFailed(f"cannot read the store {self.path}: {exc.strerror}") from None
             with fh:
@@ -570,7 +581,7 @@ class Store:
                 if self._snapshot is not None and self._snapshot.signature == sig:
                     return self._snapshot
                 data = head + fh.read()
-            snap = _Snapshot(parse_store(self.path, data), sig)
+            snap = _FileVersion(parse_store(self.path, data), sig)
             snap.raw = data
             self._snapshot = snap
             return snap
@@ -674,10 +685,14 @@ class Store:
             atomic_write_text(self._target, chunks)
         except OSError as exc:
             self._serialiser = _Serialiser()  # its cache may describe the unwritten state
+            from core.nospace import DiskFull, is_no_space
+
+            if is_no_space(exc):  # the temp file is gone already (atomic_write_text)
+                raise DiskFull(self._target.parent, f"cannot write the store {self.path}") from None
             raise OperationFailed(f"cannot write the store {self.path}: {exc.strerror or exc}") from None
         head = "".join(chunks[:3]).encode("utf-8")[:_HEAD_BYTES]
         sig = _signature(os.stat(self.path), head)
-        self._snapshot = _Snapshot(ordered, sig)
+        self._snapshot = _FileVersion(ordered, sig)
 
     def insert(self, table: str, record: Mapping[str, Any]) -> str:
         with self.transaction() as tx:
@@ -721,7 +736,7 @@ class StoreView:
     `rows(table)` iterates the records themselves, uncopied (for large tables: callers must not
     mutate them); `all`/`get`/`find` return copies like the Store's."""
 
-    def __init__(self, store: Store, snapshot: _Snapshot) -> None:
+    def __init__(self, store: Store, snapshot: _FileVersion) -> None:
         self.store = store
         self.path = store.path
         self._snap = snapshot
@@ -814,6 +829,7 @@ __all__ = [
     "StoreError",
     "RecordNotFound",
     "Tx",
+    "file_signature",
     "new_id",
     "now_iso",
     "parse_store",

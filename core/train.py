@@ -38,6 +38,7 @@ from core.arch import Arch, parse_arch
 from core.errors import InputError, KlmtuiError
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # the last two are kept (issue 12)
 MODEL = "model.pt"
 METRICS = "metrics.jsonl"
 PROGRESS = "progress.json"
@@ -195,24 +196,62 @@ def epoch_seed(seed: int, epoch: int, stream: int) -> int:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Temp file, fsync, rename; a failure leaves no temp file, a full disk is `DiskFull` (core.nospace)."""
+    from core.nospace import write_atomically
+
+    write_atomically(path, lambda fh: fh.write(data))
+
+
+def _torch_bytes(obj: Any) -> bytes:
+    """`torch.save` into memory first: a full disk is then a plain ENOSPC on write, not torch's
+    "unexpected pos" (issue 12)."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf, _use_new_zipfile_serialization=True)
+    return buf.getvalue()
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """`torch.save` to a temp file in the same folder, fsync, rename: a kill leaves old or new."""
-    import torch
+    atomic_write_bytes(path, _torch_bytes(obj))
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh, _use_new_zipfile_serialization=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+
+def save_checkpoint(obj: Any, path: Path) -> None:
+    """Keep the last two checkpoints: the current one becomes `checkpoint.prev.pt` (a hard link,
+    so `path` is never missing) only once the new one is completely written."""
+    data = _torch_bytes(obj)
+    prev = path.with_name(PREVIOUS_CHECKPOINT)
+    if path.exists():
+        link = prev.with_name(f".{prev.name}.{os.getpid()}.tmp")
+        try:
+            link.unlink(missing_ok=True)
+            os.link(path, link)
+            os.replace(link, prev)
+        except OSError:  # no hard links here: a copy of the bytes
+            link.unlink(missing_ok=True)
+            atomic_write_bytes(prev, path.read_bytes())
+    atomic_write_bytes(path, data)
+
+
+def load_latest_checkpoint(run_dir: Path) -> tuple[dict, Path, str | None] | None:
+    """(checkpoint, its path, a warning or None) from `checkpoint.pt`, or from `checkpoint.prev.pt`
+    when the newest is torn or corrupt; None when the run has none. Both unreadable: InputError."""
+    current, prev = Path(run_dir) / CHECKPOINT, Path(run_dir) / PREVIOUS_CHECKPOINT
+    if not current.exists() and not prev.exists():
+        return None
+    try:
+        if current.exists():
+            return load_checkpoint(current), current, None
+        problem = f"{current} is missing"
+    except InputError as exc:
+        if not prev.exists():
+            raise
+        problem = str(exc)
+    ckpt = load_checkpoint(prev)
+    return ckpt, prev, f"{problem}; resuming from the one before, {prev} (epoch {ckpt.get('epoch')})"
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -405,8 +444,11 @@ def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None =
 
     start_epoch, best = 0, None
     ckpt_path = run_dir / CHECKPOINT
-    if ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
+    latest = load_latest_checkpoint(run_dir)
+    if latest is not None:
+        ckpt, used, warning = latest
+        if warning:
+            log(f"warning: {warning}")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])  # the lr is a function of the epoch (epoch_lr)
         if ckpt.get("scaler"):
@@ -414,7 +456,7 @@ def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None =
         _set_rng_state(ckpt["rng"])
         start_epoch, best = int(ckpt["epoch"]), ckpt.get("best_accuracy")
         rewrite_metrics(run_dir / METRICS, start_epoch)
-        log(f"resumed {arch.id} from {ckpt_path} after epoch {start_epoch}")
+        log(f"resumed {arch.id} from {used} after epoch {start_epoch}")
     else:
         log(f"training {arch.id} seed {cfg.seed} on {device.type}: {len(train_y)} train / {len(test_y)} test "
             f"images, {cfg.epochs} epochs, batch {cfg.batch_size}")
@@ -463,7 +505,7 @@ def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None =
                "seconds": time.perf_counter() - started, "images_per_s": seen / max(train_seconds, 1e-9),
                "time": _now()}
         atomic_torch_save(_strip_module(model).state_dict(), run_dir / MODEL)
-        atomic_torch_save({
+        save_checkpoint({
             "version": CHECKPOINT_VERSION, "arch": arch.id, "epoch": epoch + 1, "epochs": cfg.epochs,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": {"lr_schedule": LR_SCHEDULE, "last_epoch": epoch + 1, "next_lr": epoch_lr(cfg, epoch + 1)},
@@ -562,6 +604,8 @@ def run_from_store(store_path: str, run_id: str) -> int:
 
     store.update("runs", run_id, status="running", **identity(os.getpid()), host=socket.gethostname(),
                  started=record.get("started") or now_iso(), error=None)
+    for stale in run_dir.glob(".*.tmp"):  # temp files of a writer killed mid-write (one process per run)
+        stale.unlink(missing_ok=True)
     status, error = "failed", None
     try:
         arch = parse_arch(record["arch_id"])
@@ -571,20 +615,36 @@ def run_from_store(store_path: str, run_id: str) -> int:
                      epoch=summary["epoch"], checkpoint=store.relative(summary["checkpoint"]))
     except Cancelled:
         status = "cancelled"
-    except KlmtuiError as exc:
-        error = str(exc)
-    except Exception as exc:  # a bug or a crash: the store says failed, the log has the traceback
-        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        _Logger(run_dir / LOG)(traceback.format_exc())
+    except Exception as exc:
+        from core import nospace
+
+        full = nospace.find(exc, run_dir)
+        if full is not None:  # torch, the store or a run file: one message naming the full folder
+            error = nospace.message(full.folder)
+            nospace.leave_marker(run_dir)  # for `refresh`, should this process not outlive the full disk
+        elif isinstance(exc, KlmtuiError):
+            error = str(exc)
+        else:  # a bug or a crash: the store says failed, the log has the traceback
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            _Logger(run_dir / LOG)(traceback.format_exc())
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finishing the record must not be interrupted
-    fields_ = dict(status=status, finished=now_iso(), error=error, pid=None)
-    current = store.get("runs", run_id) or {}
-    if current.get("status") == "cancelled":
-        fields_["status"] = "cancelled"
-    store.update("runs", run_id, **fields_)
+    from core import nospace
+
+    def finish() -> None:
+        fields_ = dict(status=status, finished=now_iso(), error=error, pid=None)
+        current = store.get("runs", run_id) or {}
+        if current.get("status") == "cancelled":
+            fields_["status"] = "cancelled"
+        store.update("runs", run_id, **fields_)
+
+    nospace.retry_while_full(finish)  # a full disk: recorded as soon as a store write succeeds again
+    nospace.clear_marker(run_dir)
     if error:
-        _Logger(run_dir / LOG)(f"failed: {error}")
+        try:
+            _Logger(run_dir / LOG)(f"failed: {error}")
+        except OSError:
+            pass
     try:
         from core.jobs.local import start_queued
 

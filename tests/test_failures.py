@@ -523,3 +523,92 @@ def test_training_again_takes_the_next_unused_seed_and_an_honest_label(cli, smal
     third = cli("train", "1-1-1@8", *tiny, "--seed", "0", "--detach")
     assert third.returncode == 0, third.stderr
     assert store.get("runs", third.stdout.strip())["seed"] == 0
+
+
+# --------------------------------------------------------------------------- 4. a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 12 MB tmpfs (root only; unmounted in teardown)."""
+    import subprocess
+
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def _fill(folder: Path) -> Path:
+    """Write a file until the disk is full; returns it (delete it to free the space)."""
+    filler = folder / "filler"
+    with open(filler, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_full_disk_fails_the_run_with_no_space_and_keeps_the_last_two_checkpoints(cli, small_cifar, small_disk):
+    import signal
+
+    from core.train import load_checkpoint
+
+    cli.store = small_disk / "runs.json"
+    r = cli("train", "1-1-1@8", "--epochs", "500", "--train-subset", "40", "--test-subset", "10",
+            "--batch-size", "10", "--data", small_cifar, "--detach")
+    assert r.returncode == 0, r.stderr
+    run_id = r.stdout.strip()
+    run_dir = small_disk / "runs" / run_id
+    store = Store(cli.store)
+    wait_for(lambda: (store.get("runs", run_id).get("epoch") or 0) >= 2, 300, "two epochs")
+    assert (run_dir / "checkpoint.prev.pt").exists()
+
+    # the disk fills: the run cannot even write its record; it says so once a write succeeds again
+    filler = _fill(small_disk)
+    wait_for(lambda: (run_dir / ".no-space").exists(), 120, "the run to meet the full disk")
+    assert store.get("runs", run_id)["status"] == "running"  # nothing could be written yet
+    assert not list(small_disk.rglob("*.tmp")), list(small_disk.rglob("*.tmp"))  # no partial temp files
+    filler.unlink()
+    rec = wait_for(lambda: (lambda x: x if x["status"] != "running" else None)(store.get("runs", run_id)),
+                   60, "the run to record its failure")
+    assert rec["status"] == "failed"
+    assert rec["error"] in (f"no space left on device ({run_dir})", f"no space left on device ({small_disk})"), rec
+    assert not (run_dir / ".no-space").exists()
+    epoch = load_checkpoint(run_dir / "checkpoint.pt")["epoch"]
+    prev = load_checkpoint(run_dir / "checkpoint.prev.pt")["epoch"]
+    assert prev in (epoch - 1, epoch)  # epoch: the disk filled between keeping the old one and writing the new
+
+    # a torn newest checkpoint: resume continues from the one before, with a warning
+    torn = (run_dir / "checkpoint.pt").read_bytes()
+    (run_dir / "checkpoint.pt").write_bytes(torn[: len(torn) // 2])
+    r = cli("resume", run_id, "--detach")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith(f"klmtui: warning: checkpoint {run_dir / 'checkpoint.pt'} is unreadable"), r.stderr
+    assert r.stderr.rstrip().endswith(f"resuming from the one before, {run_dir / 'checkpoint.prev.pt'} (epoch {prev})")
+    wait_for(lambda: f"resumed 1-1-1@8 from {run_dir / 'checkpoint.prev.pt'} after epoch {prev}"
+             in (run_dir / "log.txt").read_text(), 120, "the resumed run")
+
+    # full again, and the process dies before the disk has room: `refresh` (here: status) says why
+    rec = wait_for(lambda: (lambda x: x if x.get("pid") and x["status"] == "running" else None)(store.get("runs", run_id)),
+                   60, "the resumed run's pid")
+    filler = _fill(small_disk)
+    wait_for(lambda: (run_dir / ".no-space").exists(), 120, "the run to meet the full disk again")
+    os.kill(rec["pid"], signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{rec['pid']}").exists() or
+             Path(f"/proc/{rec['pid']}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", 30, "the kill")
+    filler.unlink()
+    r = cli("status", "--json")
+    assert r.returncode == 0, r.stderr
+    rec = store.get("runs", run_id)
+    assert (rec["status"], rec["error"]) == ("failed", f"no space left on device ({run_dir})")

@@ -149,22 +149,24 @@ def resume(store, run_id: str, *, data: str | None = None) -> dict:
     """Continue an interrupted, cancelled or failed run from its last checkpoint.
 
     `data`: the CIFAR-10 folder to continue with instead of the recorded one (checked first)."""
-    from core.train import CHECKPOINT, load_checkpoint
+    from core.train import load_latest_checkpoint
 
     rec = _record(store, run_id)
     if rec["status"] in ACTIVE_STATUSES:
         raise InputError(f"run {run_id} is {rec['status']}: nothing to resume")
     if rec["status"] == DONE:
         raise InputError(f"run {run_id} is done ({rec.get('epoch')} of {rec.get('epochs')} epochs)")
-    ckpt = checkpoint_dir(store, rec) / CHECKPOINT
-    if ckpt.exists():
-        load_checkpoint(ckpt)  # a corrupt checkpoint is one clear error now, not a failed run later
-    fields: dict[str, Any] = {}
+    # a torn newest checkpoint falls back to the one before (a warning); both corrupt: one clear error now
+    latest = load_latest_checkpoint(checkpoint_dir(store, rec))
+    fields: dict[str, Any] = {"warning": latest[2] if latest else None}
     if data is not None:
         from core.data import prepare_dataset, resolve_data_dir
 
         prepare_dataset(data)  # a folder without CIFAR-10: one line, nothing changed
         fields["config"] = {**(rec.get("config") or {}), "data": str(resolve_data_dir(data)[0].resolve())}
+    from core import nospace
+
+    nospace.clear_marker(checkpoint_dir(store, rec))
     store.update("runs", run_id, status="queued", error=None, finished=None, pid=None,
                  resumes=int(rec.get("resumes") or 0) + 1, queue_seq=time.time_ns(), **fields)
     _dispatch(store, [run_id])

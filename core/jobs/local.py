@@ -61,11 +61,18 @@ def mark_vanished(store) -> list[str]:
 
     if not vanished(store.find):  # read paths (status, pareto) take no lock when all is well
         return []
+    from core import nospace
+
     gone = []
     with store.transaction() as tx:
         for rec in vanished(tx.find):
-            tx.update("runs", rec["id"], status="interrupted", pid=None, finished=now_iso(),
-                      error=rec.get("error") or "the run's process vanished (killed, crashed or rebooted)")
+            run_dir = store.resolve(rec.get("run_dir") or f"runs/{rec['id']}")
+            if nospace.has_marker(run_dir):  # it ran out of disk and could not say so itself
+                tx.update("runs", rec["id"], status="failed", pid=None, finished=now_iso(),
+                          error=nospace.message(run_dir))
+            else:
+                tx.update("runs", rec["id"], status="interrupted", pid=None, finished=now_iso(),
+                          error=rec.get("error") or "the run's process vanished (killed, crashed or rebooted)")
             gone.append(rec["id"])
     return gone
 

@@ -232,6 +232,8 @@ def resume(app: AppContext, run_id: str, detach: bool, data: str | None, as_json
 
     refresh(store)
     rec = resume_run(store, run_id, data=data)
+    if rec.get("warning"):
+        click.echo(f"klmtui: warning: {rec['warning']}", err=True)
     if not detach:
         _follow(store, [run_id], quiet=False)
         rec = store.get("runs", run_id)
