@@ -64,8 +64,9 @@ class DetailsScreen(Screen):
         Binding("t", "train", "Train", id="klmtui.details.train"),
         Binding("c", "cancel", "Cancel", id="klmtui.details.cancel"),
         Binding("r", "resume", "Resume", id="klmtui.details.resume"),
-        Binding("l", "full_log", "Full log", id="klmtui.details.log"),
+        Binding("l", "full_log", "Log", id="klmtui.details.log"),
         Binding("x", "delete", "Delete", id="klmtui.details.delete"),
+        Binding("p", "app.pareto", "Pareto", show=False),  # the footer fits 80 columns
     ]
 
     def __init__(self, arch_id: str) -> None:
