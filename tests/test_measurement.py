@@ -59,6 +59,7 @@ def test_local_benchmark_reports_exactly_the_replayed_rail(cli, tmp_path, record
     stored = Store(cli.store).get("benchmarks", row["id"])
     assert stored["power_stats"]["power_rail_used"] == source
     assert stored["energy_j"] == row["energy_j"] and row["energy_j"] > 0
+    assert row["like_thesis"] is False and stored["none_edges"] == 0  # the default is not the thesis' measurement
     assert row["power_overhead_pct"] is not None
 
 
@@ -193,17 +194,19 @@ def cifar_test_images(tmp_path_factory):
     return dest / "cifar10-jpeg" / "test"
 
 
-def test_like_thesis_times_the_loop_body_over_real_images_with_none_edges(bundle, cifar_test_images):
-    proc, events = run_agent(bundle, "--like-thesis", "--images", str(cifar_test_images), "--no-power")
-    assert proc.returncode == 0, proc.stderr
-    hello, summary = events[0], events[-1]
-    assert hello["drop_none"] is False and summary["drop_none"] is False
-    assert summary["genotype_used"] == "SNAS_mild_edge_all" and summary["none_edges"] == 3 * 6 + 2 * 6
-    like = summary["like_thesis"]
-    assert like["cudnn_benchmark"] is True and like["power_rail"] == "gpu" and like["none_edges_computed"] == 30
-    assert like["dataloader"]["workers"] == 2 and "forward + loss + top-1/top-5" in like["timed"]
-    assert like["images"].startswith("files:") and "(16 images)" in like["images"]
+def test_like_thesis_from_the_cli_pushes_real_test_images_and_reports_the_gpu_rail(cli, tmp_path, cifar_test_images):
+    replay(cli, tmp_path, ["thor_vin"])
+    cli.env["KLMTUI_DATA"] = str(cifar_test_images.parent)  # the host's CIFAR-10 copy (ImageFolder layout)
+    r = cli("bench", "1-1-1@8", "--device", "local", *SMALL, "--like-thesis", "--json")
+    assert r.returncode == 0, r.stderr
+    [row] = r.json()
+    assert row["power_rail"] == "gpu" and row["power_w"] == pytest.approx(3.561)  # Thor's VDD_GPU
+    like = row["like_thesis"]
+    assert like["images"].startswith("files:") and like["images"].endswith("(16 images)")
+    assert like["none_edges_computed"] == 30 and like["genotype"] == "SNAS_mild_edge_all"
+    assert like["cudnn_benchmark"] is True and like["dataloader"]["workers"] == 2
+    assert "forward + loss + top-1/top-5" in like["timed"]
     assert like["fresh_process_per_run"] is False  # said, not hidden
-    # the default is not like the thesis, and says so
-    proc, events = run_agent(bundle, "--no-power")
-    assert events[-1]["like_thesis"] is False and events[-1]["none_edges"] == 0
+    record = Store(cli.store).get("benchmarks", row["id"])
+    assert record["drop_none"] is False and record["like_thesis"] == like
+    assert record["genotype_used"] == "SNAS_mild_edge_all" and record["none_edges"] == 30

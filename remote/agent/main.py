@@ -30,7 +30,7 @@ from remote.agent.events import Emitter
 from remote.agent.heartbeat import Watchdog
 from remote.agent.measure import PASSES, SOURCES, Measurement
 from remote.agent.tegrastats import check_power_rail
-from remote.agent.thesis_loop import LoopTimer, like_thesis_record, like_thesis_setup
+from remote.agent.thesis_loop import LoopTimer, like_thesis_record, like_thesis_setup, unpack_images
 from remote.agent.timing import SyncTimer, ThesisTimer, run_adaptive, run_extra, run_thesis
 
 AGENT_VERSION = 1
@@ -85,6 +85,7 @@ def build_parser():
                    help="input (default; gpu with --like-thesis), gpu, cpu, sum, or a rail name: which figure is power_w")
     p.add_argument("--like-thesis", action="store_true",
                    help="time what the thesis' script timed (remote.agent.thesis_loop)")
+    p.add_argument("--images-tar", help="a tar of images pushed by the host (--like-thesis); unpacked beside it")
     p.add_argument("--lock-clocks", action="store_true",
                    help="sudo -n jetson_clocks during the benchmark; the previous clocks are restored after")
     p.add_argument("--sysfs-root", default="/", help="where sysfs is mounted (tests use a fake tree)")
@@ -195,6 +196,13 @@ def run(args, emit):
     except RuntimeError as exc:  # load_state_dict mismatch
         raise AgentError("weights %s do not fit %d-%d-%d@%d: %s" % (
             args.weights, args.K, args.L, args.M, args.channels, _first_line(exc)[:300]))
+    if args.images_tar:
+        import tarfile
+
+        try:
+            args.images = unpack_images(args.images_tar)
+        except (OSError, ValueError, tarfile.TarError) as exc:
+            raise AgentError("cannot unpack images %s: %s" % (args.images_tar, _first_line(exc)))
     if args.like_thesis:
         try:
             timer = LoopTimer(torch, model, protocol.batch, device, args.images)

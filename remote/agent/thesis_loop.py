@@ -39,51 +39,85 @@ def image_files(root):
         name = os.path.basename(folder)
         label = CIFAR_CLASSES.index(name) if name in CIFAR_CLASSES else (int(name) if name.isdigit() else 0)
         found += [(os.path.join(folder, f), label) for f in sorted(files) if f.lower().endswith(EXTENSIONS)]
-    found.sort()
+    # by file name first: a CIFAR-10 ImageFolder (0000.jpg in every class folder) comes interleaved
+    # across the classes, as the official test order is, not class after class
+    found.sort(key=lambda item: (os.path.basename(item[0]), item[0]))
     return found
 
 
-def make_dataset(torch, root, batch):
-    """A map-style dataset of (3x32x32 float normalised, label): real files, or a seeded synthetic pool."""
+def unpack_images(tar_path):
+    """Unpack the host's image tar (remote.thesis_images) beside it once; the folder to read."""
+    import tarfile
+
+    dest = tar_path + ".d"
+    done = os.path.join(dest, ".complete")
+    if os.path.exists(done):
+        return dest
+    with tarfile.open(tar_path) as tar:
+        members = tar.getmembers()
+        for m in members:
+            name = m.name
+            if not (m.isfile() or m.isdir()) or name.startswith("/") or ".." in name.split("/"):
+                raise ValueError("unexpected member %r in %s" % (name, tar_path))
+        tar.extractall(dest, members=members)
+    with open(done, "w") as f:
+        f.write("ok\n")
+    return dest
+
+
+class ImageFileSet(object):
+    """(3x32x32 float normalised, label) per image file; module level so spawned workers can load it."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        import torch
+        from PIL import Image
+
+        path, label = self.items[i]
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if img.size != (32, 32):
+                img = img.resize((32, 32))
+            raw = torch.ByteTensor(bytearray(img.tobytes())).view(32, 32, 3)
+        return normalise(torch, raw.permute(2, 0, 1)), label
+
+
+class SyntheticSet(object):
+    """A seeded pool of uint8 images, normalised the same way (no image folder given)."""
+
+    def __init__(self, torch, n):
+        gen = torch.Generator().manual_seed(0)
+        self.pool = torch.randint(0, 256, (n, 3, 32, 32), generator=gen, dtype=torch.uint8)
+
+    def __len__(self):
+        return self.pool.shape[0]
+
+    def __getitem__(self, i):
+        import torch
+
+        return normalise(torch, self.pool[i]), i % 10
+
+
+def normalise(torch, chw_uint8):
+    """ToTensor + Normalize(CIFAR mean, std), as the thesis' valid_transform."""
     mean = torch.tensor(CIFAR_MEAN).view(3, 1, 1)
     std = torch.tensor(CIFAR_STD).view(3, 1, 1)
+    return (chw_uint8.float().div(255.0) - mean) / std
 
-    class Files(torch.utils.data.Dataset):
-        def __init__(self, items):
-            self.items = items
 
-        def __len__(self):
-            return len(self.items)
-
-        def __getitem__(self, i):
-            from PIL import Image
-
-            path, label = self.items[i]
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-                if img.size != (32, 32):
-                    img = img.resize((32, 32))
-                raw = torch.ByteTensor(bytearray(img.tobytes())).view(32, 32, 3)
-            x = raw.permute(2, 0, 1).float().div(255.0)
-            return (x - mean) / std, label
-
-    class Synthetic(torch.utils.data.Dataset):
-        def __init__(self, n):
-            gen = torch.Generator().manual_seed(0)
-            self.pool = torch.randint(0, 256, (n, 3, 32, 32), generator=gen, dtype=torch.uint8)
-
-        def __len__(self):
-            return self.pool.shape[0]
-
-        def __getitem__(self, i):
-            return (self.pool[i].float().div(255.0) - mean) / std, i % 10
-
+def make_dataset(torch, root, batch):
+    """(dataset, description): real image files under root, or a seeded synthetic pool."""
     if root:
         items = image_files(root)
         if len(items) < batch:
             raise ValueError("%d image files under %s, fewer than one batch of %d" % (len(items), root, batch))
-        return Files(items), "files:%s (%d images)" % (root, len(items))
-    return Synthetic(batch * 4), "synthetic"
+        return ImageFileSet(items), "files:%s (%d images)" % (root, len(items))
+    return SyntheticSet(torch, batch * 4), "synthetic"
 
 
 class LoopTimer(object):
@@ -95,9 +129,15 @@ class LoopTimer(object):
         self.device = device
         self.batch = batch
         dataset, self.images = make_dataset(torch, image_dir, batch)
+        # Workers are spawned, not forked: the agent has threads (the heartbeat reader blocks in
+        # stdin, the power readers) and a forked worker inherits their held locks (closing stdin at
+        # its start deadlocks). Persistent: started once, not again at every epoch's end. A worker
+        # that still hangs is an error after `timeout` s, never a silent wait.
         self.loader = torch.utils.data.DataLoader(
             dataset, batch_size=batch, shuffle=False, num_workers=workers,
-            pin_memory=device.type == "cuda", drop_last=True)
+            pin_memory=device.type == "cuda", drop_last=True, persistent_workers=workers > 0,
+            timeout=300 if workers > 0 else 0,
+            multiprocessing_context="spawn" if workers > 0 else None)
         self.workers = workers
         self.criterion = torch.nn.CrossEntropyLoss()
         self._it = iter(self.loader)
@@ -141,7 +181,8 @@ def like_thesis_record(args, timer, genotype_used, none_edges):
         "none_edges_computed": none_edges,
         "cudnn_benchmark": True,
         "timed": "DataLoader wait + .to(device) + forward + loss + top-1/top-5 + 3 x .item()",
-        "dataloader": {"workers": timer.workers, "pin_memory": timer.device.type == "cuda", "batch": timer.batch},
+        "dataloader": {"workers": timer.workers, "pin_memory": timer.device.type == "cuda", "batch": timer.batch,
+                       "start": "spawn, persistent (the thesis: fork, one epoch per process)"},
         "images": timer.images,
         "power_rail": args.power_rail,
         "fresh_process_per_run": False,
