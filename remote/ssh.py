@@ -362,8 +362,6 @@ def _quiet_paramiko() -> None:
 
 
 def _connect_client(target: SshTarget, timeout: float, home: Optional[Path], ssh_config: Optional[Path], hops: list, depth: int = 0) -> Any:
-    import paramiko
-
     _quiet_paramiko()
 
     files = _known_host_files(target, home)

@@ -193,3 +193,18 @@ def test_certificate_file_from_the_config(sshd, ssh_env, trusted, tmp_path):
         ssh.connect(device_record(sshd, key=str(key)))
     config(ssh_env, f"Host *\n  CertificateFile {cert}\n")
     assert connects(device_record(sshd, key=str(key)))
+
+
+def test_match_blocks_are_applied(ssh_env):
+    config(ssh_env, "Match host jet,nano\n  Port 2201\nMatch originalhost other\n  Port 2202\nHost *\n  Port 2200\n")
+    assert ssh.resolve_target({"id": "a", "host": "jet"}).port == 2201
+    assert ssh.resolve_target({"id": "b", "host": "other"}).port == 2202
+    assert ssh.resolve_target({"id": "c", "host": "elsewhere"}).port == 2200
+
+
+def test_bad_numbers_in_the_config_are_one_line_input_errors(ssh_env):
+    from core.errors import InputError
+
+    config(ssh_env, "Host *\n  ServerAliveInterval often\n")
+    with pytest.raises(InputError, match="ServerAliveInterval 'often'"):
+        ssh.resolve_target({"id": "a", "host": "jet"})
