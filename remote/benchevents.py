@@ -217,8 +217,18 @@ class BenchState:
             return int(p.get("runs") or 0) * int(p.get("batches") or 0) or None
         warm = int(p.get("warmup_batches") or 0)
         if which == "power" and self.batches["latency"]:
+            if self.phase != "power":  # the latency pass still runs: the power pass will repeat it
+                return self.planned("latency")
             return warm + max(0, self.batches["latency"] - warm)  # the power pass repeats the timed count
-        return warm + int(p.get("max_batches") or 0) or None
+        ceiling = warm + int(p.get("max_batches") or 0) or None
+        start, last, n = self.pass_started.get("latency"), self.pass_last.get("latency"), self.batches["latency"]
+        if ceiling and start is not None and last is not None and n > 1 and p.get("ci_rel"):
+            # what a steady device needs at the rate so far (core.latency); a drift only extends it
+            from core.latency import expected_pass_batches
+
+            expected = expected_pass_batches(p, (last - start) / (n - 1))
+            return n if self.phase == "power" else min(ceiling, max(expected, n + 1))
+        return ceiling
 
     def progress(self) -> dict:
         """{done, total, pass, eta_s}: batches over both passes (the power pass only if planned)."""

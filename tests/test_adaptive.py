@@ -161,3 +161,18 @@ def test_bench_json_carries_the_contract_fields(cli):
     assert r.returncode == 0, r.stderr
     (row,) = r.json()
     assert (row["batches_timed"], row["stop_reason"]) == (2, "fixed")
+
+
+def test_live_eta_of_an_adaptive_benchmark_uses_the_expected_batches():
+    from remote.benchevents import BenchState
+
+    state = BenchState()
+    proto = Protocol("adaptive").to_dict()  # 20 warm-up, floor 30, 30 s minimum, ceiling 2500
+    state.feed({"event": "hello", "t": 0.0, "protocol": proto})
+    for i in range(40):
+        state.feed({"event": "latency", "t": 0.1 * i, "pass": "latency", "run": 0, "batch": i, "seconds": 0.1,
+                    "warmup": i < 20})
+    # 0.1 s/batch: the 30 s minimum needs 300 timed batches, not the 2500 ceiling
+    assert state.planned("latency") == 20 + 300
+    eta = state.progress()["eta_s"]
+    assert eta == pytest.approx((2 * 320 - 40) * 0.1)  # the rest of this pass, then the power pass repeating it
