@@ -68,10 +68,10 @@ class KlmtuiApp(App):
     TITLE = "klmtui"
     BINDINGS = [
         Binding("p", "pareto", "Pareto", id="klmtui.pareto"),
-        Binding("d", "devices", "Devices", id="klmtui.devices"),
+        Binding("d", "devices", "Devices", show=False, id="klmtui.devices"),  # footer: what fits 80 columns
         Binding("i", "init_study", "Init", show=False, id="klmtui.init"),
         Binding("question_mark", "help", "Help", id="klmtui.help"),
-        Binding("q", "quit", "Quit", id="klmtui.quit"),
+        Binding("q", "quit", "Quit", show=False, id="klmtui.quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 
@@ -190,12 +190,11 @@ class KlmtuiApp(App):
 
     # ------------------------------------------------------------------ the store
     def reload_store(self) -> None:
-        """Re-read the store in a worker unless its file is unchanged (every 10th call reads anyway:
-        a rename can reuse an inode within the file system's time-stamp granularity)."""
+        """Re-read the store in a worker unless its file is unchanged (its signature holds the
+        revision tag every write renews: an equal signature is the same content)."""
         self._polls += 1
         current = self.snapshot
-        check = current is not None and self._polls % 10
-        self.run_job(Job("read the store", repeats=True), lambda: self._read_store(current if check else None),
+        self.run_job(Job("read the store", repeats=True), lambda: self._read_store(current),
                      group="store", exclusive=True)
 
     def _read_store(self, current: Snapshot | None) -> Message | None:

@@ -308,6 +308,12 @@ class DetailsScreen(Screen):
             )
             if s.get("power_w") is None and s.get("power_reason"):
                 lines.append(f"[yellow]power unavailable:[/] {escape(visible(s['power_reason']))}")
+            rails = s.get("power_rails_w") or {}
+            if isinstance(rails, dict) and rails:  # every rail the board reported (issue 9)
+                chosen = escape(visible(str(s.get("power_rail") or "input")))
+                lines.append(f"rails (power = {chosen}, {escape(visible(str(s.get('power_source') or '-')))}): "
+                             + "  ".join(f"{escape(visible(str(name)))} {fmt(w, '.2f')} W"
+                                         for name, w in sorted(rails.items())))
         if stream.error:
             lines.append(f"[b red]error:[/] {escape(visible(stream.error))}")
         self.query_one("#bench-stats", Static).update("\n".join(lines))

@@ -25,11 +25,12 @@ class HomeScreen(Screen):
     BINDINGS = [
         Binding("t", "train", "Train", id="klmtui.train"),
         Binding("b", "bench", "Bench", id="klmtui.bench"),
-        Binding("c", "cancel", "Cancel", id="klmtui.cancel"),
-        Binding("r", "resume", "Resume", id="klmtui.resume"),
-        Binding("s", "cycle_source", "Source", id="klmtui.source"),
-        Binding("o", "cycle_sort", "Sort", id="klmtui.sort"),
-        Binding("e", "export", "Export", id="klmtui.export"),
+        # the footer shows what fits 80 columns; these are in the help (?) and the palette (ctrl+p)
+        Binding("c", "cancel", "Cancel", show=False, id="klmtui.cancel"),
+        Binding("r", "resume", "Resume", show=False, id="klmtui.resume"),
+        Binding("s", "cycle_source", "Source", show=False, id="klmtui.source"),
+        Binding("o", "cycle_sort", "Sort", show=False, id="klmtui.sort"),
+        Binding("e", "export", "Export", show=False, id="klmtui.export"),
         Binding("m", "compare", "Compare", id="klmtui.compare"),
         Binding("slash", "focus_filter", "Filter", id="klmtui.filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),

@@ -90,7 +90,7 @@ class ArchTable(DataTable):
 
     BINDINGS = [
         Binding("enter", "open_details", "Details", id="klmtui.details"),
-        Binding("space", "toggle_select", "Select", id="klmtui.select"),
+        Binding("space", "toggle_select", "Select", show=False, id="klmtui.select"),  # in the help; footer fits 80
     ]
 
     class OpenDetails(Message):
