@@ -213,6 +213,7 @@ async def test_benchmark_over_ssh_streams_live_then_summary(tmp_path, sshd, ssh_
         stats = str(app.screen.query_one("#bench-stats").render())
         assert "latency median" in stats and "summary" in stats and "power" in stats
         assert "timed" in live_stats and "batches" in live_stats
+        assert "rails (power = input, tegrastats)" in stats  # every rail the board reported (issue 9)
         record = Store(tmp_path / "runs.json").get("benchmarks", stream.bench_id)
         assert record["status"] == "done" and record["latency_s"] > 0 and record["power_w"] > 0
         # the home table now shows the measured latency and power
