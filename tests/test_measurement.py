@@ -210,3 +210,43 @@ def test_like_thesis_from_the_cli_pushes_real_test_images_and_reports_the_gpu_ra
     record = Store(cli.store).get("benchmarks", row["id"])
     assert record["drop_none"] is False and record["like_thesis"] == like
     assert record["genotype_used"] == "SNAS_mild_edge_all" and record["none_edges"] == 30
+
+
+def test_lock_clocks_stores_locks_and_restores_in_that_order(bundle, tmp_path):
+    """With passwordless sudo: jetson_clocks --store FILE, jetson_clocks, then --restore FILE."""
+    bin_dir = tmp_path / "ok-bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.txt"
+    (bin_dir / "sudo").write_text('#!/bin/sh\n[ "$1" = "-n" ] || exit 9\nshift\nexec "$@"\n')
+    (bin_dir / "jetson_clocks").write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    for name in ("sudo", "jetson_clocks"):
+        (bin_dir / name).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    proc, events = run_agent(bundle, "--lock-clocks", "--no-power", env=env)
+    summary = events[-1]
+    assert proc.returncode == 0 and summary["event"] == "summary", proc.stderr
+    calls = log.read_text().splitlines()
+    assert len(calls) == 3 and calls[0].startswith("--store ") and calls[1] == ""
+    assert calls[2] == "--restore " + calls[0].split(" ", 1)[1]
+    clocks = summary["clocks"]
+    assert clocks["locked"] is True and clocks["restore_error"] is None
+    assert {"before_latency", "after_lock", "after_latency", "after_restore"} <= set(clocks)
+    assert set(clocks["before_latency"]) == {"nvpmodel", "jetson_clocks_active", "clocks_mhz"}
+
+
+def test_an_overlong_tegrastats_line_is_read_in_bounded_pieces_and_counted_torn():
+    from remote.agent.power import TegrastatsSampler
+    from remote.agent.tegrastats import MAX_LINE
+
+    line = dict((n, l) for n, _, l in read_fixture(FAMILIES))["thor_vin"]
+    sampler = TegrastatsSampler("tegrastats")
+
+    class Proc:
+        stdout = __import__("io").StringIO("RAM 1/2MB " + "CPU [" * (3 * MAX_LINE) + "\n" + line + "\n")
+
+    sampler._proc = Proc()
+    sampler.measuring = True
+    sampler._read()
+    assert sampler.counts["lines"] == 2 and sampler.counts["skipped_torn"] == 1
+    info, power_w, reason = sampler.result()
+    assert power_w == 26.686 and info["power_rails_w"]["VIN"] == 26.686
