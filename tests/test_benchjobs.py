@@ -64,6 +64,7 @@ def two_jetsons(cli, ssh_env, sshd, tmp_path):
         second.stop()
 
 
+@pytest.mark.slow
 def test_four_architectures_over_two_devices_in_parallel_one_at_a_time_each(cli, two_jetsons):
     archs = ["1-1-1@8", "1-2-1@8", "2-1-1@8", "1-1-2@8"]
     r = cli("bench", *archs, "--device", "jet1", "--device", "jet2", *TINY, "--json", timeout=400)
@@ -72,6 +73,8 @@ def test_four_architectures_over_two_devices_in_parallel_one_at_a_time_each(cli,
     assert sorted(row["arch"] + f"@{row['channels']}" for row in rows) == sorted(archs)
     assert all(row["status"] == "done" and row["latency_s"] > 0 for row in rows)
     records = Store(cli.store).all("benchmarks")
+    # the schema is the contract: the real agent's hello/latency/summary carry nothing undeclared
+    assert all(b["bad_lines"] == 0 and b["dropped_fields"] == [] for b in records)
     assert len(records) == 4 and {b["device"] for b in records} == {"jet1", "jet2"}  # both devices used
     for b in records:  # ISO 8601 (a contract), and the pool each could take
         assert b["devices"] == ["jet1", "jet2"] and b["started"] < b["finished"]
@@ -113,6 +116,7 @@ def _runner_with_agent(store, bench_id: str, timeout: float = 120) -> tuple[int,
     return wait_for(ready, timeout, "the agent to start")
 
 
+@pytest.mark.slow
 def test_heartbeat_loss_stops_the_agent_and_tegrastats(tmp_path, monkeypatch, tegrastats_fixture_path):
     """The host-side runner is frozen (SIGSTOP): no heartbeat reaches the agent, which stops itself
     (tegrastats included) within its configured timeout; the runner, thawed, records why."""
@@ -141,8 +145,10 @@ def test_heartbeat_loss_stops_the_agent_and_tegrastats(tmp_path, monkeypatch, te
     assert stopped_after >= 2.0  # not before the configured 3 s (a margin for the 1 s watchdog tick)
     record = wait_for(lambda: (r := store.get("benchmarks", bench_id))["status"] != "running" and r, 60, "the record")
     assert record["status"] == "failed" and "no heartbeat from the host" in record["error"], record["error"]
+    assert record["dropped_fields"] == [] and record["event_counts"]["power"] > 0  # power events: all declared
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_host_process_marks_interrupted_and_leaves_no_agent(tmp_path, monkeypatch):
     from remote import benchjobs
 
@@ -161,10 +167,9 @@ def test_kill_9_of_the_host_process_marks_interrupted_and_leaves_no_agent(tmp_pa
     # resume queues it again (attempt 2) on the same device; cancel it while it runs
     again = benchjobs.resume(store, bench_id)
     assert again["attempt"] == 2 and again["status"] in ("queued", "running")
-    _, agent2 = wait_for(lambda: (hellos := [e for e in events_of(store, bench_id) if e["event"] == "hello"])[1:]
-                         and (0, hellos[-1]["pid"]), 120, "the second attempt's agent")
-    assert benchjobs.cancel(store, bench_id)["status"] == "cancelled"
-    wait_for(lambda: not alive(agent2), 20, "the cancelled agent to go")
+    wait_for(lambda: store.get("benchmarks", bench_id)["status"] == "running", 60, "the second attempt to run")
+    cancelled = benchjobs.cancel(store, bench_id)
+    assert cancelled["status"] == "cancelled" and cancelled["attempt"] == 2
 
 
 def test_a_full_device_disk_is_one_clear_line(cli, ssh_env, sshd, tmp_path):
@@ -276,19 +281,7 @@ def test_a_device_printing_garbage_is_counted_and_never_trusted(tmp_path, monkey
     assert [json.loads(line)["event"] for line in kept.splitlines()].count("finished") == 1  # the host's own
 
 
-def test_every_field_the_real_agent_emits_is_declared(tmp_path, monkeypatch, tegrastats_fixture_path):
-    """The schema is the contract: a field added to an agent event but not to remote/agent/events.py
-    would be dropped; this run (both passes, power from a replayed tegrastats) drops nothing."""
-    from remote.bench import run_benchmark
-
-    bin_dir = install(tmp_path / "bin", fixture=tegrastats_fixture_path, records=["xnx_jp512"], python=sys.executable)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
-    record = run_benchmark(Store(tmp_path / "runs.json"), "1-1-1@8", "local", TINY_OPTIONS)
-    assert record["status"] == "done", record["error"]
-    assert record["bad_lines"] == 0 and record["dropped_fields"] == [] and record["power_w"] > 0
-
-
+@pytest.mark.slow
 def test_heartbeat_loss_over_a_frozen_ssh_link_stops_the_remote_agent(cli, ssh_env, sshd, tmp_path,
                                                                        tegrastats_fixture_path):
     """The link goes silent (every sshd SIGSTOPped: TCP up, nothing forwarded): the agent on the
