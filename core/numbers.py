@@ -12,6 +12,11 @@ from typing import Any
 SIGNIFICANT = 3
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`1 architecture`, `57 architectures`."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def decimals_for(value: float, decimals: int | None = None, digits: int = SIGNIFICANT) -> int:
     """At least `decimals` (when given) and at least enough to show `digits` significant digits."""
     if value == 0 or not math.isfinite(value):

@@ -65,16 +65,25 @@ def _params_decimals(rows: Sequence[Mapping[str, Any]]) -> int:
     return 1 if all(v is None or abs(v * 10 - round(v * 10)) < 1e-9 for v in values) else 3
 
 
-def _fmt(value: Any, decimals: int) -> str:
+def _fmt(value: Any, decimals: int, expand: bool = True) -> str:
+    """The column's decimals; a figure they would show with fewer than 2 significant digits gets
+    3 (a latency of 0.0242 s is `0.0242`, never `0.02`; the thesis' 0.49 stays `0.49`).
+    `expand=False` for figures whose decimals are the published rounding (params)."""
+    from core.numbers import decimals_for
+
     number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-    return "-" if number is None else f"{number:.{decimals}f}"
+    if number is None:
+        return "-"
+    if expand and number and abs(number) < 10 ** (1 - decimals):
+        decimals = decimals_for(float(number), decimals)
+    return f"{number:.{decimals}f}"
 
 
 def format_value(column: str, value: Any, rows: Sequence[Mapping[str, Any]] = ()) -> str:
     """A cell as the tables show it: the column's decimals (params: see `_params_decimals`)."""
     decimals = {key: dec for key, _, dec in COLUMNS}
     if column == "params_m":
-        return _fmt(value, _params_decimals(rows) if rows else 3)
+        return _fmt(value, _params_decimals(rows) if rows else 3, expand=False)
     if column in decimals:
         return _fmt(value, decimals[column])
     return "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
@@ -96,7 +105,7 @@ def table_cells(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list
     for r in rows:
         cells = [arch_label(r), str(r["channels"])]
         for key, _, dec in COLUMNS:
-            cells.append(_fmt(r.get(key), p_dec if key == "params_m" else dec))
+            cells.append(_fmt(r.get(key), p_dec if key == "params_m" else dec, expand=key != "params_m"))
         body.append(cells)
     return header, body
 

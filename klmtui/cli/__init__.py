@@ -67,7 +67,7 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as exc:
         # Usage errors (unknown option, bad value) are bad input: exit 2, one line.
-        message = exc.format_message().replace("\n", " ")
+        message = " ".join(exc.format_message().split())  # one line: click's "Choose from:\n\t..." too
         ctx_cmd = getattr(getattr(exc, "ctx", None), "command_path", None)
         where = f" ({ctx_cmd} --help for usage)" if ctx_cmd and isinstance(exc, click.UsageError) else ""
         click.echo(f"klmtui: {message}{where}", err=True)

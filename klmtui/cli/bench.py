@@ -22,7 +22,7 @@ from core.latency import PROTOCOLS, TIMINGS
 from core.safetext import plain
 from klmtui.cli.common import emit_json, pass_app, print_table, stderr_console
 
-JSON_KEYS = ("id", "arch", "channels", "device", "latency_s", "latency_p90_s", "power_w", "energy_j", "status",
+JSON_KEYS = ("id", "arch", "channels", "device", "started", "finished", "latency_s", "latency_p90_s", "power_w", "energy_j", "status",
              "images_per_s", "weights", "protocol", "timing", "batch", "power_reason", "error",
              "batches_timed", "seconds_timed", "stop_reason", "power_timed",
              "power_rails_w", "power_rail", "power_source", "power_pass", "energy_j_ci", "power_overhead_pct",
@@ -136,9 +136,10 @@ def bench(app, archs, devices, as_json, detach, **options: Any) -> None:
         emit_json(rows)
     else:
         print_table("benchmarks", ["id", "arch", "C", "device", "weights", "s/batch (median)", "p90", "img/s", "W",
-                                   "J/img", "status"],
+                                   "mJ/img", "status"],
                     [[r["id"], r["arch"], r["channels"], r["device"], r["weights"], r["latency_s"], r["latency_p90_s"],
-                      r["images_per_s"], r["power_w"], r["energy_j"], r["status"]] for r in rows])
+                      r["images_per_s"], r["power_w"], None if r["energy_j"] is None else r["energy_j"] * 1000,
+                      r["status"]] for r in rows])
         for r in rows:
             if r["status"] == "done" and r["power_w"] is None:
                 console.print(plain(f"{r['id']}: power unavailable: {r['power_reason']}"), style="yellow")

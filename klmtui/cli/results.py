@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from core.numbers import counted, figure
 from klmtui.cli.common import bad_input, emit_json, pass_app, print_table, stdout_console
 
 
@@ -91,7 +92,7 @@ def status(app, as_json: bool) -> None:
             _short(r["results"].get("measured")),
             *[_short(r["results"].get(s)) for s in sources],
         ])
-    print_table(f"{store.path}: {len(rows)} architectures", columns, table_rows)
+    print_table(f"{store.path}: {counted(len(rows), 'architecture')}", columns, table_rows)
 
 
 # --------------------------------------------------------------------------- import-results
@@ -236,7 +237,9 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
         missing = ", ".join(r["arch_id"] for r in result.excluded)
         console.print(f"excluded for a missing objective value: {missing}")
     if reference:
-        console.print(f"hypervolume (reference {reference}): {hypervolume(result.front, objectives, reference):.6g}")
+        point = ", ".join(f"{name}={figure(value)}" for name, value in reference.items())
+        console.print(f"hypervolume (reference {point}): {figure(hypervolume(result.front, objectives, reference))}",
+                      highlight=False)
     if axes:
         x, y = axes
         front2 = front_2d(rows, x, y, tolerances)
