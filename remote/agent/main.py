@@ -6,16 +6,20 @@ state_dict file (or none: initial weights, marked `weights: initial`).
 
 Stdout carries one JSON object per line, flushed (remote.agent.events):
   hello    {pid, arch, weights, protocol, timing, images, drop_none, device, params, environment}
-  latency  {pass: latency|power, run, batch, seconds, warmup[, extra]}   one per timed batch
-  power    {board_power_mw, rails, temps_c, gpu_load_pct, ram_used_mb, in_window}  one per sample
+  latency  {pass: latency|power, run, batch, seconds, warmup[, extra], t0, t1}   one per timed batch
+  power    {board_power_mw, rails, temps_c, gpu_load_pct, ram_used_mb, in_window, t_mono, power_source}
   summary  {latency_s, latency_p90_s, images_per_s, latency{...}, power_w, power{...}, ...}
   error    {error, kind}   (kind heartbeat: the host went silent, --heartbeat-timeout; exit status 1, or 130 when cancelled by SIGTERM/SIGINT/SIGHUP;
            141, silently, when stdout is gone: the host died or the link dropped)
 
-Two passes, as the thesis did: a latency pass without tegrastats, then a power pass with
-`tegrastats --interval 100` running; power_w is the mean board power over the power pass' timed
-(non-warm-up) part. Inference drops the genotype's `none` edges by default (`--keep-none` to
-time them as the thesis' code did: they compute x*0, cost time and change nothing).
+Power (remote.agent.measure): from the INA monitors in sysfs where the board exposes them, in the
+same pass as the latency (blocks alternate with the sampler on and off: power_overhead_pct), else
+as the thesis did in two passes: a latency pass without tegrastats, then a power pass with
+`tegrastats --interval 100` running. power_w is the mean over the timed (non-warm-up) part of
+the rail chosen by --power-rail (every rail: power_rails_w); energy_j is integrated per batch.
+Inference drops the genotype's `none` edges by default (`--keep-none` builds the genotype's
+edge_all form and times them as the thesis' code did: they compute x*0, cost time and change
+nothing); `--like-thesis` times the thesis' whole loop body (remote.agent.thesis_loop).
 """
 
 import argparse

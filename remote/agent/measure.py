@@ -88,6 +88,7 @@ class Measurement(object):
             return None
         sampler = self.new_sampler()
         if not sampler.start():
+            self.same_pass = False  # the separate pass then tries again, and reports why it failed
             return None
         return self.hook(timer, per_run, interleave=True)
 
