@@ -40,6 +40,7 @@ from typing import Any, Callable, Optional
 from core.arch import Arch, parse_arch
 from core.errors import InputError, KlmtuiError, OperationFailed
 from core.records import DeviceRecord
+from core.schema import is_local_device
 from core.latency import FIELDS, Protocol
 from remote.agent.events import AGENT_EVENTS, SUMMARY, SUMMARY_NOT_STORED
 from remote.benchevents import BenchState, validate_event, validate_line
@@ -342,6 +343,11 @@ def _execute(store, record, device, arch, protocol, extras, on_event, cancel, ho
                      "weights": record["weights"], "run_id": record["run_id"], "attempt": record["attempt"],
                      "power_pass": not extras.get("no_power")})
         transport = transport_for(device, home=home)
+        if is_local_device(device):  # other work on this machine would be timed too: say so (remote.busy)
+            from remote.busy import local_busy
+
+            busy = local_busy(store)
+            record.update(store.update("benchmarks", record["id"], busy=busy, warnings=busy["warnings"]))
         run.check_cancel()
         plain = None
         if record["run_id"]:
@@ -355,13 +361,24 @@ def _execute(store, record, device, arch, protocol, extras, on_event, cancel, ho
         if plain is not None:
             pushed.append((plain, f"checkpoints/{record['id']}.pt"))
         check_space(transport, pushed, record["device"])
-        run.deliver({"event": "stage", "stage": "prepare"})
-        transport.prepare()
-        weights = None
-        if plain is not None:
-            run.check_cancel()
-            run.deliver({"event": "stage", "stage": "upload"})
-            weights = transport.put_file(plain, f"checkpoints/{record['id']}.pt")
+        try:
+            run.deliver({"event": "stage", "stage": "prepare"})
+            transport.prepare()
+            weights = None
+            if plain is not None:
+                run.check_cancel()
+                run.deliver({"event": "stage", "stage": "upload"})
+                weights = transport.put_file(plain, f"checkpoints/{record['id']}.pt")
+        except (OperationFailed, OSError) as exc:
+            # the disk may have filled meanwhile ("size mismatch in put!", ENOSPC): say so plainly
+            try:
+                check_space(transport, pushed, record["device"])
+            except OperationFailed as full:
+                if str(full).startswith("no space left"):
+                    raise full from exc
+            except Exception:
+                pass  # e.g. the link is gone: the original error says it
+            raise
         images_tar = push_thesis_images(transport, run, protocol, extras)
         run.check_cancel()
         run.deliver({"event": "stage", "stage": "start"})

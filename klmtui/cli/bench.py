@@ -143,6 +143,9 @@ def bench(app, archs, devices, as_json, detach, **options: Any) -> None:
         for r in rows:
             if r["status"] == "done" and r["power_w"] is None:
                 console.print(plain(f"{r['id']}: power unavailable: {r['power_reason']}"), style="yellow")
+        for rec in records:  # other work on the machine was timed too (remote.busy)
+            for warning in (rec or {}).get("warnings") or []:
+                console.print(plain(f"{rec['id']}: warning: {warning}"), style="yellow")
     bad = [r for r in rows if r["status"] != "done"]
     if bad:
         detail = "; ".join(f"{r['id']} ({r['arch']}@{r['channels']}) {r['status']}: {r['error']}" for r in bad)

@@ -314,6 +314,8 @@ class DetailsScreen(Screen):
                 lines.append(f"rails (power = {chosen}, {escape(visible(str(s.get('power_source') or '-')))}): "
                              + "  ".join(f"{escape(visible(str(name)))} {fmt(w, '.2f')} W"
                                          for name, w in sorted(rails.items())))
+        for warning in self._warnings(stream.bench_id):
+            lines.append(f"[b yellow]warning:[/] {escape(visible(warning))}")
         if stream.error:
             lines.append(f"[b red]error:[/] {escape(visible(stream.error))}")
         self.query_one("#bench-stats", Static).update("\n".join(lines))
@@ -321,6 +323,11 @@ class DetailsScreen(Screen):
         if env:
             shown = ", ".join(f"{k}={v}" for k, v in list(env.items())[:12] if not isinstance(v, (dict, list)))
             self.query_one("#bench-env", Static).update(f"[dim]{escape(visible(shown, limit=2000))}[/]")
+
+    def _warnings(self, bench_id: str | None) -> list[str]:
+        """The record's warnings (e.g. a local benchmark timed while the machine was busy)."""
+        record = next((b for b in self._records(BENCHMARKS) if b["id"] == bench_id), None) if bench_id else None
+        return list((record or {}).get("warnings") or [])
 
     # ------------------------------------------------------------------ actions
     def action_bench(self) -> None:
