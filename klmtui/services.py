@@ -8,7 +8,6 @@ module costs nothing at start-up and the UI thread never pays for them.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +39,11 @@ class Snapshot:
 
 
 def file_signature(path: Path) -> tuple | None:
-    """(inode, mtime, size): the store file is replaced whole on each write, so this changes."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+    """The store file's version (`core.store.file_signature`: inode, mtime, size and the revision
+    tag every write renews), so an unchanged signature is an unchanged store."""
+    from core.store import file_signature as store_signature
+
+    return store_signature(path)
 
 
 class Services:

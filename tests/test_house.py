@@ -168,3 +168,19 @@ def test_docstrings_point_to_the_repository_design():
     cited = [f"{path.relative_to(REPO)}" for folder in (*PACKAGES, "tests") for path in (REPO / folder).rglob("*.py")
              if path.name != "test_house.py" and "design.md" in path.read_text(encoding="utf-8")]
     assert not cited, cited
+
+
+def test_one_file_signature_tells_every_write_apart(tmp_path):
+    """The TUI's poll and the Store use one signature; two same-size writes within one time stamp
+    still differ (the revision tag), so the TUI needs no periodic full re-read."""
+    from core.store import file_signature
+    from klmtui.services import file_signature as tui_signature
+
+    store = Store(tmp_path / "runs.json")
+    assert file_signature(store.path) is None
+    store.insert("devices", {"id": "a", "name": "a", "host": "h1"})
+    first = file_signature(store.path)
+    store.update("devices", "a", host="h2")  # same size
+    second = file_signature(store.path)
+    assert first is not None and second is not None and first != second
+    assert tui_signature(store.path) == second and first[3] == second[3]
