@@ -369,9 +369,9 @@ def check_device(store: Any, name: str, *, home: Optional[Path] = None, timeout:
     )
     session = connect(device, home=home, timeout=timeout)
     try:
-        _, out, _ = session.run(f"sh -c {shlex.quote(script)}", timeout=180)
         target = session.target
-        presented = session.transport.get_remote_server_key()
+        presented = session.transport.get_remote_server_key()  # while the link is surely up
+        _, out, _ = session.run(f"sh -c {shlex.quote(script)}", timeout=180)
     finally:
         session.close()
     from remote.hostkeys import fingerprint

@@ -501,7 +501,8 @@ class SshSession:
         return channel
 
     def run(self, command: str, timeout: float = 120.0) -> tuple[int, str, str]:
-        """Run a short command to completion: (exit status, stdout, stderr). -1 if the link dropped."""
+        """Run a short command to completion: (exit status, stdout, stderr); SshUnreachable if the
+        link dropped (keepalive, deadline) before an exit status came, -1 if the server sent none."""
         channel = self.open_exec(command)
         out, err = bytearray(), bytearray()
         deadline = time.monotonic() + timeout
@@ -524,6 +525,8 @@ class SshSession:
                     raise OperationFailed(f"device {self.target.device}: remote command timed out after {timeout:g} s")
                 time.sleep(0.01)
             status = channel.exit_status if channel.exit_status_ready() else -1
+            if status == -1 and not self.alive():  # the link died under the command: say so, once
+                raise self._fail("a remote command", EOFError("connection lost"))
         finally:
             channel.close()
         return status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")

@@ -256,3 +256,37 @@ def test_connect_timeout_from_the_users_config(silent_port, ssh_env, monkeypatch
     elapsed, error = _within(60, lambda: ssh.connect({"id": "q", "host": "quiet", "port": silent_port}))
     assert isinstance(error, ssh.SshUnreachable) and "within 1 s" in str(error), error
     assert elapsed < 15
+
+
+def test_device_check_ends_when_the_device_freezes_mid_command(cli, ssh_env, sshd, tmp_path):
+    """The CLI as a user runs it: the device stops answering (TCP up, sshd frozen) while the check
+    runs; `device check` ends within ServerAliveInterval x CountMax with one line, exit 1."""
+    import time
+
+    cli.env.update(ssh_env)
+    (user_ssh(ssh_env) / "config").write_text("Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\n")
+    slow = tmp_path / "slowpython"
+    slow.write_text("#!/bin/sh\nsleep 60\n")
+    slow.chmod(0o755)
+    assert cli("device", "add", "jet", "--host", "127.0.0.1", "--port", sshd.port, "--key", sshd.client_key,
+               "--python", slow).returncode == 0  # fmt: skip
+    klmtui_known(ssh_env).write_text(sshd.known_hosts_line())
+    argv = [sys.executable, "-m", "klmtui", "--store", str(cli.store), "device", "check", "jet"]
+    proc = subprocess.Popen(argv, cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "Accepted publickey" not in sshd.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # the check's command is running now (its python sleeps for 60 s)
+        sshd.freeze()
+        frozen_at = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        elapsed = time.monotonic() - frozen_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sshd.thaw()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert "keepalives" in lines[0]
+    assert elapsed < 30  # ~2-3 s; the command would have taken 60 s, a frozen link forever
