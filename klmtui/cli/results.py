@@ -81,7 +81,7 @@ def status(app, as_json: bool) -> None:
         active = sum(runs["by_status"].get(s, 0) for s in ACTIVE_STATUSES)
         run_cell = f"{runs['by_status'].get('done', 0)}/{runs['total']}" + (f" ({active} active)" if active else "")
         latest = r["benchmarks"]["latest"]
-        bench_cell = "-" if not latest else f"{latest['status']} on {latest['device']}"
+        bench_cell = "-" if not latest else f"{latest['status']} on {latest.get('device') or ', '.join(latest.get('devices') or [])}"
         table_rows.append([
             r["id"],
             None if r["params"] is None else f"{r['params'] / 1e6:.3f}",
