@@ -257,9 +257,10 @@ def differences(items: Sequence[Item], only_different: bool = False) -> list[tup
     return out
 
 
-def quantiles(values: Sequence[float], qs: Sequence[float] = (0.0, 0.1, 0.5, 0.9, 1.0)) -> list[float | None]:
-    """Nearest-rank quantiles of a sample (None for an empty one): min, p10, median, p90, max."""
-    data = sorted(values)
-    if not data:
-        return [None for _ in qs]
-    return [data[min(len(data) - 1, max(0, round(q * (len(data) - 1))))] for q in qs]
+def quantiles(values: Sequence[float], qs: Sequence[float] = (0.0, 10.0, 50.0, 90.0, 100.0)) -> list[float | None]:
+    """Percentiles of a sample (None for an empty one): min, p10, median, p90, max, computed as
+    `core.latency` computes the benchmark summary (so the median here is the summary's)."""
+    from core.latency import percentile
+
+    data = list(values)
+    return [percentile(data, q) if data else None for q in qs]

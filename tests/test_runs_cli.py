@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.latency import median
 from core.store import Store
 from tests.fixtures.cli import assert_one_line_error
 from tests.fixtures.runs import TINY, running_record
@@ -88,6 +89,7 @@ def test_compare_runs_benchmarks_and_architectures(history):
     assert [i["ref"] for i in items] == [run_id, bench_id]
     assert [m["epoch"] for m in items[0]["curve"]] == [1, 2] and items[0]["latency_s"] == []
     assert len(items[1]["latency_s"]) == 6 and items[1]["figures"]["weights"] == "trained"  # 2 runs x 3 batches timed
+    assert median(items[1]["latency_s"]) == items[1]["figures"]["latency_s"]  # the samples the summary came from
     by_arch = json.loads(klmtui(history, "compare", TINY, run_id, "--json").stdout)
     assert by_arch[0]["figures"]["run"] == run_id and by_arch[0]["figures"]["bench"] == bench_id
     text = klmtui(history, "compare", run_id, bench_id, columns=80).stdout
