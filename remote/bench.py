@@ -341,7 +341,7 @@ def _execute(store, record, device, arch, protocol, extras, on_event, cancel, ho
     try:
         run.deliver({"event": "benchmark", "id": record["id"], "arch": arch.id, "device": record["device"],
                      "weights": record["weights"], "run_id": record["run_id"], "attempt": record["attempt"],
-                     "power_pass": not extras.get("no_power")})
+                     "power_pass": not extras.get("no_power") and extras.get("power_pass") != "same"})
         transport = transport_for(device, home=home)
         if is_local_device(device):  # other work on this machine would be timed too: say so (remote.busy)
             from remote.busy import local_busy
