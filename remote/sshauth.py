@@ -91,7 +91,8 @@ def load_private_key(path: Path) -> Any:
     except Exception as exc:
         raise SshAuthFailed(
             f"cannot use private key {path}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
-            " (klmtui reads OpenSSH, PEM and PKCS#8 RSA, ECDSA and Ed25519 keys)"
+            f" (klmtui reads OpenSSH, PEM and PKCS#8 RSA, ECDSA and Ed25519 keys; `ssh-keygen -p -f {path}`"
+            " rewrites a key OpenSSH can read in its own format)"
         ) from None
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
