@@ -124,3 +124,34 @@ def test_devices(fixed_store, snap_compare):
         await pilot.pause(0.3)
 
     assert snap_compare(app(), terminal_size=(100, 24), run_before=before)
+
+
+def test_home_80x24(fixed_store, snap_compare):
+    """A small terminal: the first columns whole, the footer without overlap."""
+    assert snap_compare(app(), terminal_size=(80, 24), run_before=_settle)
+
+
+def test_details_80x24(fixed_store, snap_compare):
+    async def before(pilot):
+        await _settle(pilot)
+        table = pilot.app.screen.query_one("#arch-table")
+        table.move_cursor(row=table.get_row_index("6-6-6@12"))
+        await pilot.press("enter")
+        await _settle(pilot)
+        await pilot.pause(0.3)
+
+    assert snap_compare(app(), terminal_size=(80, 24), run_before=before)
+
+
+def test_compare(fixed_store, snap_compare):
+    async def before(pilot):
+        await _settle(pilot)
+        table = pilot.app.screen.query_one("#arch-table")
+        for arch_id in ("6-6-6@12", "4-10-4@24"):
+            table.move_cursor(row=table.get_row_index(arch_id))
+            await pilot.press("space")
+        await pilot.press("m")
+        await _settle(pilot)
+        await pilot.pause(0.3)
+
+    assert snap_compare(app(), terminal_size=SIZE, run_before=before)
