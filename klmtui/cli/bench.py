@@ -110,8 +110,10 @@ def bench(app, archs, devices, as_json, detach, **options: Any) -> None:
 
     Weights: the checkpoint of the architecture's latest `done` training run, else its initial
     weights (marked `initial`). Inference leaves out the genotype's `none` edges (identical
-    outputs, less work) unless --keep-none. Power is the mean board power during a separate
-    pass with tegrastats running; without tegrastats it is reported as unavailable.
+    outputs, less work) unless --keep-none. Power is the mean of --power-rail (default: the
+    board's input rail) from the INA monitors in sysfs (same pass) or tegrastats (a separate
+    pass); every rail is recorded (power_rails_w) and energy per image is integrated per batch.
+    Without a power source it is reported as unavailable.
     """
     from remote import benchjobs
     from remote.bench import parse_request
