@@ -58,6 +58,10 @@ class ChangedHostKey(OperationFailed):
         )
 
 
+class RevokedHostKey(OperationFailed):
+    """The presented key (or the CA that signed its certificate) is marked @revoked."""
+
+
 @dataclass(frozen=True)
 class KnownKey:
     """One known_hosts line that names the host: the key it vouches for and where it came from."""
@@ -172,7 +176,7 @@ def verify(known: list[KnownKey], device: str, entry: str, key: Any) -> None:
     for k in known:
         if k.revoked and (k.key == key or (signer is not None and k.key == signer)):
             which = "host key" if k.key == key else "certificate authority"
-            raise OperationFailed(f"the {which} of {entry} ({presented}) is marked @revoked in {k.source}; refused")
+            raise RevokedHostKey(f"the {which} of {entry} ({presented}) is marked @revoked in {k.source}; refused")
     if blob is not None:
         from remote.hostcert import check_host_certificate
 

@@ -29,7 +29,7 @@ from core import settings
 from core.errors import InputError, OperationFailed
 from remote.deadlines import DEFAULT_ALIVE_COUNT_MAX, DEFAULT_ALIVE_INTERVAL_S, Keepalive, Overdue, bounded
 from remote.sshauth import SshAuthFailed, authenticate
-from remote.hostkeys import ChangedHostKey, UnknownHostKey, host_entry, known_keys, verify
+from remote.hostkeys import ChangedHostKey, RevokedHostKey, UnknownHostKey, host_entry, known_keys, verify
 
 DEFAULT_TIMEOUT = settings.DEFAULT_SSH_TIMEOUT_S  # seconds: TCP connect, SSH banner, auth, channel opening
 MAX_JUMPS = 8
@@ -646,7 +646,7 @@ def fetch_host_key(
         presented.status = "unknown"
     except ChangedHostKey as changed:
         presented.status, presented.expected_fingerprint = "changed", changed.expected_fingerprint
-    except OperationFailed:  # @revoked
-        presented.status = "revoked"
+    except RevokedHostKey:
+        presented.status = "revoked"  # (a bad host certificate is raised as it is: nothing to trust)
     return presented
 

@@ -290,3 +290,14 @@ def test_device_check_ends_when_the_device_freezes_mid_command(cli, ssh_env, ssh
     assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in err, err
     assert "keepalives" in lines[0]
     assert elapsed < 30  # ~2-3 s; the command would have taken 60 s, a frozen link forever
+
+
+def test_keepalive_does_not_end_a_healthy_quiet_command(sshd, ssh_env):
+    klmtui_known(ssh_env).write_text(sshd.known_hosts_line())
+    (user_ssh(ssh_env) / "config").write_text("Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 3\n")
+    session = ssh.connect(device_record(sshd))
+    try:
+        assert session.run("sleep 4; echo done", timeout=60)[:2] == (0, "done\n")  # 4 keepalives, all answered
+        assert session.lost_reason() is None
+    finally:
+        session.close()
