@@ -58,16 +58,20 @@ def jp5_orin_tree(root: Path, mv_ma=((5000, 1000), (5000, 200), (5000, 300))) ->
     return mon
 
 
+def one_sample(root: Path) -> dict:
+    sampler = SysfsSampler(str(root))
+    assert sampler.start()
+    try:
+        return sampler.sample()
+    finally:
+        sampler.stop()
+
+
 def test_jetpack4_iio_layout_reads_the_rails_in_mw(tmp_path):
     jp4_nano_tree(tmp_path)
     rails = find_rails(str(tmp_path))
     assert sorted(rails) == ["POM_5V_CPU", "POM_5V_GPU", "POM_5V_IN"]
-    sampler = SysfsSampler(str(tmp_path))
-    assert sampler.start()
-    try:
-        rec = sampler.sample()
-    finally:
-        sampler.stop()
+    rec = one_sample(tmp_path)
     assert rec["rails"] == {"POM_5V_IN": 2003, "POM_5V_GPU": 0, "POM_5V_CPU": 320}
     assert (rec["board_power_mw"], rec["board_power_source"]) == (2003, "POM_5V_IN")
 
@@ -76,12 +80,7 @@ def test_jetpack5_hwmon_layout_is_volts_times_amps_and_skips_nc_and_the_shunt_su
     jp5_orin_tree(tmp_path)
     rails = find_rails(str(tmp_path))
     assert sorted(rails) == ["VDD_CPU_GPU_CV", "VDD_IN", "VDD_SOC"]
-    sampler = SysfsSampler(str(tmp_path), power_rail="gpu")
-    assert sampler.start()
-    try:
-        rec = sampler.sample()
-    finally:
-        sampler.stop()
+    rec = one_sample(tmp_path)
     assert rec["rails"] == {"VDD_IN": 5000, "VDD_CPU_GPU_CV": 1000, "VDD_SOC": 1500}
 
 
