@@ -434,7 +434,9 @@ def export_model(store, ref: str, fmt: str, out: str | Path, batch: int = 1) -> 
     detail: dict[str, Any]
     if fmt == "thesis":
         export_thesis(arch, state, out)
-        detail = {"layout": "thesis", "genotype": layout_genotype(arch, "thesis")}
+        detail = {"layout": "thesis", "genotype": layout_genotype(arch, "thesis"),
+                  # the thesis' NetworkCIFAR must be built with --auxiliary exactly when the head is there
+                  "auxiliary_head": "kept" if any(k.startswith(_AUX) for k in state) else "absent"}
     elif fmt == "onnx":
         export_onnx(arch, state, out, batch=batch)
         detail = {"opset": ONNX_OPSET, "batch": batch, "none_edges": "dropped", "auxiliary_head": "dropped"}
