@@ -301,3 +301,33 @@ def test_keepalive_does_not_end_a_healthy_quiet_command(sshd, ssh_env):
         assert session.lost_reason() is None
     finally:
         session.close()
+
+
+def test_through_a_jump_host_revocation_and_validation_hold(sshd, ssh_env):
+    """One sshd plays the jump host and (through direct-tcpip) the device behind it."""
+    (user_ssh(ssh_env) / "config").write_text(
+        f"Host hop\n  HostName 127.0.0.1\n  Port {sshd.port}\n  IdentityFile {sshd.client_key}\n"
+        "Host behind\n  HostName 127.0.0.1\n  HostKeyAlias jetson-behind\n  ProxyJump hop\n"
+        "Host *.evil\n  ProxyJump x;id@hop\n"
+    )
+    klmtui_known(ssh_env).write_text(sshd.known_hosts_line() + f"jetson-behind {key_part(sshd)}\n")
+    record = device_record(sshd, host="behind")
+    assert connects_and_runs(record)
+    connections = sshd.log.read_text().count("Connection from")
+    assert connections >= 2  # the hop, then the device through it
+    with pytest.raises(InputError, match="not a valid host name"):
+        ssh.connect(device_record(sshd, host=INJECTION))
+    with pytest.raises(InputError, match="not a valid user name"):
+        ssh.connect(device_record(sshd, host="nano.evil"))
+    assert sshd.log.read_text().count("Connection from") == connections  # refused before any connection
+    (user_ssh(ssh_env) / "known_hosts").write_text(f"@revoked * {key_part(sshd)}\n")
+    with pytest.raises(OperationFailed, match="@revoked"):
+        ssh.connect(record)  # the jump host's key is refused first, as ssh would
+
+
+def connects_and_runs(record: dict) -> bool:
+    session = ssh.connect(record)
+    try:
+        return session.run("echo ok")[1] == "ok\n"
+    finally:
+        session.close()
