@@ -34,7 +34,8 @@ from remote.agent.events import Emitter
 from remote.agent.heartbeat import Watchdog
 from remote.agent.measure import PASSES, SOURCES, Measurement
 from remote.agent.tegrastats import check_power_rail
-from remote.agent.thesis_loop import LoopTimer, like_thesis_record, like_thesis_setup, unpack_images
+from remote.agent.fresh_runs import FreshRuns, Times, run_child
+from remote.agent.thesis_loop import LoopTimer, like_thesis_record, like_thesis_setup, make_dataset, unpack_images
 from remote.agent.timing import SyncTimer, ThesisTimer, run_adaptive, run_extra, run_thesis
 
 AGENT_VERSION = 1
@@ -89,6 +90,10 @@ def build_parser():
                    help="input (default; gpu with --like-thesis), gpu, cpu, sum, or a rail name: which figure is power_w")
     p.add_argument("--like-thesis", action="store_true",
                    help="time what the thesis' script timed (remote.agent.thesis_loop)")
+    p.add_argument("--run-only", type=int, default=None, help=argparse.SUPPRESS)  # a fresh-process run (fresh_runs)
+    p.add_argument("--pass-name", default="latency", choices=("latency", "power"), help=argparse.SUPPRESS)
+    p.add_argument("--one-process", action="store_true",
+                   help="--like-thesis: all runs in this process (default: a fresh process per run, as the thesis)")
     p.add_argument("--images-tar", help="a tar of images pushed by the host (--like-thesis); unpacked beside it")
     p.add_argument("--lock-clocks", action="store_true",
                    help="sudo -n jetson_clocks during the benchmark; the previous clocks are restored after")
@@ -207,9 +212,18 @@ def run(args, emit):
             args.images = unpack_images(args.images_tar)
         except (OSError, ValueError, tarfile.TarError) as exc:
             raise AgentError("cannot unpack images %s: %s" % (args.images_tar, _first_line(exc)))
-    if args.like_thesis:
+    fresh = (args.like_thesis and protocol.protocol == "thesis" and args.run_only is None
+             and not args.one_process)
+    if fresh:  # the runs happen in child processes (remote.agent.fresh_runs): no DataLoader here
         try:
-            timer = LoopTimer(torch, model, protocol.batch, device, args.images)
+            _, images = make_dataset(torch, args.images, protocol.batch)
+        except (ValueError, OSError) as exc:
+            raise AgentError("--like-thesis: cannot use images from %s: %s" % (args.images, _first_line(exc)))
+        timer = Times(images, 2, device, protocol.batch)
+    elif args.like_thesis:
+        try:  # a child has no threads: its workers fork, as the thesis' did; the agent's spawn
+            timer = LoopTimer(torch, model, protocol.batch, device, args.images,
+                              start="fork" if args.run_only is not None else "spawn")
         except (ValueError, ImportError, OSError) as exc:
             raise AgentError("--like-thesis: cannot use images from %s: %s" % (args.images, _first_line(exc)))
     elif args.timing == "thesis":
@@ -219,6 +233,12 @@ def run(args, emit):
             raise AgentError("cannot use images from %s: %s" % (args.images, _first_line(exc)))
     else:
         timer = SyncTimer(torch, model, protocol.batch, device)
+    if args.run_only is not None:  # a child of fresh_runs: this run's batches, nothing else
+        try:
+            run_child(args, protocol, timer, emit)
+        finally:
+            timer.close()
+        return None
     weights = "trained" if args.weights else "initial"
     emit("hello", agent_version=AGENT_VERSION, pid=os.getpid(),
          arch={"K": args.K, "L": args.L, "M": args.M, "channels": args.channels, "genotype": args.genotype},
@@ -239,10 +259,12 @@ def run(args, emit):
         clocks["after_lock"] = environment.clock_state()
     measurement = Measurement(args, emit)
     measurement.clocks = clocks
+    thesis_runs = FreshRuns(args, timer) if fresh else run_thesis
+    measurement.thesis_runs = thesis_runs
     try:
         hook = measurement.latency_hook(timer, per_run=protocol.protocol == "thesis")
         if protocol.protocol == "thesis":
-            kept, timed = run_thesis(timer, protocol, emit, "latency", on_batch=hook)
+            kept, timed = thesis_runs(timer, protocol, emit, "latency", on_batch=hook)
         else:
             kept, timed = run_adaptive(timer, protocol, emit, "latency", on_batch=hook)
         adaptive = timed.pop("adaptive", None)
@@ -291,6 +313,7 @@ def run(args, emit):
     summary.update(power_fields)  # power_pass, power_source, power_rail, power_rails_w, energy_j, ...
     summary["genotype_used"] = args.genotype_used
     summary["none_edges"] = none_edges(model)
+    args.fresh_runs = thesis_runs.children if fresh else 0
     summary["like_thesis"] = like_thesis_record(args, timer, args.genotype_used, summary["none_edges"])
     summary["clocks"] = clocks
     return summary
@@ -308,7 +331,7 @@ def power_pass(args, protocol, timer, emit, latency_batches, measurement):
             sampler.measuring = on
 
         if protocol.protocol == "thesis":
-            _, timed = run_thesis(timer, protocol, emit, "power", on_measure=measuring, on_batch=hook)
+            _, timed = thesis_runs(timer, protocol, emit, "power", on_measure=measuring, on_batch=hook)
         else:
             _, timed = run_adaptive(timer, protocol, emit, "power", on_measure=measuring, fixed=latency_batches,
                                     on_batch=hook)
@@ -352,9 +375,11 @@ def main(argv=None):
     watchdog = None
     try:
         args = build_parser().parse_args(argv)
-        watchdog = Watchdog(args.heartbeat_timeout).start()
+        watchdog = Watchdog(args.heartbeat_timeout)
+        watchdog.start()  # (assigned first: it may fire at once, e.g. stdin already closed)
         summary = run(args, emit)
-        emit("summary", **summary)
+        if summary is not None:  # None: a fresh-process run's child (remote.agent.fresh_runs)
+            emit("summary", **summary)
         return 0
     except Cancelled as exc:
         if watchdog is not None and watchdog.reason:
