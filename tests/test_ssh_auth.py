@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from remote import ssh
-from tests.fixtures.sshd import device_record, keygen
+from tests.fixtures.sshd import connects, device_record, keygen
 
 
 @pytest.fixture
@@ -61,14 +61,6 @@ def config(env, text: str) -> Path:
     path = Path(env["HOME"]) / ".ssh" / "config"
     path.write_text(text)
     return path
-
-
-def connects(record: dict) -> bool:
-    session = ssh.connect(record)
-    try:
-        return session.run("echo ok")[1] == "ok\n"
-    finally:
-        session.close()
 
 
 # --------------------------------------------------------------------------- ssh_config
