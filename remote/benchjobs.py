@@ -47,11 +47,21 @@ QUEUE_LOCK = ".bench-queue.lock"
 RUNNER_LOG = "process.log"  # a runner's own output (its one-line error, if any)
 DETACHED, FOREGROUND = "detached", "foreground"
 REFRESH_S = 2.0
+LAUNCH_GRACE_S = 120.0  # a claimed benchmark whose runner never reported a pid this long: its starter died
 
 
 def stamp() -> str:
     """ISO 8601 UTC with milliseconds: benchmark intervals on two devices are compared."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _age_s(stamp_text: Optional[str]) -> float:
+    """Seconds since an ISO 8601 UTC stamp (infinite if there is none or it does not parse)."""
+    try:
+        then = datetime.strptime(str(stamp_text)[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return float("inf")
+    return (datetime.now(timezone.utc) - then).total_seconds()
 
 
 def host() -> str:
@@ -128,8 +138,8 @@ def _alive(record: dict) -> bool:
     """Is the host process of this benchmark there (only knowable on its own host)?"""
     if record.get("host") not in (None, host()):
         return True  # another machine: assume so
-    if record.get("pid") is None:
-        return bool(record.get("launching"))  # between the claim and the runner's start
+    if record.get("pid") is None:  # between the claim and the runner's start (if its starter did not die)
+        return bool(record.get("launching")) and _age_s(record.get("started")) < LAUNCH_GRACE_S
     marker = record["id"] if record.get("runner") == DETACHED else None
     return is_alive(int(record["pid"]), marker, record.get("pid_start"))
 
