@@ -235,7 +235,12 @@ def resolve_target(
     if record_port is not None:
         record_port = _parse_port(record_port, f"device {name}")
     config = _ssh_config(ssh_config, alias, {"Port": record_port, "User": record_user})
-    found = config.lookup(alias)
+    try:
+        found = config.lookup(alias)
+    except ImportError:  # paramiko needs the optional `invoke` package for `Match exec`
+        raise InputError(f"device {name}: `Match exec` in the SSH config needs the Python package invoke (pip install invoke)") from None
+    except Exception as exc:  # a Match paramiko cannot evaluate, a bad token
+        raise InputError(f"device {name}: cannot apply the SSH config: {' '.join(str(exc).split())[:200]}") from None
     port = _parse_port(record_port or found.get("port") or 22, f"device {name}")
     keys = [str(Path(record_key).expanduser())] if record_key else []
     keys += [os.path.expanduser(k) for k in found.get("identityfile", []) if os.path.exists(os.path.expanduser(k))]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from remote import ssh
+from tests.fixtures.cli import assert_one_line_error
 from tests.fixtures.sshd import connects, device_record, keygen
 
 
@@ -200,3 +201,12 @@ def test_bad_numbers_in_the_config_are_one_line_input_errors(ssh_env):
     config(ssh_env, "Host *\n  ServerAliveInterval often\n")
     with pytest.raises(InputError, match="ServerAliveInterval 'often'"):
         ssh.resolve_target({"id": "a", "host": "jet"})
+
+
+def test_match_exec_runs_through_the_cli(cli, ssh_env, closed_port):
+    """`Match exec` (paramiko runs it with invoke, %h validated first) picks the port."""
+    cli.env.update(ssh_env)
+    config(ssh_env, f"Match exec \"test %h = 127.0.0.1\"\n  Port {closed_port}\n")
+    assert cli("device", "add", "m", "--host", "127.0.0.1").returncode == 0
+    line = assert_one_line_error(cli("device", "check", "m", input=""), 1)
+    assert f"127.0.0.1:{closed_port}" in line and "refused" in line
