@@ -132,7 +132,6 @@ def steps_ours(arch_text: str, images, labels, cfg, steps: int) -> float:
 
 def steps_thesis(arch_text: str, split, cfg, steps: int) -> float:
     """The DARTS `train()` loop: DataLoader batches, model(input), aux loss, clip, step."""
-    import torch
     from torch import nn
 
     model, optimizer, _ = _model(arch_text, cfg)

@@ -122,7 +122,10 @@ class BenchmarkRecord(ArchFields, total=False):
     queue_seq: int
     agent_pgid: Optional[int]
     progress: Optional[str]
-    bad_lines: int
+    bad_lines: int  # event lines that broke the schema (skipped)
+    dropped_fields: list[str]  # undeclared event fields dropped by validation
+    busy: Optional[dict[str, Any]]  # how busy the device was at the start (remote.busy)
+    warnings: list[str]  # one line each, e.g. "training runs on the device"
     launching: bool
     batches_timed: Optional[int]  # what the protocol timed (remote.bench.TIMED_KEYS)
     seconds_timed: Optional[float]

@@ -321,7 +321,7 @@ def kill_leftover_agent(store, record: dict) -> bool:
         return False  # the device was removed: nothing we can reach
     try:
         return bool(transport.kill_group(int(pgid), record["id"]))
-    except Exception as exc:  # unreachable now: the agent stops itself on the missing heartbeat
+    except Exception:  # unreachable now: the agent stops itself on the missing heartbeat
         return False
     finally:
         try:

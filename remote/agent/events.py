@@ -86,9 +86,6 @@ SUMMARY = {
     "images_per_s": F(NUM, gt=0, le=1e8),
     "latency": F(OBJ),
     "adaptive": F(OBJ),
-    "batches_timed": F(INT, ge=0, le=10 ** 8),   # timed batches kept (every protocol; power: in `power`)
-    "seconds_timed": F(NUM, ge=0, le=30 * 86400),
-    "stop_reason": F(STR, choices=("fixed", "converged", "ceiling")),
     "power_w": F(NUM, ge=0, le=MAX_BOARD_W),
     "power_reason": F(STR),
     "power": F(OBJ),
