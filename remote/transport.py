@@ -18,6 +18,15 @@ ProgressCallback = Callable[[int, int, str], None]
 class AgentProcess(Protocol):
     """A running agent. Its stdout is one JSON object per line (docs/architecture.md, Agent protocol and event schema)."""
 
+    link_lost: bool  # True once the link to the device dropped (no exit status will come)
+
+    @property
+    def pgid(self) -> Optional[int]:
+        """The agent's process group on the device (recorded, so a resume can kill a leftover)."""
+
+    def heartbeat(self) -> None:
+        """One line on the agent's stdin: the host is alive (the agent stops itself without them)."""
+
     def lines(self) -> Iterator[str]:
         """Yield stdout lines (without newline) as they arrive; ends when the process exits or the link drops."""
 
@@ -47,6 +56,16 @@ class Transport(Protocol):
     def start_agent(self, args: Sequence[str]) -> AgentProcess:
         """Start `python -u -m remote.agent.main ARGS` in the agent folder, in its own process group.
         Every argument is quoted for the remote shell."""
+
+    def disk_free(self) -> tuple[str, Optional[int]]:
+        """(the work folder, free bytes on its file system, None if unknown), checked before a push."""
+
+    def pending_bytes(self, files: Sequence[tuple[Path, str]]) -> int:
+        """Bytes a push of (local path, path relative to the work folder) pairs would write."""
+
+    def kill_group(self, pgid: int, tag: str) -> bool:
+        """Kill a leftover agent's process group, only if its leader's command line still carries
+        `tag` (the benchmark id); True if one was killed."""
 
     def close(self) -> None:
         ...
