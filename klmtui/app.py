@@ -243,7 +243,9 @@ class KlmtuiApp(App):
                               else f"latency {rec['latency_s']:.3g} s/batch" if rec.get("latency_s") is not None else "")
                     self.notify(f"{label} done {figure}", timeout=6)
                 else:
-                    self.notify(visible(f"{label} {status}: {rec.get('error') or 'no reason recorded'}"), title=f"{what} {status}",
+                    reason = rec.get("error") or "no reason recorded"
+                    said = "" if reason == status else f": {reason}"  # never "cancelled: cancelled"
+                    self.notify(visible(f"{label} {status}{said}"), title=f"{what} {status}",
                                 severity="error" if status == "failed" else "warning", timeout=10, markup=False)
 
     # ------------------------------------------------------------------ screens

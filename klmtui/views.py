@@ -226,8 +226,13 @@ def front(rows: list[ArchRow], objectives: Iterable[str] = DEFAULT_OBJECTIVES, t
 
 
 def mark_front(rows: list[ArchRow], objectives: Iterable[str] = DEFAULT_OBJECTIVES) -> None:
-    """The on-front marker of the table (default objectives, plain dominance)."""
-    front(rows, objectives)
+    """The on-front marker of the table (plain dominance): the objectives some row has values for
+    (benchmarks without power readings still get a front over the rest, as on the Pareto screen)."""
+    from core import pareto
+
+    kept, _ = pareto.available_objectives([r.as_dict() for r in rows], [pareto.parse_objective(o) for o in objectives])
+    if kept:
+        front(rows, [str(o) for o in kept])
 
 
 # ---------------------------------------------------------------------- formatting

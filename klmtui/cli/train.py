@@ -94,7 +94,8 @@ def _exit_on_outcome(records: list[dict], kind: str = "run") -> None:
         first = bad[0] or {}
         reason = " ".join(str(first.get("error") or "no error recorded").split())
         more = f" (and {len(bad) - 1} more not done)" if len(bad) > 1 else ""
-        raise OperationFailed(f"{kind} {first.get('id')} {first.get('status')}: {reason}{more}")
+        said = "" if reason == first.get("status") else f": {reason}"  # never "cancelled: cancelled"
+        raise OperationFailed(f"{kind} {first.get('id')} {first.get('status')}{said}{more}")
 
 
 def _follow(store, ids: list[str], quiet: bool) -> None:

@@ -148,7 +148,7 @@ class DetailsScreen(Screen):
         line = f"{run.get('status')} at epoch {run.get('epoch') or 0}/{run.get('epochs') or '?'}"
         if run.get("accuracy") is not None:
             line += f"  test {run['accuracy']:.2f}%"
-        if run.get("error"):
+        if run.get("error") and run["error"] != run.get("status"):  # never "cancelled: cancelled"
             line += f"  [red]{escape(visible(run['error']))}[/]"
         return line
 
@@ -162,7 +162,7 @@ class DetailsScreen(Screen):
                              f"{r.get('epoch') or 0}/{r.get('epochs') or '?'}" if train else "-",
                              figure(r.get("accuracy"), 2) if train else "-",
                              "-" if train else figure(r.get("latency_s")),
-                             plain(r.get("error") or "", limit=60)))  # a DataTable str cell is markup
+                             "" if r.get("error") == r.get("status") else plain(r.get("error") or "", limit=60)))  # a DataTable str cell is markup
         if rows == self._records_shown:
             return
         self._records_shown = rows
