@@ -9,6 +9,8 @@ OpenSSH), and now is inside its validity window.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -16,6 +18,12 @@ from typing import Any, Optional
 from core.errors import OperationFailed
 
 HOST_CERT = 2
+
+
+def fingerprint(key: Any) -> str:
+    """OpenSSH's `SHA256:<base64 without padding>` fingerprint of a paramiko key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 # How many public-key fields follow the nonce, by certificate type.
 _KEY_FIELDS = {
     "ssh-ed25519-cert-v01@openssh.com": ("string",),
@@ -84,8 +92,6 @@ def parse_certificate(blob: Any) -> Certificate:
 def check_host_certificate(blob: Any, entry: str, authorities: list, device: str, now: Optional[float] = None) -> None:
     """Accept the certificate for `entry` or raise OperationFailed saying why (one line)."""
     from paramiko.message import Message
-
-    from remote.hostkeys import fingerprint
 
     cert = parse_certificate(blob)
     where = f"device {device}: the host certificate of {entry}"

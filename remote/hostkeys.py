@@ -10,7 +10,6 @@ on first use (paramiko's auto-add policy) is never used.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import re
 import tempfile
@@ -19,12 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from core.errors import OperationFailed
-
-
-def fingerprint(key: Any) -> str:
-    """OpenSSH's `SHA256:<base64 without padding>` fingerprint of a paramiko key."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+from remote.hostcert import fingerprint
 
 
 def host_entry(hostname: str, port: int) -> str:
