@@ -331,7 +331,7 @@ def power_pass(args, protocol, timer, emit, latency_batches, measurement):
             sampler.measuring = on
 
         if protocol.protocol == "thesis":
-            _, timed = thesis_runs(timer, protocol, emit, "power", on_measure=measuring, on_batch=hook)
+            _, timed = measurement.thesis_runs(timer, protocol, emit, "power", on_measure=measuring, on_batch=hook)
         else:
             _, timed = run_adaptive(timer, protocol, emit, "power", on_measure=measuring, fixed=latency_batches,
                                     on_batch=hook)

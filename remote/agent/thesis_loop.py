@@ -123,7 +123,7 @@ def make_dataset(torch, root, batch):
 class LoopTimer(object):
     """The thesis' whole loop body per batch; t0/t1 are perf_counter (the power samplers' clock)."""
 
-    def __init__(self, torch, model, batch, device, image_dir=None, workers=2):
+    def __init__(self, torch, model, batch, device, image_dir=None, workers=2, start="spawn"):
         self.torch = torch
         self.model = model
         self.device = device
@@ -137,7 +137,8 @@ class LoopTimer(object):
             dataset, batch_size=batch, shuffle=False, num_workers=workers,
             pin_memory=device.type == "cuda", drop_last=True, persistent_workers=workers > 0,
             timeout=300 if workers > 0 else 0,
-            multiprocessing_context="spawn" if workers > 0 else None)
+            multiprocessing_context=start if workers > 0 else None)
+        self.start = start
         self.workers = workers
         self.criterion = torch.nn.CrossEntropyLoss()
         self._it = iter(self.loader)
@@ -182,8 +183,9 @@ def like_thesis_record(args, timer, genotype_used, none_edges):
         "cudnn_benchmark": True,
         "timed": "DataLoader wait + .to(device) + forward + loss + top-1/top-5 + 3 x .item()",
         "dataloader": {"workers": timer.workers, "pin_memory": timer.device.type == "cuda", "batch": timer.batch,
-                       "start": "spawn, persistent (the thesis: fork, one epoch per process)"},
+                       "start": getattr(timer, "start", "fork")},
         "images": timer.images,
         "power_rail": args.power_rail,
-        "fresh_process_per_run": False,
+        "fresh_process_per_run": bool(getattr(args, "fresh_runs", 0)),
+        "processes": getattr(args, "fresh_runs", 0) or 1,
     }
