@@ -6,8 +6,8 @@ Per batch, the thesis' loop body: wait for the DataLoader (CIFAR-10 test images,
 2 workers, pinned memory, ToTensor + normalise), `.cuda()` of input and target, the forward pass of
 `SNAS_mild_edge_all` with every `none` edge computed, the loss, top-1/top-5 accuracy and three
 `.item()` calls (which synchronise). cudnn.benchmark is on. The host clock spans the whole body.
-What this module does not do (said in the record): the thesis started a fresh process per run
-(50 runs); here the runs share one process.
+The thesis started a fresh process per run (50 runs): with the thesis protocol the agent does
+too (remote.agent.fresh_runs); the record says how many processes ran.
 
 `like_thesis_setup(args)` turns the switches on; `LoopTimer` is the timer; `like_thesis_record()`
 is what the summary's `like_thesis` field says was measured.
