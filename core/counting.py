@@ -114,34 +114,68 @@ def _cell_cost(nodes: list[list[Edge]], multiplier: int, c_pp: int, c_p: int, c:
     return Cost(cost.params, cost.macs, out_size), multiplier * c
 
 
+_CELL_CACHE: dict[tuple, tuple[Cost, int]] = {}
+_CELL_CACHE_MAX = 200_000
+_SHAPES: dict[int, tuple] = {}
+
+
+def _cell_shapes(genotype: Genotype) -> tuple[str, tuple, tuple]:
+    """(a key for the genotype, (normal nodes, multiplier), (reduce nodes, multiplier)), once per genotype object."""
+    hit = _SHAPES.get(id(genotype))
+    if hit is None or hit[0] is not genotype:
+        hit = (genotype, repr(genotype),
+               (cell_nodes(genotype.normal, genotype.normal_concat), len(list(genotype.normal_concat))),
+               (cell_nodes(genotype.reduce, genotype.reduce_concat), len(list(genotype.reduce_concat))))
+        if len(_SHAPES) > 256:
+            _SHAPES.clear()
+        _SHAPES[id(genotype)] = hit
+    return hit[1], hit[2], hit[3]
+
+
 def _cell_costs(C: int, K: int, L: int, M: int, genotype: Genotype, image_size: int = IMAGE_SIZE):
-    """The stem's cost, then each cell's: yields (index, reduction, Cost, output channels); -1 is the stem."""
+    """The stem's cost, then each cell's: yields (index, reduction, Cost, output channels, count); -1 is
+    the stem. `count` > 1: the `count` cells from `index` on are identical (a block's normal cells once
+    their input shapes settle), so a 64-cell block costs like a 3-cell one."""
     reductions = (K, K + L + 1)
-    normal = (cell_nodes(genotype.normal, genotype.normal_concat), len(list(genotype.normal_concat)))
-    reduce = (cell_nodes(genotype.reduce, genotype.reduce_concat), len(list(genotype.reduce_concat)))
+    genotype_key, normal, reduce = _cell_shapes(genotype)
     c_curr = STEM_MULTIPLIER * C
-    yield -1, False, _conv(3, c_curr, 3, image_size, padding=1) + _bn(c_curr, image_size), c_curr
+    yield -1, False, _conv(3, c_curr, 3, image_size, padding=1) + _bn(c_curr, image_size), c_curr, 1
     c_pp, c_p, c_curr = c_curr, c_curr, C
     size_pp = size_p = image_size
     reduction_prev = False
-    for i in range(K + L + M + 2):
+    if len(_CELL_CACHE) > _CELL_CACHE_MAX:
+        _CELL_CACHE.clear()
+    cells = K + L + M + 2
+    i = 0
+    while i < cells:
         reduction = i in reductions
         if reduction:
             c_curr *= 2
         nodes, multiplier = reduce if reduction else normal
-        cell, c_out = _cell_cost(nodes, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev, size_pp, size_p)
-        yield i, reduction, cell, c_out
+        # the cells of a block repeat one shape: each distinct one is costed once (issue 12: importing
+        # 100k architectures must not cost every cell of every one)
+        key = (genotype_key, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev, size_pp, size_p)
+        cached = _CELL_CACHE.get(key)
+        if cached is None:
+            cached = _CELL_CACHE[key] = _cell_cost(nodes, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev,
+                                                   size_pp, size_p)
+        cell, c_out = cached
+        count = 1
+        if not reduction and not reduction_prev and (c_p, c_out, size_p, cell.size) == (c_pp, c_p, size_pp, size_p):
+            count = min([r for r in reductions if r > i] + [cells]) - i  # a fixed point until the next reduction
+        yield i, reduction, cell, c_out, count
         reduction_prev = reduction
         c_pp, c_p = c_p, c_out
         size_pp, size_p = size_p, cell.size
+        i += count
 
 
 def network_cost(C: int, K: int, L: int, M: int, genotype: Genotype, num_classes: int = NUM_CLASSES,
                  image_size: int = IMAGE_SIZE) -> Cost:
     """Parameters (without the auxiliary head) and inference MACs of core.network.Network."""
     params = macs = c_p = 0
-    for _, _, cost, c_out in _cell_costs(C, K, L, M, genotype, image_size):
-        params, macs, c_p = params + cost.params, macs + cost.macs, c_out
+    for _, _, cost, c_out, count in _cell_costs(C, K, L, M, genotype, image_size):
+        params, macs, c_p = params + cost.params * count, macs + cost.macs * count, c_out
     classifier = c_p * num_classes
     return Cost(params + classifier + num_classes, macs + classifier, 1)
 
@@ -154,9 +188,9 @@ def block_macs(arch: Arch) -> tuple[int, int, int, int, int]:
     K, L = arch.K, arch.L
     parts = [0, 0, 0, 0, 0]
     c_p = 0
-    for i, _, cost, c_out in _cell_costs(arch.channels, K, L, arch.M, resolve_genotype(arch.genotype)):
+    for i, _, cost, c_out, count in _cell_costs(arch.channels, K, L, arch.M, resolve_genotype(arch.genotype)):
         part = 0 if i < 0 else 1 if i < K else 2 if i == K else 3 if i <= K + L else 4
-        parts[part] += cost.macs
+        parts[part] += cost.macs * count  # a run of identical cells stays within one block
         c_p = c_out
     parts[4] += c_p * NUM_CLASSES
     return tuple(parts)  # type: ignore[return-value]
@@ -164,7 +198,12 @@ def block_macs(arch: Arch) -> tuple[int, int, int, int, int]:
 
 @lru_cache(maxsize=4096)
 def _registered_cost(C: int, K: int, L: int, M: int, genotype_name: str) -> Cost:
-    return network_cost(C, K, L, M, resolve_genotype(genotype_name))
+    return network_cost(C, K, L, M, _genotype(genotype_name))
+
+
+@lru_cache(maxsize=256)
+def _genotype(name: str) -> Genotype:
+    return resolve_genotype(name)
 
 
 def arch_cost(arch: Arch) -> Cost:

@@ -168,12 +168,43 @@ class FrontResult:
         return text + "."
 
 
+def _plain_front(points: Sequence[Sequence[float]], signs: Sequence[float]) -> list[bool]:
+    """Which points no other point dominates (plain dominance), without comparing every pair.
+
+    In minimisation space (value * sign) a dominator is lexicographically smaller, so after a sort
+    each point is compared only with the front found so far (dominance is transitive: a point
+    dominated by a dominated point is dominated by a front point): O(n log n + n * front) with
+    the comparisons vectorised (issue 12: 100k imported rows). Identical points never dominate
+    each other, as in `dominates`."""
+    import numpy as np
+
+    n = len(points)
+    if n == 0:
+        return []
+    q = np.asarray(points, dtype=float) * np.asarray(signs, dtype=float)
+    order = np.lexsort(q.T[::-1])
+    front = np.empty_like(q)
+    size = 0
+    flags = [False] * n
+    for i in order:
+        p = q[i]
+        if size:
+            f = front[:size]
+            if np.any(np.all(f <= p, axis=1) & np.any(f < p, axis=1)):
+                continue
+        front[size] = p
+        size += 1
+        flags[int(i)] = True
+    return flags
+
+
 def pareto_front(
     rows: Iterable[Mapping[str, Any]],
     objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
     tolerances: Mapping[str, Tolerance] | None = None,
 ) -> FrontResult:
-    """The rows no other row dominates. O(n^2 * objectives): fine for thousands of rows."""
+    """The rows no other row dominates: plain dominance without comparing every pair (`_plain_front`);
+    with tolerances every pair, O(n^2 * objectives), fine for thousands of rows."""
     objectives = tuple(objectives)
     if not objectives:
         raise InputError("a Pareto front needs at least one objective")
@@ -196,10 +227,13 @@ def pareto_front(
         kept.append(dict(row))
         points.append(tuple(values))  # type: ignore[arg-type]
 
-    on_front = [
-        not any(j != i and dominates(points[j], points[i], objectives, tolerances) for j in range(len(points)))
-        for i in range(len(points))
-    ]
+    if tolerances:  # dominance with slack need not be transitive: every pair is compared
+        on_front = [
+            not any(j != i and dominates(points[j], points[i], objectives, tolerances) for j in range(len(points)))
+            for i in range(len(points))
+        ]
+    else:
+        on_front = _plain_front(points, [o.sign for o in objectives])
     for row, flag in zip(kept, on_front):
         row["on_front"] = flag
     front = [row for row, flag in zip(kept, on_front) if flag]

@@ -295,7 +295,7 @@ def parse_store(path: Path, data: bytes) -> _Tables:
         for record in table.values():
             if not isinstance(record, dict) or not isinstance(record.get("id"), str):
                 raise _bad_file(path, data, f"has a record without a string id in table {name!r}")
-            problem = record_problem(name, record, deep=False) if name in TABLES else None
+            problem = record_problem(name, record) if name in TABLES else None
             if problem:
                 raise _bad_file(path, data, f"has a bad record {_short_id(record['id'])} in table {name!r}: {problem}")
     return tables
@@ -461,6 +461,11 @@ class Tx:
         self._writable(META_TABLE, key)[key] = {**record, "rev": secrets.token_hex(6)}
 
     # -- reads
+    def has(self, table: str, id: str) -> bool:
+        """Is there a record `id` (no copy made: for checks in large imports)?"""
+        _check_table(table)
+        return id in self._idx(table)
+
     def get(self, table: str, id: str) -> dict | None:
         _check_table(table)
         key = self._idx(table).get(id)

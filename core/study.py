@@ -49,7 +49,7 @@ def architecture_record(arch: Arch, *, in_thesis: bool | None, sampled: bool) ->
 
 def _ensure_architecture(tx: Tx, arch: Arch, *, in_thesis: bool | None = None) -> bool:
     """Add an architecture seen in results but never sampled. True if added."""
-    if tx.get("architectures", arch.id) is not None:
+    if tx.has("architectures", arch.id):
         return False
     tx.insert("architectures", architecture_record(arch, in_thesis=in_thesis, sampled=False))
     return True
@@ -117,7 +117,7 @@ def import_results(store: Store, records: Iterable[dict], *, replace: bool = Fal
                     counts["removed"] += 1
         for rec in records:
             counts["architectures_added"] += _ensure_architecture(tx, arch_of(rec))
-            if tx.get("results", rec["id"]) is None:
+            if not tx.has("results", rec["id"]):
                 tx.insert("results", rec)
                 counts["added"] += 1
             else:

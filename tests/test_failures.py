@@ -328,7 +328,7 @@ HOSTILE_MESSAGES = {
     "deep": "is nested too deeply to be a klmtui store",
     "deep-but-parses": "has a bad record 't-1' in table 'runs': x is nested deeper than 32 levels",
     "nan": "holds a number klmtui refuses (NaN is not a JSON number)",
-    "overflow": "holds a number klmtui refuses (1e999 overflows to infinity)",
+    "overflow": "has a bad record 't-1' in table 'runs': accuracy inf is not a finite number",
     "int-5000-digits": "holds a number klmtui refuses (Exceeds the limit (4300 digits) for integer string conversion)",
     "int-50-digits": "has a bad record 't-1' in table 'runs': epoch 9999999999999999999999999999999999999999... "
                      "(50 characters) is out of range 0..100000",
@@ -612,3 +612,34 @@ def test_full_disk_fails_the_run_with_no_space_and_keeps_the_last_two_checkpoint
     assert r.returncode == 0, r.stderr
     rec = store.get("runs", run_id)
     assert (rec["status"], rec["error"]) == ("failed", f"no space left on device ({run_dir})")
+
+
+# --------------------------------------------------------------------------- 10. scale (speed is in bench/store_scale.py)
+
+
+def test_fast_front_is_the_pairwise_front():
+    """The non-dominated filter that does not compare every pair gives exactly the pairwise answer (ties too)."""
+    import random
+
+    from core.pareto import DEFAULT_OBJECTIVES, dominates, pareto_front
+
+    rnd = random.Random(1)
+    for _ in range(40):
+        rows = [{"arch_id": str(i), "accuracy": rnd.choice([rnd.uniform(90, 98), 95.0]),
+                 "params_m": rnd.choice([1.0, 2.0, rnd.uniform(0, 3)]), "latency_s": rnd.randint(1, 5),
+                 "power_w": rnd.randint(1, 3)} for i in range(rnd.randint(0, 200))]
+        points = [[r[o.name] for o in DEFAULT_OBJECTIVES] for r in rows]
+        pairwise = [not any(j != i and dominates(points[j], points[i], DEFAULT_OBJECTIVES) for j in range(len(rows)))
+                    for i in range(len(rows))]
+        assert [r["on_front"] for r in pareto_front(rows).rows] == pairwise
+
+
+def test_counting_with_repeated_cells_matches_cell_by_cell():
+    from core.arch import Arch
+    from core.counting import count_macs, count_params
+    from core.models import build_network
+
+    arch = Arch(5, 3, 7, 8)  # blocks long enough for the repeated-cell shortcut
+    model = build_network(arch, num_classes=10, auxiliary=False)
+    assert count_params(arch) == sum(p.numel() for p in model.parameters())
+    assert count_macs(Arch(64, 1, 1, 8)) > count_macs(Arch(63, 1, 1, 8))

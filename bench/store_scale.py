@@ -1,0 +1,88 @@
+"""Store scale (issue 12): 100k imported result rows, each command as a ratio to `json.load` of the file.
+
+    .venv/bin/python bench/store_scale.py [--rows 100000] [--out result.json]
+
+Builds a store in a temp folder (`klmtui init` + `import-results` of a generated NAS-Bench-sized
+CSV: distinct K-L-M@C, random figures), then times the real commands as subprocesses
+(`import-results`, `status --json`, `pareto --source NAME --json`, `device add`) and, in the same
+run, the baseline: a Python process that does `json.load` of the same store file (interpreter
+start included on both sides, so the ratio is command vs. "just read the file"). Prints one JSON
+object: seconds per command, the baseline, the ratios, the file size. Goals from the issue: import
+<= 10 s, status and pareto <= 1 s, a small write (device add) <= 0.2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_csv(path: Path, rows: int, seed: int = 0) -> None:
+    rnd = random.Random(seed)
+    seen: set[tuple[int, int, int, int]] = set()
+    lines = ["K,L,M,channels,accuracy,params_m,latency_s,power_w"]
+    while len(seen) < rows:
+        key = (rnd.randint(1, 64), rnd.randint(1, 64), rnd.randint(1, 64), rnd.choice(range(8, 513, 8)))
+        if key in seen:
+            continue
+        seen.add(key)
+        lines.append(f"{key[0]},{key[1]},{key[2]},{key[3]},{rnd.uniform(80, 98):.3f},{rnd.uniform(0.1, 30):.4f},"
+                     f"{rnd.uniform(0.01, 5):.4f},{rnd.uniform(2, 10):.3f}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def timed(argv: list[str], cwd: Path) -> float:
+    env = dict(os.environ, PYTHONPATH=str(REPO), KLMTUI_HOME=str(cwd / "home"))
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[2:])} failed: {proc.stderr.strip()[-300:]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--out", type=Path, default=None, help="Also write the JSON result here.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        store = folder / "runs.json"
+        csv_file = folder / "bench.csv"
+        write_csv(csv_file, args.rows)
+        klmtui = [sys.executable, "-m", "klmtui", "--store", str(store)]
+        timed(klmtui + ["init"], folder)
+        seconds = {"import": timed(klmtui + ["import-results", str(csv_file), "--source", "bench"], folder)}
+        baseline = min(timed([sys.executable, "-c", f"import json; json.load(open({str(store)!r}))"], folder)
+                       for _ in range(3))
+        seconds["status"] = min(timed(klmtui + ["status", "--json"], folder) for _ in range(2))
+        seconds["pareto"] = min(timed(klmtui + ["pareto", "--source", "bench", "--json"], folder) for _ in range(2))
+        seconds["device_add"] = timed(klmtui + ["device", "add", "nano", "--host", "192.0.2.10", "--user", "u"],
+                                      folder)
+        result = {
+            "rows": args.rows,
+            "store_mb": round(store.stat().st_size / 1e6, 1),
+            "json_load_s": round(baseline, 3),
+            "seconds": {k: round(v, 3) for k, v in seconds.items()},
+            "ratio_to_json_load": {k: round(v / baseline, 2) for k, v in seconds.items()},
+            "goals_s": {"import": 10.0, "status": 1.0, "pareto": 1.0, "device_add": 0.2},
+            "load_average": os.getloadavg()[0],
+        }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
