@@ -156,7 +156,7 @@ def test_kill_9_of_the_host_process_marks_interrupted_and_leaves_no_agent(tmp_pa
     store = Store(tmp_path / "runs.json")
     [bench_id] = benchjobs.submit(store, ["1-1-1@8"], ["local"], dict(TINY_OPTIONS, runs=100000, no_power=True))
     runner, agent = _runner_with_agent(store, bench_id)
-    record = store.get("benchmarks", bench_id)
+    record = wait_for(lambda: (r := store.get("benchmarks", bench_id)).get("agent_pgid") and r, 30, "agent_pgid")
     assert record["status"] == "running" and record["agent_pgid"] == agent and record["device"] == "local"
     os.kill(runner, signal.SIGKILL)
     wait_for(lambda: not alive(runner), 10, "the runner to die")
@@ -168,7 +168,7 @@ def test_kill_9_of_the_host_process_marks_interrupted_and_leaves_no_agent(tmp_pa
     again = benchjobs.resume(store, bench_id)
     assert again["attempt"] == 2 and again["status"] in ("queued", "running")
     wait_for(lambda: store.get("benchmarks", bench_id)["status"] == "running", 60, "the second attempt to run")
-    cancelled = benchjobs.cancel(store, bench_id)
+    cancelled = benchjobs.cancel(store, bench_id, wait_s=90)  # generous: the machine may be loaded
     assert cancelled["status"] == "cancelled" and cancelled["attempt"] == 2
 
 
