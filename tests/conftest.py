@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.sshd",
     "tests.fixtures.ray_cluster",
     "tests.fixtures.runs",
+    "tests.fixtures.study",
 ]

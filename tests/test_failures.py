@@ -52,16 +52,6 @@ def cli(cli):
         pass
 
 
-@pytest.fixture(scope="module")
-def initialised(tmp_path_factory) -> bytes:
-    """The bytes of a store after `klmtui init` (made once; tests write them instead of re-running init)."""
-    from core.study import init_study
-
-    path = tmp_path_factory.mktemp("init") / "runs.json"
-    init_study(Store(path))
-    return path.read_bytes()
-
-
 @pytest.fixture
 def study(cli, initialised):
     """The cli fixture on an initialised store."""

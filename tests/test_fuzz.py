@@ -22,16 +22,6 @@ from klmtui.cli import run  # noqa: E402
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(scope="module")
-def base_store(tmp_path_factory) -> bytes:
-    from core.store import Store
-    from core.study import init_study
-
-    path = tmp_path_factory.mktemp("fuzz-init") / "runs.json"
-    init_study(Store(path))
-    return path.read_bytes()
-
-
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
@@ -78,17 +68,17 @@ BENCH_OPTIONS = ["--batch", "--runs", "--batches", "--warmup-runs", "--warmup-ba
 
 @FUZZ
 @given(option=st.sampled_from(TRAIN_OPTIONS), value=numbers)
-def test_fuzz_train_options(env, base_store, capsys, option, value):
+def test_fuzz_train_options(env, initialised, capsys, option, value):
     store = env / "runs.json"
-    store.write_bytes(base_store)
+    store.write_bytes(initialised)
     check(capsys, store, "train", "1-1-1@8", option, value, "--data", env / "no-such-data", "--detach")
 
 
 @FUZZ
 @given(option=st.sampled_from(BENCH_OPTIONS), value=numbers, protocol=st.sampled_from(["thesis", "adaptive"]))
-def test_fuzz_bench_options(env, base_store, capsys, option, value, protocol):
+def test_fuzz_bench_options(env, initialised, capsys, option, value, protocol):
     store = env / "runs.json"
-    store.write_bytes(base_store)
+    store.write_bytes(initialised)
     check(capsys, store, "bench", "1-1-1@8", "--device", "no-such-device", "--protocol", protocol, option, value)
 
 
@@ -103,9 +93,9 @@ arch_strings = st.one_of(
 
 @FUZZ
 @given(arch=arch_strings)
-def test_fuzz_architecture_strings(env, base_store, capsys, arch):
+def test_fuzz_architecture_strings(env, initialised, capsys, arch):
     store = env / "runs.json"
-    store.write_bytes(base_store)
+    store.write_bytes(initialised)
     check(capsys, store, "train", arch, "--data", env / "no-such-data", "--detach")
     check(capsys, store, "bench", arch, "--device", "no-such-device")
 
@@ -119,9 +109,9 @@ cells = st.one_of(numbers, st.integers(1, 64).map(str), st.floats(0.01, 99).map(
                                ""]),
        rows=st.lists(st.lists(cells, min_size=0, max_size=10), max_size=5),
        junk=st.sampled_from(["", '"unterminated', "\x00", "\r\n\r\n", "x" * 5000, ",,,,,,,,,,"]))
-def test_fuzz_results_csv(env, base_store, capsys, header, rows, junk):
+def test_fuzz_results_csv(env, initialised, capsys, header, rows, junk):
     store = env / "runs.json"
-    store.write_bytes(base_store)
+    store.write_bytes(initialised)
     csv_file = env / "fuzz.csv"
     csv_file.write_text(header + "\n" + "\n".join(",".join(r) for r in rows) + "\n" + junk, encoding="utf-8")
     check(capsys, store, "import-results", csv_file, "--source", "fuzz")
@@ -141,9 +131,9 @@ FIELDS = ["id", "arch_id", "status", "K", "L", "M", "channels", "accuracy", "lat
 @given(table=st.sampled_from(["runs", "benchmarks", "results", "architectures", "devices", "other"]),
        record=st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=10),
        raw=st.sampled_from(["", "NaN", "1e999", "[" * 3000, '{"a":', "9" * 5000]))
-def test_fuzz_store_files(env, base_store, capsys, table, record, raw):
+def test_fuzz_store_files(env, initialised, capsys, table, record, raw):
     store = env / "runs.json"
-    data = json.loads(base_store)
+    data = json.loads(initialised)
     data.setdefault(table, {})["999"] = record
     text = json.dumps(data)
     if raw:  # splice a hostile table in: {"1": {"id": "h", "x": RAW}} (RAW may be NaN, 1e999, deep, torn)
@@ -153,11 +143,11 @@ def test_fuzz_store_files(env, base_store, capsys, table, record, raw):
         check(capsys, store, *args)
 
 
-def test_fuzz_sanity_the_property_can_fail(env, base_store, capsys):
+def test_fuzz_sanity_the_property_can_fail(env, initialised, capsys):
     """The check is not vacuous: a good command passes with 0, a hostile store is refused with 2."""
     store = env / "runs.json"
-    store.write_bytes(base_store)
+    store.write_bytes(initialised)
     assert check(capsys, store, "status", "--json") == 0
-    store.write_text(base_store.decode().replace('"accuracy": 96.', '"accuracy": 196.', 1))
+    store.write_text(initialised.decode().replace('"accuracy": 96.', '"accuracy": 196.', 1))
     assert check(capsys, store, "status", "--json") == 2
     assert math.isfinite(1.0)
