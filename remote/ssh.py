@@ -33,6 +33,7 @@ from remote.hostkeys import ChangedHostKey, RevokedHostKey, UnknownHostKey, host
 
 DEFAULT_TIMEOUT = settings.DEFAULT_SSH_TIMEOUT_S  # seconds: TCP connect, SSH banner, auth, channel opening
 MAX_JUMPS = 8
+MAX_COMMAND_OUTPUT = 4 << 20  # bytes a short remote command (device check, sha256sum, df) may write
 
 __all__ = [
     "klmtui_home",
@@ -505,9 +506,10 @@ class SshSession:
             raise self._fail("starting a remote command", exc) from None
         return channel
 
-    def run(self, command: str, timeout: float = 120.0) -> tuple[int, str, str]:
+    def run(self, command: str, timeout: float = 120.0, max_bytes: int = MAX_COMMAND_OUTPUT) -> tuple[int, str, str]:
         """Run a short command to completion: (exit status, stdout, stderr); SshUnreachable if the
-        link dropped (keepalive, deadline) before an exit status came, -1 if the server sent none."""
+        link dropped (keepalive, deadline) before an exit status came, -1 if the server sent none.
+        Output is bounded: more than `max_bytes` (stdout + stderr) stops the command, OperationFailed."""
         channel = self.open_exec(command)
         out, err = bytearray(), bytearray()
         deadline = time.monotonic() + timeout
@@ -521,6 +523,10 @@ class SshSession:
                     err += channel.recv_stderr(65536)
                     busy = True
                 if busy:
+                    if len(out) + len(err) > max_bytes:
+                        raise OperationFailed(
+                            f"device {self.target.device}: a remote command wrote more than {max_bytes // 1024} KiB; stopped"
+                        )
                     continue
                 if channel.closed or (channel.exit_status_ready() and channel.eof_received):
                     break

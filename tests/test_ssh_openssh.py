@@ -323,3 +323,14 @@ def test_through_a_jump_host_revocation_and_validation_hold(sshd, ssh_env):
     (user_ssh(ssh_env) / "known_hosts").write_text(f"@revoked * {key_part(sshd)}\n")
     with pytest.raises(OperationFailed, match="@revoked"):
         ssh.connect(record)  # the jump host's key is refused first, as ssh would
+
+
+def test_short_commands_have_bounded_output(sshd, ssh_env):
+    klmtui_known(ssh_env).write_text(sshd.known_hosts_line())
+    session = ssh.connect(device_record(sshd))
+    try:
+        with pytest.raises(OperationFailed, match="more than 1024 KiB; stopped"):
+            session.run("yes", max_bytes=1 << 20)  # endless output: stopped, not buffered
+        assert session.run("echo still fine")[1] == "still fine\n"
+    finally:
+        session.close()
