@@ -64,7 +64,9 @@ def bad_input(message: str) -> InputError:
 
 def emit_json(rows: Any) -> None:
     """Write JSON to stdout and nothing else (the `--json` contract)."""
-    sys.stdout.write(json.dumps(rows, indent=2, default=_json_default) + "\n")  # one write: 100k rows in 1/10 the time
+    # one write (100k rows: a tenth of the time of json.dump's many small writes); large outputs compact
+    indent = 2 if not isinstance(rows, list) or len(rows) <= 2000 else None
+    sys.stdout.write(json.dumps(rows, indent=indent, default=_json_default) + "\n")
     sys.stdout.flush()
 
 
