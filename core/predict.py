@@ -179,11 +179,14 @@ def _fit_candidate(candidate: Candidate, X: np.ndarray, y: np.ndarray, groups: S
         members.setdefault(g, []).append(i)
     for idx in members.values():
         sub = Xw[idx]
-        h = sub @ gram_inv @ sub.T
-        a = np.eye(len(idx)) - h
-        if np.linalg.cond(a) > 1e8:  # rows only they can explain: no honest out-of-group error
-            return None
-        loo[idx] = np.linalg.solve(a, resid[idx])  # residuals of the fit without this group
+        a = np.eye(len(idx)) - sub @ gram_inv @ sub.T
+        if np.linalg.cond(a) < 1e8:
+            loo[idx] = np.linalg.solve(a, resid[idx])  # residuals of the fit without this group
+        else:  # the others cannot pin every coefficient: refit without the group (minimum norm)
+            rest: Any = np.ones(n, bool)
+            rest[idx] = False
+            beta_rest = np.linalg.lstsq(Xw[rest], yw[rest], rcond=None)[0]
+            loo[idx] = yw[idx] - sub @ beta_rest
     loo_rel = np.expm1(loo) if candidate.space == "log" else loo
     sigma = float(math.sqrt(np.sum(loo ** 2) / n))
     return Fit(candidate, beta, gram_inv, rank, n, loo_rel, sigma)
