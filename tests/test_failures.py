@@ -77,6 +77,7 @@ def refused(cli, *args, code=2, contains=None) -> str:
 # --------------------------------------------------------------------------- 1. exit codes
 
 
+@pytest.mark.slow
 def test_train_that_fails_exits_1_json_too(cli, small_cifar, tmp_path):
     broken = tmp_path / "broken-cifar"
     shutil.copytree(small_cifar, broken)
@@ -214,6 +215,7 @@ def test_killed_and_pid_reused_jobs_show_interrupted_on_every_read_path(study):
             proc.wait()
 
 
+@pytest.mark.slow
 def test_training_run_killed_minus_9_is_interrupted_in_status(cli, small_cifar):
     import signal
 
@@ -494,6 +496,7 @@ def test_accuracy_is_over_one_recipe_and_distinct_seeds(study):
     assert [x["accuracy"] for x in r.json()] == [32.0]
 
 
+@pytest.mark.slow
 def test_training_again_takes_the_next_unused_seed_and_an_honest_label(cli, small_cifar):
     tiny = ["--epochs", "1", "--train-subset", "20", "--test-subset", "10", "--batch-size", "10", "--data", small_cifar]
     first = cli("train", "1-1-1@8", *tiny, "--json", timeout=300)
@@ -549,6 +552,7 @@ def _fill(folder: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow
 def test_full_disk_fails_the_run_with_no_space_and_keeps_the_last_two_checkpoints(cli, small_cifar, small_disk):
     import signal
 
