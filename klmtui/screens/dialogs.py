@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Log, Select, Static
+from textual.widgets import Button, Footer, Header, Input, Label, RichLog, Select, Static
 
 from core.errors import InputError
 from core.prefs import DEFAULT_PROFILE
@@ -373,22 +373,24 @@ class LogLoaded(Message):
 
 
 class LogScreen(Screen):
-    """The whole log of a run or benchmark: scrollable both ways, lines never cut (escape: back)."""
+    """The whole log of a run or benchmark: scrollable, long lines wrapped, never cut (escape: back)."""
 
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back"), Binding("r", "reload", "Reload")]
 
     def __init__(self, record_id: str) -> None:
         super().__init__()
         self.record_id = record_id
+        self.lines: list[str] = []  # what is shown, as read
+        self.loaded = False
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Log(id="full-log", highlight=False)
+        yield RichLog(id="full-log", wrap=True, markup=False, highlight=False)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = f"log of {self.record_id}"
-        self.query_one(Log).focus()
+        self.query_one(RichLog).focus()
         self.action_reload()
 
     def action_reload(self) -> None:
@@ -399,6 +401,8 @@ class LogScreen(Screen):
                          group="full-log", exclusive=True, target=self)
 
     def on_log_loaded(self, message: LogLoaded) -> None:
-        log = self.query_one(Log)
+        self.lines, self.loaded = list(message.lines), True
+        log = self.query_one(RichLog)
         log.clear()
-        log.write_lines([visible(line) for line in message.lines] or ["(the log is empty)"])
+        for line in [visible(line) for line in message.lines] or ["(the log is empty)"]:
+            log.write(line)
