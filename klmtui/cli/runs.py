@@ -144,11 +144,10 @@ def rm(app: AppContext, record_ids: tuple[str, ...], yes: bool, as_json: bool) -
 @pass_app
 def compare(app: AppContext, refs: tuple[str, ...], show_all: bool, as_json: bool, wide: bool) -> None:
     """Runs, benchmarks or architectures side by side (an architecture: its latest done run and benchmark)."""
-    from core.runs import DECIMALS, differences, figures, quantiles, resolve_items
-    from klmtui.services import attach_samples
+    from core.runs import DECIMALS, differences, figures, quantiles
+    from klmtui.services import Services
 
-    store = app.store()
-    items = attach_samples(store, resolve_items(store, list(refs)))
+    items = Services(app.store_path).compare(list(refs))  # the TUI's compare screen reads the same
     if as_json:
         emit_json([{"ref": i.ref, "arch_id": i.arch_id, "figures": figures(i), "curve": i.curve,
                     "latency_s": i.latencies, "power_w": i.power} for i in items])
