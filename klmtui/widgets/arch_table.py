@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist
 
 from core.arch import triple_key
 from klmtui.views import ArchRow, fmt, fmt_accuracy
@@ -116,7 +117,7 @@ class ArchTable(DataTable):
             return None
         try:
             key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:
+        except CellDoesNotExist:  # the cursor is past the rows (a redraw is under way)
             return None
         return key.value
 
