@@ -267,3 +267,25 @@ async def test_home_and_details_at_80x24_keep_first_columns_and_footer(history, 
         first = [str(dt.get_row_at(i)[0]) for i in range(dt.row_count)]
         assert all(i.startswith(("t-", "b-")) and len(i) == 10 for i in first)  # whole ids
         assert {"l", "x", "escape"} <= set(footer_keys(app)) and footer_width(app) <= 80 - 12
+
+
+@sync
+async def test_devices_screen_says_a_check_failed_and_shows_ports_whole(tmp_path, monkeypatch):
+    monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KLMTUI_SSH_TIMEOUT", "5")
+    store = study_store(tmp_path)
+    store.upsert("devices", {"id": "nano", "name": "nano", "host": "127.0.0.1", "user": "jetson", "port": 2222,
+                             "key": None, "python": "python3", "tegrastats": "tegrastats"})
+    app = KlmtuiApp(store.path, jobs_refresh_s=None)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: screen_name(app) == "DevicesScreen")
+        table = app.screen.query_one("#devices-table")
+        await wait_until(pilot, lambda: table.row_count == 2, what="local and nano")
+        assert [str(c) for c in table.get_row("nano")][3] == "2222"  # never 2.22e+03
+        table.move_cursor(row=table.get_row_index("nano"))
+        await pilot.press("k")  # nothing listens on 127.0.0.1:2222
+        await wait_until(pilot, lambda: "failed" in text_of(app, "#device-report"), timeout=60, what="the failure")
+        assert "checking" not in text_of(app, "#device-report")
+        assert app.device_states["nano"].status == "failed" and str(table.get_row("nano")[-1]) == "FAILED"
