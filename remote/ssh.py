@@ -453,7 +453,7 @@ class SshSession:
 
     def __init__(self, client: Any, target: SshTarget, hops: list, timeout: float):
         self.client, self.target, self.hops, self.timeout = client, target, hops, timeout
-        self._sftp = None
+        self._sftp: Any = None  # paramiko's SFTPClient, opened on first use
         self._overdue: Optional[str] = None
         # A single read may wait this long before it gives up (keepalive ends a dead link sooner).
         self.read_timeout = max(timeout, target.alive_interval * target.alive_count_max)

@@ -57,7 +57,10 @@ def _expand(path: Path, host: str, base: Path, depth: int) -> list[str]:
     active = True
     for line in lines:
         m = _KEYWORD.match(line)
-        keyword = m.group(1).lower() if m else ""
+        if m is None:  # not a keyword line (blank, comment): kept as it is
+            out.append(line)
+            continue
+        keyword = m.group(1).lower()
         if keyword in ("host", "match"):
             header = line
             active = keyword == "match" or _host_block_matches(m.group(2), host)
