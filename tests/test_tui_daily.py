@@ -177,8 +177,10 @@ async def test_details_pick_any_run_read_its_whole_log_and_delete_it(history, mo
         await wait_until(pilot, lambda: screen_name(app) == "ConfirmDialog", what="the confirmation")
         await pilot.click("#ok")
         await wait_until(pilot, lambda: store.get("runs", run_id) is None, what="the run deleted")
-        assert not (history.parent / "runs" / run_id).exists()
+        await wait_until(pilot, lambda: not (history.parent / "runs" / run_id).exists(), what="its folder deleted")
         await wait_until(pilot, lambda: app.screen.query_one("#runs-table").row_count == 1, what="the list updated")
+        await pilot.pause(2.5)  # the screen's 1 s folder poll must not bring the folder back
+        assert not (history.parent / "runs" / run_id).exists()
 
 
 @sync
