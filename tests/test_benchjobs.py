@@ -328,7 +328,8 @@ def test_resume_kills_only_a_leftover_agent_of_the_same_benchmark(tmp_path, sshd
         for transport in transports:
             fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "remote.agent.main",
                                      "--job", "b-1234abcd"], start_new_session=True)
-            try:
+            try:  # kill_group reads the leader's command line: wait until the child has exec'd
+                wait_for(lambda: b"b-1234abcd" in Path(f"/proc/{fake.pid}/cmdline").read_bytes(), 20, "the exec")
                 assert transport.kill_group(fake.pid, "b-00000000") is False  # another benchmark's id
                 assert fake.poll() is None
                 assert transport.kill_group(fake.pid, "b-1234abcd") is True

@@ -230,7 +230,7 @@ async def test_device_vanishing_mid_stream_is_an_error_not_a_crash(tmp_path, ssh
     known_hosts.parent.mkdir(parents=True, exist_ok=True)
     known_hosts.write_text(sshd.known_hosts_line())
     app = KlmtuiApp(tmp_path / "runs.json", bench_defaults={
-        "device": "jet", "batch": 2, "runs": 80, "batches": 10, "warmup_runs": 1, "warmup_batches": 1})
+        "device": "jet", "batch": 2, "runs": 40, "batches": 10, "warmup_runs": 1, "warmup_batches": 1})
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: bool(table_ids(app)), what="the table")
         await pilot.press("slash", *"1-1-1@8", "enter")
