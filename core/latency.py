@@ -23,6 +23,7 @@ The confidence interval of the median is the distribution-free order-statistic i
 
 import bisect
 import math
+from typing import Optional
 
 PROTOCOLS = ("thesis", "adaptive")
 TIMINGS = ("sync", "thesis")
@@ -58,6 +59,19 @@ FIELDS = ("protocol", "timing", "batch", "runs", "batches", "warmup_runs", "warm
 
 class Protocol(object):
     """A fully resolved protocol: defaults of its kind overridden by whatever is not None."""
+
+    # The FIELDS, set in __init__ from DEFAULTS and the overrides (declared for type checkers only).
+    protocol: str
+    timing: str
+    batch: int
+    runs: int
+    batches: "Optional[int]"  # thesis: batches per run; adaptive: None
+    warmup_runs: int
+    warmup_batches: int
+    min_batches: "Optional[int]"  # adaptive only (None for thesis)
+    max_batches: "Optional[int]"
+    ci_rel: "Optional[float]"
+    min_seconds: "Optional[float]"
 
     def __init__(self, protocol="thesis", timing="sync", **overrides):
         if protocol not in PROTOCOLS:
@@ -253,8 +267,9 @@ def sen_slope(values):
 
 
 TREND_BLOCKS = 10  # Mann-Kendall runs over this many block medians (robust, and O(1) per check)
-TREND_Z = 1.645    # two-sided 10%: a false alarm only costs more batches
-TREND_SPAN = 0.5   # ... and a trend matters once it moves the block medians by half the tolerance
+TREND_Z = 1.96     # two-sided 5% on the block medians ...
+TREND_SPAN = 1.0   # ... and a trend counts only once Sen's slope over the kept span exceeds the tolerance
+WINDOW_SHIFT = 1.0  # a window drift counts only once the two windows' medians differ by the tolerance
 
 
 class AdaptiveStop(object):
@@ -264,9 +279,20 @@ class AdaptiveStop(object):
     - `min_batches` samples kept, and `min_seconds` of timing elapsed since the first kept batch
       (a drift restarts that clock: what is kept must span the minimum duration on its own);
     - the `confidence` CI of the median of the kept samples lies within +-ci_rel of it;
-    - no drift: (a) the last two windows of `window()` samples each have a median CI, and those
-      CIs overlap; (b) Mann-Kendall over TREND_BLOCKS block medians of the kept samples finds no
-      trend (|Z| < 1.645) or one too small to matter (Theil-Sen slope x span < ci_rel/2 x median).
+    - no drift. A drift must be statistically AND practically significant; "practically" is the
+      tolerance tol = ci_rel x the median of the kept samples (what the result promises):
+      (a) window: the last two windows of `window()` samples have disjoint median CIs AND their
+          medians differ by more than tol (WINDOW_SHIFT): a step (interference started or
+          stopped, a clock change);
+      (b) trend: Mann-Kendall over TREND_BLOCKS block medians of the kept samples finds a trend
+          (|Z| >= 1.96) AND Theil-Sen's slope of those block medians, projected over the kept span
+          (9 block steps), exceeds tol (TREND_SPAN): a ramp (a Jetson's clocks ramping up or
+          its temperature throttling them, a monotone drift over minutes).
+      Only medians enter the tests (window medians, block medians, their order-statistic CIs),
+      so spikes and heavy-tailed jitter (a shared VM, a preempted batch) move nothing; a level
+      wander smaller than the tolerance is ignored because it cannot move the result by more
+      than the CI already allows. A ramp too slow to move the kept span by tol is, for the
+      same reason, too slow to matter to the figure.
     A drift discards the samples before it (window drift: all but the last window; a trend: the
     older half): they are counted in `discarded`, `drifts` counts the events. `reason` is
     `converged` or `ceiling` (max_batches timed in all, kept or discarded).
@@ -307,6 +333,10 @@ class AdaptiveStop(object):
         rel = relative_halfwidth(median(self.sorted), ci)
         return rel is not None and rel <= self.ci_rel
 
+    def tolerance(self):
+        """What a drift must exceed to matter: ci_rel x the median of the kept samples."""
+        return self.ci_rel * abs(median(self.sorted) or 0.0)
+
     def drift(self):
         """`window`, `trend` or None (see the class docstring); discards nothing."""
         w = self.window()
@@ -314,7 +344,9 @@ class AdaptiveStop(object):
             older = median_ci(self.kept[-2 * w:-w], self.confidence)
             newer = median_ci(self.kept[-w:], self.confidence)
             if older and newer and (newer[0] > older[1] or newer[1] < older[0]):
-                return "window"
+                shift = abs(median(self.kept[-w:]) - median(self.kept[-2 * w:-w]))
+                if shift > WINDOW_SHIFT * self.tolerance():
+                    return "window"
         n = len(self.kept)
         if n >= 3 * TREND_BLOCKS:
             size = n // TREND_BLOCKS
@@ -322,7 +354,7 @@ class AdaptiveStop(object):
             blocks = [median(self.kept[start + b * size:start + (b + 1) * size]) for b in range(TREND_BLOCKS)]
             if abs(mann_kendall_z(blocks)) >= TREND_Z:
                 span = abs(sen_slope(blocks)) * (TREND_BLOCKS - 1)
-                if span >= TREND_SPAN * self.ci_rel * median(self.sorted):
+                if span > TREND_SPAN * self.tolerance():
                     return "trend"
         return None
 
@@ -364,3 +396,49 @@ class AdaptiveStop(object):
         return {"batches": len(self.kept), "reason": self.reason, "converged": self.reason == "converged",
                 "timed": self.timed, "discarded": self.discarded, "drifts": self.drifts,
                 "seconds": self.elapsed, "seconds_kept": self.elapsed - self.since}
+
+
+MIN_POWER_SAMPLES = 10  # the adaptive power pass keeps at least this many power samples
+
+
+class PowerStop(object):
+    """The adaptive POWER pass' own stop rule (it does not repeat the latency pass' batch count).
+
+    Power samples (mW of the chosen figure, with their time since the pass started) go to
+    add_sample(), every timed batch to add_batch(). done() is True when
+    - `max_batches` batches were timed (`ceiling`), or
+    - at least `min_batches` batches were timed and the samples satisfy AdaptiveStop's rule on
+      their own: >= `min_samples` kept, `min_seconds` since the last drift, the CI of the median
+      power within +-ci_rel, and the same drift guard (window and trend, practically significant
+      only; a Jetson's power rises as it warms up, like its latency drifts) -> `converged`.
+    """
+
+    def __init__(self, ci_rel=0.01, min_batches=30, max_batches=2500, min_seconds=0.0,
+                 min_samples=MIN_POWER_SAMPLES, confidence=CONFIDENCE):
+        self.min_batches = int(min_batches)
+        self.max_batches = int(max_batches)
+        self.samples = AdaptiveStop(ci_rel, max(int(min_samples), 3), 1 << 62, confidence, min_seconds)
+        self.batches = 0
+        self.reason = None
+
+    def add_batch(self):
+        self.batches += 1
+
+    def add_sample(self, value, elapsed):
+        self.samples.add(value, elapsed)
+
+    def done(self):
+        if self.batches >= self.max_batches:
+            self.reason = "ceiling"
+            return True
+        if self.batches < self.min_batches or not self.samples.done():
+            return False
+        self.reason = "converged"
+        return True
+
+    def report(self):
+        """Like AdaptiveStop.report(), for the power samples, plus the batches this pass timed."""
+        out = self.samples.report()
+        out.update(reason=self.reason, converged=self.reason == "converged", batches_timed=self.batches,
+                   samples=out.pop("batches"), samples_seen=out.pop("timed"))
+        return out

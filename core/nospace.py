@@ -14,7 +14,7 @@ import errno
 import os
 import time
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import BinaryIO, Callable, TypeVar
 
 from core.errors import OperationFailed
 
@@ -56,7 +56,7 @@ def find(exc: BaseException | None, folder: str | os.PathLike = "?") -> DiskFull
     return None
 
 
-def write_atomically(path: Path, write: Callable[[object], None]) -> None:
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """`write(file)` into a temp file beside `path`, fsync, rename over `path`.
 
     A failure removes the temp file (no `.checkpoint.pt.<pid>.tmp` left behind); a full disk is

@@ -194,7 +194,8 @@ def resolve_items(store, refs: Sequence[str]) -> list[Item]:
     for ref in refs:
         if table_of(ref):
             table, rec = find(store, ref)
-            item = Item(ref, rec.get("arch_id") or "?", **({"run": rec} if table == RUNS else {"bench": rec}))
+            arch_id = rec.get("arch_id") or "?"
+            item = Item(ref, arch_id, run=rec) if table == RUNS else Item(ref, arch_id, bench=rec)
         else:
             try:
                 arch_id = parse_arch(ref).id

@@ -121,7 +121,7 @@ def make_config(profile: str = "paper", **overrides: Any) -> TrainConfig:
     return cfg
 
 
-def _coerce(name: str, value: Any, annotation: str) -> Any:
+def _coerce(name: str, value: Any, annotation: object) -> Any:
     """Form and JSON values arrive as strings too: "3" -> 3 for an int field, clear error otherwise."""
     if value is None:
         return None
@@ -256,7 +256,7 @@ def load_latest_checkpoint(run_dir: Path) -> tuple[dict, Path, str | None] | Non
 
 def read_jsonl(path: Path) -> list[dict]:
     """The complete lines of a JSON-lines file (a torn last line from a kill is skipped)."""
-    rows = []
+    rows: list[dict] = []
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -467,7 +467,7 @@ def train(arch: Arch, cfg: TrainConfig, run_dir: Path, report: Reporter | None =
     atomic_write_bytes(run_dir / RECIPE, json.dumps(recipe, indent=2).encode())
     report({"event": "start", "epoch": start_epoch, "epochs": cfg.epochs, "batches": batches, "pid": os.getpid(),
             "host": socket.gethostname(), "device": device.type, "resumed": start_epoch > 0, "recipe": recipe})
-    last = {"test_acc": None}
+    last: dict[str, float | None] = {"test_acc": None}
     for epoch in range(start_epoch, cfg.epochs):
         lr = epoch_lr(cfg, epoch)
         for group in optimizer.param_groups:

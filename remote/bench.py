@@ -44,6 +44,7 @@ from core.schema import is_local_device
 from core.latency import FIELDS, Protocol
 from remote.agent.events import AGENT_EVENTS, SUMMARY, SUMMARY_NOT_STORED
 from remote.benchevents import BenchState, validate_event, validate_line
+from remote.transport import AgentProcess
 
 # What every protocol reports about its timed part, for latency (top level) and power (`power_timed`).
 TIMED_KEYS = ("batches_timed", "seconds_timed", "stop_reason")
@@ -210,7 +211,7 @@ class _Run:
         self.on_event = on_event
         self.cancel = cancel or threading.Event()
         self.cancelled = False
-        self.agent = None
+        self.agent: Optional[AgentProcess] = None
         self.events = open(self.folder / EVENTS_FILE, "a", encoding="utf-8")
         self.bad_lines = 0
         self.dropped: set[str] = set()  # `event.field` names the agent sent that the schema lacks
@@ -429,6 +430,8 @@ def push_thesis_images(transport, run: "_Run", protocol: Protocol, extras: dict)
 def _stream(run: _Run, protocol: Protocol) -> dict:
     """Read the agent's lines to the end; the outcome (status, error, summary fields)."""
     agent = run.agent
+    if agent is None:
+        raise OperationFailed("internal: no agent process to read")  # _execute starts it first
     summary = error = None
     recorded_pgid = False
     for line in agent.lines():

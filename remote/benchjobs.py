@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
@@ -370,7 +371,7 @@ def follow(store, ids: list[str], on_event: Optional[Callable[[str, dict], None]
 
     offsets = offsets or {}
     tails = [EventTail(store.run_dir(i) / "events.jsonl", offsets.get(i, 0),
-                       (lambda e, i=i: on_event(i, e)) if on_event else None) for i in ids]
+                       partial(on_event, i) if on_event else None) for i in ids]
     last_refresh = 0.0
     ended: set = set()
     while True:
