@@ -1,6 +1,7 @@
 """Shared fixtures live in tests/fixtures/*, one module per area, loaded as plugins."""
 
 pytest_plugins = [
+    "tests.fixtures.leaks",  # first: its fixtures are torn down last
     "tests.fixtures.paths",
     "tests.fixtures.cli",
     "tests.fixtures.data",
