@@ -362,10 +362,19 @@ class KlmtuiApp(App):
             self.notify("nothing running to cancel", severity="warning")
             return
         for job_id in ids:
-            self.run_job(Job("cancel", job_id), self._then(self.services.cancel, job_id, m.JobCancelled(job_id)),
-                         group=f"cancel-{job_id}")
+            self._cancel_job(job_id)
         if streams:
             self.notify(f"cancelling {len(streams)} benchmark(s)", timeout=3)
+
+    @on(m.StreamCancelRequested)
+    def cancel_stream(self, message: m.StreamCancelRequested) -> None:
+        self._cancel_job(message.job_id)
+
+    def _cancel_job(self, job_id: str) -> None:
+        """Cancel one run or benchmark in a worker: JobCancelled, or its error by type in `_failed`
+        (e.g. a benchmark that ended just before: "benchmark b-... is not running (status done)")."""
+        self.run_job(Job("cancel", job_id), self._then(self.services.cancel, job_id, m.JobCancelled(job_id)),
+                     group=f"cancel-{job_id}")
 
     @on(m.JobCancelled)
     def job_cancelled(self, message: m.JobCancelled) -> None:
@@ -469,7 +478,8 @@ class KlmtuiApp(App):
                     self.post_message(m.StreamEnded(keys[record["id"]], record, None))
 
                 self.services.follow_benchmarks(offsets, lambda i, e: self.post_message(m.StreamEvent(keys[i], e)),
-                                                ended, cancels, stopped)
+                                                ended, cancels, lambda i: self.post_message(m.StreamCancelRequested(i)),
+                                                stopped)
             except Exception as exc:
                 text = str(exc) if isinstance(exc, KlmtuiError) else f"{type(exc).__name__}: {exc}"
                 for stream in streams:

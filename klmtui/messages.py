@@ -123,6 +123,14 @@ class JobCancelled(Message):
         self.job_id = job_id
 
 
+class StreamCancelRequested(Message):
+    """The benchmark follower saw a stream's cancel set: the app cancels that benchmark as a job."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__()
+        self.job_id = job_id
+
+
 class JobResumed(Message):
     def __init__(self, job_id: str) -> None:
         super().__init__()

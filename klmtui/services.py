@@ -84,10 +84,10 @@ class Services:
     def refresh_jobs(self) -> None:
         """Mark runs and benchmarks whose process vanished as `interrupted` (re-attaching after a restart)."""
         from core import jobs
-        from remote.bench import refresh_benchmarks
+        from remote import benchjobs
 
         jobs.refresh(self.store())
-        refresh_benchmarks(self.store())
+        benchjobs.refresh(self.store())
 
     # ------------------------------------------------------------------ study
     def init_study(self) -> str:
@@ -114,9 +114,9 @@ class Services:
     def cancel(self, job_id: str) -> None:
         """A training run (`t-...`) or a benchmark started by another process (`b-...`)."""
         if job_id.startswith("b-"):
-            from remote.bench import cancel_benchmark
+            from remote import benchjobs
 
-            cancel_benchmark(self.store(), job_id)
+            benchjobs.cancel(self.store(), job_id)
             return
         from core import jobs
 
@@ -191,12 +191,13 @@ class Services:
 
     def follow_benchmarks(self, offsets: dict[str, int], on_event: Callable[[str, dict], None],
                           on_end: Callable[[dict], None], cancels: dict[str, threading.Event],
-                          stop: Callable[[], bool], poll_s: float = FOLLOW_S) -> list[dict] | None:
+                          on_cancel: Callable[[str], None], stop: Callable[[], bool],
+                          poll_s: float = FOLLOW_S) -> list[dict] | None:
         """Follow benchmarks (remote.benchjobs.follow) until each has ended (`on_end(record)` as each
-        does); None at once when `stop()` (the app quits: the benchmarks keep running). A set
-        `cancels[id]` cancels that benchmark (queued or running)."""
+        does); None at once when `stop()` (the app quits: the benchmarks keep running). Once
+        `cancels[id]` is set, `on_cancel(id)` is called (once): the app cancels it as a job of its
+        own (`Services.cancel`), whose errors (it had just ended, it did not stop) it reports by type."""
         from remote import benchjobs
-        from remote.bench import cancel_benchmark
 
         store = self.store()
         sent: set[str] = set()
@@ -205,7 +206,7 @@ class Services:
             for bench_id, event in cancels.items():
                 if event.is_set() and bench_id not in sent:
                     sent.add(bench_id)
-                    threading.Thread(target=_quietly, args=(cancel_benchmark, store, bench_id), daemon=True).start()
+                    on_cancel(bench_id)
             return stop()
 
         return benchjobs.follow(store, list(offsets), on_event, stop=stopper, offsets=offsets, poll_s=poll_s,
@@ -283,11 +284,3 @@ def attach_samples(store, items: list) -> list:
             pass  # no events kept (e.g. imported record): figures only
         item.latencies, item.power = list(stream.latencies), list(stream.power_w)
     return items
-
-
-def _quietly(fn: Callable, *args: Any) -> None:
-    """In a thread of its own: a cancel that comes too late (the benchmark just ended) is no error."""
-    try:
-        fn(*args)
-    except KlmtuiError:
-        pass

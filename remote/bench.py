@@ -19,8 +19,9 @@ the event schema is remote/agent/events.py, its validation and THE fold remote.b
 
 Cancelling: a `threading.Event` (the runner's SIGTERM handler, a thread of the caller) or a
 `cancel` file in the run folder (remote.benchjobs.cancel); the agent's whole process group is
-killed through `AgentProcess.cancel()`. `run_benchmark` / `resume_benchmark` are the foreground
-forms (scripts, tests): the same record-first path, executed in the calling process.
+killed through `AgentProcess.cancel()`. The foreground forms (scripts, tests: the same
+record-first path, executed in the calling process) are `remote.benchjobs.run_benchmark` /
+`resume_benchmark`. This module never imports remote.benchjobs (it sits below it).
 
 Host-side events given to `on_event` besides the agent's own (hello/latency/power/summary/error):
 `{"event": "benchmark", "id", "arch", "device", "weights", "run_id", "attempt"}` first,
@@ -34,6 +35,7 @@ import json
 import re
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -72,6 +74,12 @@ HEARTBEAT_TIMEOUT_S = 30.0  # the agent stops itself after this much silence fro
 HEARTBEAT_EVERY_S = 2.0  # how often the host writes a heartbeat line (at most a quarter of the timeout)
 PROGRESS_EVERY_S = 3.0  # how often the runner writes `progress` into the record
 MB = 1e6
+
+
+def stamp() -> str:
+    """ISO 8601 UTC with milliseconds, the benchmark records' times (`created`, `started`,
+    `finished`): benchmark intervals on two devices are compared."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 # --------------------------------------------------------------------------- inputs
@@ -287,27 +295,6 @@ class _Cancelled(Exception):
     pass
 
 
-def run_benchmark(store, arch_id: str, device_name: str, options: Optional[dict] = None,
-                  on_event: Optional[EventCallback] = None, cancel: Optional[threading.Event] = None,
-                  *, home: Optional[Path] = None, bench_id: Optional[str] = None) -> dict:
-    """Benchmark one architecture on one device in this process (the foreground form of
-    remote.benchjobs: the same queued record, claimed here once the device is free); the final record."""
-    from remote import benchjobs
-
-    [bench_id] = benchjobs.submit(store, [arch_id], [device_name], options, runner=benchjobs.FOREGROUND,
-                                  bench_ids=[bench_id] if bench_id else None)
-    return benchjobs.run_here(store, bench_id, on_event, cancel, home=home)
-
-
-def resume_benchmark(store, bench_id: str, on_event: Optional[EventCallback] = None,
-                     cancel: Optional[threading.Event] = None, *, home: Optional[Path] = None) -> dict:
-    """Run a failed/cancelled/interrupted benchmark again under the same id, in this process."""
-    from remote import benchjobs
-
-    benchjobs.resume(store, bench_id, runner=benchjobs.FOREGROUND)
-    return benchjobs.run_here(store, bench_id, on_event, cancel, home=home)
-
-
 def execute_record(store, record: dict, on_event: Optional[EventCallback] = None,
                    cancel: Optional[threading.Event] = None, home: Optional[Path] = None) -> dict:
     """Run the benchmark `record` (`running`, held by this process) with its recorded config."""
@@ -472,8 +459,6 @@ def _stream(run: _Run, protocol: Protocol) -> dict:
 
 
 def _finish(store, run: _Run, outcome: dict) -> dict:
-    from remote.benchjobs import stamp
-
     record = run.record
     fields: dict[str, Any] = {"status": outcome["status"], "error": outcome.get("error"), "finished": stamp(),
                               "bad_lines": run.bad_lines, "dropped_fields": sorted(run.dropped)[:50],
@@ -522,27 +507,3 @@ def summary_fields(summary: dict, batch: int) -> dict:
         "drop_none": summary.get("drop_none"),
         "compute": summary.get("device"),
     }
-
-
-# --------------------------------------------------------------------------- other processes
-
-
-def _get(store, bench_id: str) -> dict:
-    record = store.get("benchmarks", bench_id)
-    if record is None:
-        raise InputError(f"no benchmark {bench_id!r} in {store.path}")
-    return record
-
-
-def refresh_benchmarks(store) -> list[str]:
-    """Mark benchmarks whose host process has vanished `interrupted` (and start queued ones); their ids."""
-    from remote import benchjobs
-
-    return benchjobs.refresh(store)
-
-
-def cancel_benchmark(store, bench_id: str, wait_s: float = 20.0) -> dict:
-    """Stop a queued or running benchmark from any process (remote.benchjobs.cancel)."""
-    from remote import benchjobs
-
-    return benchjobs.cancel(store, bench_id, wait_s)

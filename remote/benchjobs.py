@@ -22,7 +22,8 @@ The lifecycle, like training's (core/jobs), and what the CLI, the TUI and script
 - `follow(store, ids, on_event)`: the events of several benchmarks as they are written (validated),
   until every one of them has ended; refreshes on the way.
 - `run_here(store, id, ...)`: the foreground way (scripts, tests): claim the benchmark for this
-  process once its device is free, and execute it here.
+  process once its device is free, and execute it here; `run_benchmark(store, arch, device, ...)`
+  and `resume_benchmark(store, id, ...)` submit / resume and then `run_here`.
 
 Records keep `device`, `started` and `finished` (ISO 8601 UTC, milliseconds) and `devices` (the pool).
 """
@@ -43,17 +44,13 @@ from typing import Any, Callable, Iterable, Optional
 from core.errors import InputError, OperationFailed
 from core.jobs.process import is_alive, spawn_detached, start_time
 from core.schema import BENCHMARKS, CANCELLED, FINAL_STATUSES, INTERRUPTED, QUEUED, RESUMABLE_STATUSES, RUNNING
+from remote.bench import CANCEL_FILE, EVENTS_FILE, EventCallback, stamp
 
 QUEUE_LOCK = ".bench-queue.lock"
 RUNNER_LOG = "process.log"  # a runner's own output (its one-line error, if any)
 DETACHED, FOREGROUND = "detached", "foreground"
 REFRESH_S = 2.0
 LAUNCH_GRACE_S = 120.0  # a claimed benchmark whose runner never reported a pid this long: its starter died
-
-
-def stamp() -> str:
-    """ISO 8601 UTC with milliseconds: benchmark intervals on two devices are compared."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _age_s(stamp_text: Optional[str]) -> float:
@@ -252,6 +249,23 @@ def run_here(store, bench_id: str, on_event=None, cancel: Optional[threading.Eve
             start_queued(store)
 
 
+def run_benchmark(store, arch_id: str, device_name: str, options: Optional[dict] = None,
+                  on_event: Optional[EventCallback] = None, cancel: Optional[threading.Event] = None,
+                  *, home: Optional[Path] = None, bench_id: Optional[str] = None) -> dict:
+    """Benchmark one architecture on one device in this process (the foreground form: the same
+    queued record, claimed here once the device is free); the final record."""
+    [bench_id] = submit(store, [arch_id], [device_name], options, runner=FOREGROUND,
+                        bench_ids=[bench_id] if bench_id else None)
+    return run_here(store, bench_id, on_event, cancel, home=home)
+
+
+def resume_benchmark(store, bench_id: str, on_event: Optional[EventCallback] = None,
+                     cancel: Optional[threading.Event] = None, *, home: Optional[Path] = None) -> dict:
+    """Run a failed/cancelled/interrupted benchmark again under the same id, in this process."""
+    resume(store, bench_id, runner=FOREGROUND)
+    return run_here(store, bench_id, on_event, cancel, home=home)
+
+
 def refresh(store) -> list[str]:
     """Mark benchmarks whose host process vanished `interrupted`, start queued ones on free devices."""
     if not store.exists():
@@ -269,8 +283,6 @@ def refresh(store) -> list[str]:
 def cancel(store, bench_id: str, wait_s: float = 20.0) -> dict:
     """Stop a queued or running benchmark from any process; its record once it has stopped."""
     from core.jobs.process import stop
-
-    from remote.bench import CANCEL_FILE
 
     with store.transaction() as tx:
         record = tx.get(BENCHMARKS, bench_id)
@@ -333,7 +345,7 @@ def kill_leftover_agent(store, record: dict) -> bool:
 
 def resume(store, bench_id: str, *, start: bool = True, runner: str = DETACHED) -> dict:
     """Queue a failed/cancelled/interrupted benchmark again (same id, attempt + 1)."""
-    from remote.bench import CANCEL_FILE, latest_checkpoint
+    from remote.bench import latest_checkpoint
 
     refresh(store)
     record = _get(store, bench_id)
@@ -370,7 +382,7 @@ def follow(store, ids: list[str], on_event: Optional[Callable[[str, dict], None]
     from remote.benchevents import EventTail
 
     offsets = offsets or {}
-    tails = [EventTail(store.run_dir(i) / "events.jsonl", offsets.get(i, 0),
+    tails = [EventTail(store.run_dir(i) / EVENTS_FILE, offsets.get(i, 0),
                        partial(on_event, i) if on_event else None) for i in ids]
     last_refresh = 0.0
     ended: set = set()
@@ -397,7 +409,7 @@ def follow(store, ids: list[str], on_event: Optional[Callable[[str, dict], None]
 def events_size(store, bench_id: str) -> int:
     """Where new events of a benchmark will start (a resumed one appends to its file)."""
     try:
-        return (store.run_dir(bench_id) / "events.jsonl").stat().st_size
+        return (store.run_dir(bench_id) / EVENTS_FILE).stat().st_size
     except OSError:
         return 0
 

@@ -98,7 +98,7 @@ def test_full_benchmark_on_python36_with_torch_110(tmp_path, monkeypatch, tegras
 
     from core.network import Network
     from core.store import Store
-    from remote.bench import run_benchmark
+    from remote.benchjobs import run_benchmark
     from tests.fake_tegrastats import install
 
     python = os.environ.get("KLMTUI_PY36_TORCH")

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from core.store import Store
-from remote.bench import cancel_benchmark, resume_benchmark, run_benchmark
+from remote import benchjobs
+from remote.benchjobs import resume_benchmark, run_benchmark
 from tests.fake_tegrastats import install, read_fixture
 from tests.fixtures.cli import assert_one_line_error
 
@@ -205,7 +206,6 @@ def test_refresh_marks_vanished_benchmarks_and_cancel_refuses_finished_ones(tmp_
     import socket
 
     from core.errors import InputError
-    from remote.bench import refresh_benchmarks
 
     store = Store(tmp_path / "runs.json")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -214,13 +214,13 @@ def test_refresh_marks_vanished_benchmarks_and_cancel_refuses_finished_ones(tmp_
     store.insert("benchmarks", dict(base, id="b-00000001", status="running", pid=dead.pid))
     store.insert("benchmarks", dict(base, id="b-00000002", status="running", pid=os.getpid()))
     store.insert("benchmarks", dict(base, id="b-00000003", status="done", pid=None))
-    assert refresh_benchmarks(store) == ["b-00000001"]
+    assert benchjobs.refresh(store) == ["b-00000001"]
     assert store.get("benchmarks", "b-00000001")["status"] == "interrupted"
     assert store.get("benchmarks", "b-00000002")["status"] == "running"
     with pytest.raises(InputError, match="not running"):
-        cancel_benchmark(store, "b-00000003")
+        benchjobs.cancel(store, "b-00000003")
     with pytest.raises(InputError, match="no benchmark"):
-        cancel_benchmark(store, "b-99999999")
+        benchjobs.cancel(store, "b-99999999")
     with pytest.raises(InputError, match="already done"):
         resume_benchmark(store, "b-00000003")
 

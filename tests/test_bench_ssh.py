@@ -89,7 +89,7 @@ def test_add_trust_check_push_and_bench_over_ssh(cli, jetson, sshd, tegrastats_f
     bundle = {rel: local.read_bytes() for local, rel in bundle_files()}
     assert {rel: (agent / rel).read_bytes() for rel in bundle} == bundle  # exactly the bundle was pushed
     inodes = {rel: (agent / rel).stat().st_ino for rel in bundle}
-    from remote.bench import run_benchmark
+    from remote.benchjobs import run_benchmark
 
     seen: list[dict] = []
 
@@ -112,7 +112,7 @@ def test_add_trust_check_push_and_bench_over_ssh(cli, jetson, sshd, tegrastats_f
 
 @pytest.mark.slow
 def test_sshd_killed_mid_benchmark_fails_clearly_keeps_samples_and_reruns(cli, jetson, sshd, tegrastats_fixture_path):
-    from remote.bench import resume_benchmark, run_benchmark
+    from remote.benchjobs import resume_benchmark, run_benchmark
 
     store = Store(cli.store)
     latencies = []
@@ -175,7 +175,7 @@ def test_cancel_from_another_thread_kills_the_remote_agent(cli, jetson):
     """The TUI's way: a threading.Event set while the benchmark streams; the remote group dies."""
     import threading
 
-    from remote.bench import run_benchmark
+    from remote.benchjobs import run_benchmark
 
     cancel = threading.Event()
     agent_dir = jetson / "agent"

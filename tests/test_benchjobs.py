@@ -251,7 +251,7 @@ def test_the_fold_reads_only_schema_fields_and_shows_progress():
 def test_a_device_printing_garbage_is_counted_and_never_trusted(tmp_path, monkeypatch):
     """A hostile "python" on the device: invalid lines are skipped and counted, an undeclared field
     is dropped (and named in the record), host events from the device are refused."""
-    from remote.bench import run_benchmark
+    from remote.benchjobs import run_benchmark
 
     monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
     huge = '{"event": "error", "error": "' + "x" * 100000 + '"}'

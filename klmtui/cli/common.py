@@ -47,11 +47,11 @@ class AppContext:
 def refresh_liveness(store) -> None:
     """Mark training runs and benchmarks whose process vanished (pid + start time) `interrupted`."""
     from core.jobs import refresh
-    from remote.bench import refresh_benchmarks
+    from remote import benchjobs
 
     if store.exists():
         refresh(store)
-        refresh_benchmarks(store)
+        benchjobs.refresh(store)
 
 
 pass_app = click.make_pass_decorator(AppContext)

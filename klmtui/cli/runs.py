@@ -12,17 +12,8 @@ import sys
 
 import click
 
-from klmtui.cli.common import AppContext, bad_input, emit_json, pass_app, print_table, stdout_console
+from klmtui.cli.common import AppContext, bad_input, emit_json, pass_app, print_table, refresh_liveness, stdout_console
 from core.numbers import figure
-
-
-def _refresh(store) -> None:
-    """Runs and benchmarks whose process vanished become `interrupted` (not deletable while `running`)."""
-    from core.jobs import refresh
-    from remote.bench import refresh_benchmarks
-
-    refresh(store)
-    refresh_benchmarks(store)
 
 
 def _wide(app: AppContext, wide: bool) -> None:
@@ -43,7 +34,7 @@ def runs(app: AppContext, arch: str | None, status: str | None, kind: str | None
     store = app.store()
     rows = list_records(store, arch=arch, status=status, kind=kind)  # bad filters: exit 2 before anything
     if store.exists():
-        _refresh(store)
+        refresh_liveness(store)
         rows = list_records(store, arch=arch, status=status, kind=kind)
     if as_json:
         emit_json(rows)
@@ -121,7 +112,7 @@ def rm(app: AppContext, record_ids: tuple[str, ...], yes: bool, as_json: bool) -
     store = app.store()
     for record_id in record_ids:
         find(store, record_id)  # an unknown id: exit 2 before asking
-    _refresh(store)
+    refresh_liveness(store)  # a run whose process vanished is `interrupted`, so deletable
     if not yes:
         if not sys.stdin.isatty():
             raise bad_input(f"rm {' '.join(record_ids)}: add --yes to delete without a terminal to ask on")

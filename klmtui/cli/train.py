@@ -189,9 +189,9 @@ def cancel(app: AppContext, run_id: str, as_json: bool) -> None:
     """Stop a training run (t-...) or a benchmark (b-...); a run keeps its last checkpoint."""
     store = app.store()
     if _is_benchmark(run_id):
-        from remote.bench import cancel_benchmark
+        from remote import benchjobs
 
-        rec = cancel_benchmark(store, run_id)
+        rec = benchjobs.cancel(store, run_id)
     else:
         from core.jobs import cancel as cancel_run
 
