@@ -141,8 +141,9 @@ def test_agent_reports_timed_fields_for_both_passes(bundle, python, tegrastats_f
     assert summary["batches_timed"] == summary["adaptive"]["batches"] == summary["latency"]["n"] >= 10
     assert summary["seconds_timed"] >= 0.5 or summary["stop_reason"] == "ceiling"
     power = summary["power"]
-    assert power["stop_reason"] in ("fixed", "extended") and power["seconds_timed"] > 0
-    assert power["batches_timed"] >= summary["adaptive"]["timed"]
+    # the power pass has its own stop rule (core.latency.PowerStop): the floors, the median power's CI
+    assert power["stop_reason"] in ("converged", "ceiling", "extended") and power["seconds_timed"] >= 0.5
+    assert power["batches_timed"] >= 10 and power["adaptive"]["samples"] >= 10
     kept = [e for e in events if e["event"] == "latency" and e["pass"] == "latency" and not e["warmup"]]
     assert len(kept) == summary["adaptive"]["timed"] == summary["batches_timed"] + summary["adaptive"]["discarded"]
     # the thesis protocol: every kept batch, `fixed`
@@ -177,3 +178,103 @@ def test_live_eta_of_an_adaptive_benchmark_uses_the_expected_batches():
     assert state.planned("latency") == 20 + 300
     eta = state.progress()["eta_s"]
     assert eta == pytest.approx((2 * 320 - 40) * 0.1)  # the rest of this pass, then the power pass repeating it
+
+
+# --------------------------------------------------------------------------- the adaptive power pass
+
+
+def test_power_stop_waits_for_a_power_ramp_and_its_own_floors():
+    """core.latency.PowerStop on power samples at 10 Hz (tegrastats' rate), one batch per 0.1 s."""
+    from core.latency import PowerStop
+
+    rng = random.Random(4)
+    # a Jetson warming up: board power rises 3 -> 4 W over the first 20 s, then holds (+-2% noise)
+    stop = PowerStop(ci_rel=0.01, min_batches=30, max_batches=5000, min_seconds=5.0)
+    t = 0.0
+    while not stop.done():
+        t += 0.1
+        stop.add_sample(min(4000.0, 3000.0 + 50.0 * t) * (1 + rng.gauss(0, 0.02)), t)
+        stop.add_batch()
+    assert stop.reason == "converged" and t > 20.0 and stop.samples.drifts >= 1
+    assert abs(median(stop.samples.kept) / 4000.0 - 1) < 0.01
+    # steady power: the latency pass' batch count plays no part, the floors and the CI decide
+    stop = PowerStop(ci_rel=0.01, min_batches=30, max_batches=5000, min_seconds=5.0)
+    n = 0
+    while not stop.done():
+        n += 1
+        stop.add_sample(4000.0 * (1 + rng.gauss(0, 0.02)), n * 0.1)
+        stop.add_batch()
+    assert stop.reason == "converged" and 50 <= n <= 70 and stop.samples.drifts == 0
+    report = stop.report()
+    assert report["batches_timed"] == n and report["samples"] == n and report["converged"]
+    # no samples at all (a sampler that died): the batch ceiling ends it
+    stop = PowerStop(ci_rel=0.01, min_batches=5, max_batches=40)
+    while not stop.done():
+        stop.add_batch()
+    assert stop.reason == "ceiling" and stop.batches == 40
+
+
+class RampTimer:
+    """Stands in for the network in remote.agent.main.power_pass (the sampler, the stop rule, the
+    recorder and run_adaptive are the agent's own): each batch sleeps ~4 ms and then sets the fake
+    INA rail to 3 W + 3 W x batch / RAMP (capped at 6 W), so the ramp follows the batches however
+    loaded the machine is."""
+
+    RAMP = 100
+
+    def __init__(self, rail):
+        import os
+
+        self.fd = os.open(rail, os.O_WRONLY)
+        self.n = 0
+
+    def __call__(self):
+        import os
+        import time
+
+        self.t0 = time.perf_counter()
+        time.sleep(0.004)
+        self.n += 1
+        os.pwrite(self.fd, b"%10d\n" % int(3000 + 3000 * min(1.0, self.n / float(self.RAMP))), 0)
+        self.t1 = time.perf_counter()
+        return self.t1 - self.t0
+
+
+def test_agent_power_pass_stops_on_power_not_on_the_latency_count(tmp_path):
+    """The agent's separate power pass (remote.agent.main.power_pass), adaptive, on a fake INA tree
+    (tests/test_sysfs_power.py's JetPack 4 Nano layout) sampled by the real SysfsSampler at 100 Hz:
+    it stops on its own rule, only once the ramp is over, and power_w leaves the ramp out."""
+    import os
+
+    from remote.agent.main import build_parser, power_pass
+    from remote.agent.measure import Measurement
+    from tests.test_sysfs_power import jp4_nano_tree
+
+    dev = jp4_nano_tree(tmp_path)
+    (dev / "in_power0_input").write_text("%10d\n" % 3000)
+    args = build_parser().parse_args(["--K", "1", "--L", "1", "--M", "1", "--channels", "8", "--batch", "4",
+                                      "--protocol", "adaptive", "--warmup-batches", "2", "--min-batches", "20",
+                                      "--max-batches", "3000", "--ci-rel", "0.02", "--min-seconds", "0.3",
+                                      "--power-source", "sysfs", "--power-pass", "separate",
+                                      "--sysfs-root", str(tmp_path), "--power-events-hz", "0"])
+    args.power_rail = "input"
+    protocol = Protocol("adaptive", batch=4, warmup_batches=2, min_batches=20, max_batches=3000, ci_rel=0.02,
+                        min_seconds=0.3)
+    events = []
+    measurement = Measurement(args, lambda event, **kw: events.append(dict(kw, event=event)))
+    timer = RampTimer(dev / "in_power0_input")
+    try:
+        info, power_w, reason = power_pass(args, protocol, timer, measurement.emit, measurement)
+    finally:
+        os.close(timer.fd)
+    timed = [e for e in events if e["event"] == "latency" and not e["warmup"]]
+    assert reason is None and info["stop_reason"] == "converged", info
+    assert info["batches_timed"] == len(timed) > RampTimer.RAMP  # not while the power was still rising
+    assert info["adaptive"]["drifts"] >= 1 and info["sysfs"]["discarded_drift"] > 0
+    assert info["seconds_timed"] >= 0.3
+    # power_w is the mean after the last drift: the ramp (mean 4.5 W) is left out
+    assert 5.8 <= power_w <= 6.05, info
+    energy = measurement.fields([], 4)
+    assert energy["energy"]["energy_batches"] < len(timed)  # the recorder restarted with the window
+    kept = [e["seconds"] for e in timed[-energy["energy"]["energy_batches"]:]]
+    assert energy["energy_j"] == pytest.approx(6.0 * median(kept) / 4, rel=0.05)  # J per image at 6 W

@@ -32,7 +32,7 @@ from core.latency import FIELDS, PROTOCOLS, TIMINGS, Protocol, summarize
 from remote.agent import environment
 from remote.agent.events import Emitter
 from remote.agent.heartbeat import Watchdog
-from remote.agent.measure import PASSES, SOURCES, Measurement
+from remote.agent.measure import PASSES, SOURCES, Measurement, PowerPassStop
 from remote.agent.tegrastats import check_power_rail
 from remote.agent.fresh_runs import FreshRuns, Times, run_child
 from remote.agent.thesis_loop import LoopTimer, like_thesis_record, like_thesis_setup, make_dataset, unpack_images
@@ -276,7 +276,7 @@ def run(args, emit):
         if not args.no_power and measurement.same_pass and hook is not None:
             power_info, power_w, power_reason = measurement.finish_same()
         elif not args.no_power:
-            power_info, power_w, power_reason = power_pass(args, protocol, timer, emit, len(kept), measurement)
+            power_info, power_w, power_reason = power_pass(args, protocol, timer, emit, measurement)
         if "after_power" not in clocks and not measurement.same_pass and not args.no_power:
             clocks["after_power"] = environment.clock_state()
     finally:
@@ -319,7 +319,7 @@ def run(args, emit):
     return summary
 
 
-def power_pass(args, protocol, timer, emit, latency_batches, measurement):
+def power_pass(args, protocol, timer, emit, measurement):
     """The separate power pass: the same protocol with the sampler running; (info, power_w, reason)."""
     sampler = measurement.new_sampler()
     hook = measurement.hook(timer, per_run=protocol.protocol == "thesis")
@@ -333,8 +333,9 @@ def power_pass(args, protocol, timer, emit, latency_batches, measurement):
         if protocol.protocol == "thesis":
             _, timed = measurement.thesis_runs(timer, protocol, emit, "power", on_measure=measuring, on_batch=hook)
         else:
-            _, timed = run_adaptive(timer, protocol, emit, "power", on_measure=measuring, fixed=latency_batches,
-                                    on_batch=hook)
+            # its own stop rule: the CI of the median power, the floors and the drift guard
+            stop = PowerPassStop(sampler, protocol, args.power_min_samples, recorder=hook)
+            _, timed = run_adaptive(timer, protocol, emit, "power", on_measure=measuring, on_batch=hook, stop=stop)
         # A short pass may end before tegrastats has said anything: keep the load on until the
         # window holds enough samples (or tegrastats has died, or we have waited long enough).
         t0 = time.time()

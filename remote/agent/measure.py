@@ -16,7 +16,9 @@ with two passes it is the power pass' median against the latency pass' median. E
 is integrated per sampled batch (remote.agent.energy).
 """
 
-from core.latency import median
+import time
+
+from core.latency import MIN_POWER_SAMPLES, PowerStop, median
 from remote.agent.energy import summarize_energy
 from remote.agent.power import TegrastatsSampler
 
@@ -37,6 +39,11 @@ class Recorder(object):
         self.unsampled = []  # seconds of kept batches with the sampler off (one pass only)
         self._on = sampler is not None
 
+    def restart(self):
+        """Forget the batches so far (a drift in the adaptive power pass: see PowerPassStop)."""
+        self.sampled = []
+        self.unsampled = []
+
     def __call__(self, phase, run, batch, warmup, seconds):
         if phase == "before":
             if self.interleave:
@@ -51,6 +58,54 @@ class Recorder(object):
             self.sampled.append((self.timer.t0, self.timer.t1, seconds))
         else:
             self.unsampled.append(seconds)
+
+
+class PowerPassStop(object):
+    """The adaptive power pass' stop (core.latency.PowerStop) fed from a running sampler.
+
+    Each timed batch counts one batch and hands the rule every power sample (the chosen figure,
+    `--power-rail`) the sampler has taken since the pass' timed part started, with its time
+    since then (perf_counter, the samplers' clock). run_adaptive(stop=...) drives it. When the
+    rule sees a drift, the sampler's window and the recorder's batches restart there: power_w
+    (the window's mean) and the energy per image come from what follows the last drift.
+    """
+
+    def __init__(self, sampler, protocol, min_samples=MIN_POWER_SAMPLES, recorder=None):
+        self.sampler = sampler
+        self.recorder = recorder
+        self.rule = PowerStop(protocol.ci_rel, protocol.min_batches, protocol.max_batches,
+                              min_seconds=protocol.min_seconds, min_samples=max(min_samples, MIN_POWER_SAMPLES))
+        self.t_start = None
+        self.pos = 0
+
+    def start(self):
+        self.t_start = time.perf_counter()
+        self.pos = len(self.sampler.series()[0])
+
+    def add(self, seconds, elapsed):
+        ts, mw = self.sampler.series()
+        end = min(len(ts), len(mw))  # the reader thread appends t, then mW
+        for i in range(self.pos, end):
+            if ts[i] >= self.t_start:
+                self.rule.add_sample(mw[i], ts[i] - self.t_start)
+        self.pos = end
+        self.rule.add_batch()
+
+    def done(self):
+        drifts = self.rule.samples.drifts
+        stop = self.rule.done()
+        if self.rule.samples.drifts != drifts:  # what came before the drift was warm-up: power_w and
+            self.sampler.restart_window()     # energy come from what follows its detection
+            if self.recorder is not None:
+                self.recorder.restart()
+        return stop
+
+    @property
+    def reason(self):
+        return self.rule.reason
+
+    def report(self):
+        return self.rule.report()
 
 
 class Measurement(object):

@@ -14,7 +14,9 @@ Counting (reported in the summary): every line read is one of
 - skipped_torn: flagged torn by the parser (cut by a short read),
 - skipped_no_power: a tegrastats line without power rails,
 - skipped_inconsistent: its rail names differ from the board's usual set (a cut that still
-  looks whole, e.g. a TX2 line cut before VDD_IN), decided at the end by majority.
+  looks whole, e.g. a TX2 line cut before VDD_IN), decided at the end by majority,
+- discarded_drift: an in-window sample from before the adaptive power pass' last drift
+  (restart_window; present only when that happened).
 
 Every rail is kept: the result carries the mean of each rail over the window (`rails_mean_mw`),
 and `power_rail` (`--power-rail`: input, gpu, cpu, sum or a rail name, see
@@ -107,6 +109,14 @@ class PowerWindow(object):
                       temps_c=record.get("temps_c") or {}, gpu_load_pct=record.get("gpu_load_pct"),
                       ram_used_mb=record.get("ram_used_mb"), in_window=in_window, t_mono=t,
                       power_source=self.source)
+
+    def restart_window(self):
+        """Forget the in-window samples so far (the adaptive power pass saw a drift: what came
+        before it was warm-up); they are counted in `discarded_drift`, the series is kept."""
+        dropped = sum(g.n for g in self.groups.values())
+        self.groups = {}
+        self.counts["in_window"] -= dropped
+        self.counts["discarded_drift"] = self.counts.get("discarded_drift", 0) + dropped
 
     def _series(self, record, t):
         """Every whole sample, in the window or not, goes into the energy series (chosen figure)."""

@@ -154,22 +154,27 @@ def run_thesis(timer, protocol, emit, pass_name, on_measure=None, on_batch=None)
     return kept, timed_info(len(kept), (last - first) if kept else 0.0, "fixed")
 
 
-def run_adaptive(timer, protocol, emit, pass_name, on_measure=None, fixed=None, on_batch=None):
+def run_adaptive(timer, protocol, emit, pass_name, on_measure=None, fixed=None, on_batch=None, stop=None):
     """Warm-up batches, then batch after batch until core.latency.AdaptiveStop says stop.
 
-    With `fixed`, exactly that many batches (the power pass repeats the latency pass' count).
+    With `fixed`, exactly that many batches. With `stop` (the adaptive power pass: an object with
+    start(), add(seconds, elapsed), done(), report(), reason and batches, e.g.
+    remote.agent.measure.PowerPassStop), that rule decides instead of the latency one.
     Returns (kept seconds, timed_info): a drift discards the samples before it, so `kept` is
     what the figures are computed from; timed_info adds the stop rule's report as `adaptive`.
     """
     for batch in range(protocol.warmup_batches):
         emit("latency", **{"pass": pass_name, "run": 0, "batch": batch, "seconds": timer(), "warmup": True})
-    stop = AdaptiveStop(protocol.ci_rel, protocol.min_batches, protocol.max_batches,
-                        min_seconds=protocol.min_seconds)
+    rule = stop or AdaptiveStop(protocol.ci_rel, protocol.min_batches, protocol.max_batches,
+                                min_seconds=protocol.min_seconds)
     if on_measure is not None:
         on_measure(True)
+    if stop is not None:
+        stop.start()
     batch = protocol.warmup_batches
     start = time.time()
-    while (stop.timed < fixed) if fixed is not None else not stop.done():
+    seconds_all = []
+    while (len(seconds_all) < fixed) if fixed is not None else not rule.done():
         if on_batch is not None:
             on_batch("before", 0, batch, False, None)
         seconds = timer()
@@ -177,12 +182,15 @@ def run_adaptive(timer, protocol, emit, pass_name, on_measure=None, fixed=None, 
             on_batch("after", 0, batch, False, seconds)
         emit("latency", **{"pass": pass_name, "run": 0, "batch": batch, "seconds": seconds, "warmup": False,
                            "t0": getattr(timer, "t0", None), "t1": getattr(timer, "t1", None)})
-        stop.add(seconds, time.time() - start)
+        seconds_all.append(seconds)
+        rule.add(seconds, time.time() - start)
         batch += 1
     if fixed is not None:
-        return list(stop.kept), timed_info(stop.timed, stop.elapsed, "fixed")
-    report = stop.report()
-    return list(stop.kept), timed_info(len(stop.kept), report["seconds_kept"], stop.reason, adaptive=report)
+        return seconds_all, timed_info(len(seconds_all), time.time() - start, "fixed")
+    report = rule.report()
+    if stop is not None:  # the power pass: every batch counts (power, not latency, decided when to stop)
+        return seconds_all, timed_info(len(seconds_all), time.time() - start, stop.reason, adaptive=report)
+    return list(rule.kept), timed_info(len(rule.kept), report["seconds_kept"], rule.reason, adaptive=report)
 
 
 def run_extra(timer, emit, pass_name, until, start_batch, max_seconds):
