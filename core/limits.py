@@ -25,6 +25,7 @@ import math
 from typing import Any
 
 from core.errors import InputError
+from core.numbers import NotANumber, NotFinite, OutOfRange, finite_in, is_number
 
 NUM_CLASSES = 10  # CIFAR-10
 MAX_BLOCK = 64
@@ -44,11 +45,6 @@ MAX_DIGITS = 7  # no bounded integer option needs more
 
 def _label(name: str) -> str:
     return name.replace("_", " ")
-
-
-def is_number(value: Any) -> bool:
-    """An int or float (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> int:
@@ -71,20 +67,15 @@ def check_int(name: str, value: Any, low: int, high: int) -> int:
 
 
 def check_float(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> float:
-    """`value` as a finite number in [low, high] (or (low, high] with `low_open`)."""
-    if not is_number(value):
-        raise InputError(f"{_label(name)} must be a number (got {value!r})")
+    """`value` as a finite number in [low, high] (or (low, high] with `low_open`; core.numbers.finite_in)."""
     try:
-        value = float(value)
-    except OverflowError:
-        raise InputError(f"{_label(name)} must be a finite number (got an integer too large)") from None
-    if not math.isfinite(value):
-        raise InputError(f"{_label(name)} must be a finite number (got {value!r})")
-    too_low = value <= low if low_open else value < low
-    if too_low or value > high:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-        raise InputError(f"{_label(name)} must be in {interval} (got {value:g})")
-    return value
+        return finite_in(value, low, high, low_open=low_open)
+    except NotANumber:
+        raise InputError(f"{_label(name)} must be a number (got {value!r})") from None
+    except NotFinite as exc:
+        raise InputError(f"{_label(name)} must be a finite number (got {exc.shown})") from None
+    except OutOfRange as exc:
+        raise InputError(f"{_label(name)} must be in {exc.interval} (got {exc.value:g})") from None
 
 
 def check_arch_values(K: Any, L: Any, M: Any, channels: Any) -> None:

@@ -19,6 +19,7 @@ from typing import cast
 from core.arch import Arch, ArchError, parse_arch
 from core.errors import InputError
 from core.limits import MAX_CSV_FIELD
+from core.numbers import NotFinite, OutOfRange, finite_in, interval
 from core.records import ArchFields, ResultRecord
 from core.schema import MEASURED_SOURCE, THESIS_SOURCE
 
@@ -96,14 +97,14 @@ def _number(text: str, column: str) -> float | None:
         value = float(text)
     except ValueError:
         raise ValueError(f"{column} {text[:40]!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{column} {text[:40]!r} is not a finite number")
-    if column in RESULT_RANGES:
-        low, high, low_open = RESULT_RANGES[column]
-        if (value <= low if low_open else value < low) or value > high:
-            bound = f"{'> ' if low_open else 'in ['}{low:g}{'' if low_open else f', {high:g}]'}"
-            raise ValueError(f"{column} {text[:40]} is out of range (must be {bound})")
-    return value
+    low, high, low_open = RESULT_RANGES.get(column, (-math.inf, math.inf, False))
+    try:
+        return finite_in(value, low, high, low_open=low_open)  # core.numbers: the one finite-number check
+    except NotFinite:
+        raise ValueError(f"{column} {text[:40]!r} is not a finite number") from None
+    except OutOfRange:
+        bound = f"> {low:g}" if low_open else f"in {interval(low, high)}"
+        raise ValueError(f"{column} {text[:40]} is out of range (must be {bound})") from None
 
 
 def _integer(text: str, column: str) -> int:

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 from core.schema import ACTIVE_STATUSES
 from core.schema import DEFAULT_OBJECTIVE_SPECS as DEFAULT_OBJECTIVES
 from core.schema import MEASURED_SOURCE as MEASURED
+from core.schema import THESIS_SOURCE
 
 OBJECTIVE_NAMES = ("accuracy", "params_m", "latency_s", "power_w", "energy_mj", "macs_m")
 
@@ -67,7 +68,7 @@ class ArchRow:
 def sources(snapshot) -> list[str]:
     """`measured` (our runs and benchmarks, also per device) and every imported source, thesis first."""
     names = list(snapshot.figures) or [MEASURED]
-    names.sort(key=lambda s: (not s.startswith(MEASURED), s != "thesis", s))
+    names.sort(key=lambda s: (not s.startswith(MEASURED), s != THESIS_SOURCE, s))
     return names
 
 

@@ -102,3 +102,56 @@ def test_a_late_cancel_is_reported_not_swallowed(tmp_path):
 
     texts = asyncio.run(body())
     assert any(f"benchmark {bench_id} is not running (status cancelled)" in t for t in texts), texts
+
+
+def test_the_ui_names_the_sources_through_core_schema():
+    """klmtui never compares with, defaults to or falls back on a literal source name ("thesis",
+    "measured"): core.schema's MEASURED_SOURCE / THESIS_SOURCE are the one spelling. ("thesis" as a
+    protocol or a timing is another word and stays a choice value.)"""
+    from core.schema import MEASURED_SOURCE, THESIS_SOURCE
+
+    names = {MEASURED_SOURCE, THESIS_SOURCE}
+    found = []
+    for path in sorted((ROOT / "klmtui").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                candidates = [node.left, *node.comparators]
+            elif isinstance(node, ast.BoolOp):
+                candidates = list(node.values)
+            elif isinstance(node, ast.arguments):
+                candidates = [*node.defaults, *[d for d in node.kw_defaults if d is not None]]
+            else:
+                continue
+            for c in candidates:
+                if isinstance(c, ast.Constant) and c.value in names:
+                    found.append(f"{path.relative_to(ROOT)}:{c.lineno} spells {c.value!r}")
+    assert not found, "\n".join(found)
+
+
+def test_one_finite_number_check_for_options_and_csv_cells():
+    """core.numbers.finite_in is the check; core.limits (InputError) and core.reference
+    (ValueError with the CSV line) word its refusals in their own terms."""
+    import pytest
+
+    from core.errors import InputError
+    from core.limits import check_float
+    from core.numbers import NotANumber, NotFinite, OutOfRange, finite_in
+    from core.reference import _number
+
+    assert finite_in(3, 0, 10) == 3.0 and finite_in(0.0, 0, 1) == 0.0
+    for bad, kind in ((True, NotANumber), ("1", NotANumber), (float("nan"), NotFinite), (float("-inf"), NotFinite),
+                      (10**400, NotFinite), (0.0, OutOfRange), (10.5, OutOfRange)):
+        with pytest.raises(kind):
+            finite_in(bad, 0, 10, low_open=True)
+    with pytest.raises(OutOfRange) as out:
+        finite_in(-1, 0, 100)
+    assert out.value.interval == "[0, 100]"
+    with pytest.raises(InputError, match=r"^lr must be a finite number \(got an integer too large\)$"):
+        check_float("lr", 10**400, 0.0, 10.0, low_open=True)
+    with pytest.raises(InputError, match=r"^lr must be in \(0, 10\] \(got 11\)$"):
+        check_float("lr", 11, 0.0, 10.0, low_open=True)
+    with pytest.raises(ValueError, match=r"^latency_s 'inf' is not a finite number$"):
+        _number("inf", "latency_s")
+    with pytest.raises(ValueError, match=r"^power_w 0 is out of range \(must be > 0\)$"):
+        _number("0", "power_w")
+    assert _number(" 96.01 ", "accuracy") == 96.01 and _number("", "accuracy") is None

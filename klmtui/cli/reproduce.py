@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
+from core.schema import MEASURED_SOURCE, THESIS_SOURCE
 from klmtui.cli.common import AppContext, emit_json, pass_app
 
 
 @click.command("figures")
-@click.option("--source", default="thesis", show_default=True, help="Figures source (thesis, measured, an import).")
+@click.option("--source", default=THESIS_SOURCE, show_default=True, help="Figures source (thesis, measured, an import).")
 @click.option("--device", metavar="A", default=None, help="With --source measured: the benchmarks on device A.")
 @click.option("--vs-device", metavar="B", default=None,
               help="Figure 3's second series: the benchmarks on device B, or a source named B.")
@@ -35,8 +36,8 @@ def figures(app: AppContext, source: str, device: str | None, vs_device: str | N
 
 
 @click.command("report")
-@click.option("--source", default="measured", show_default=True, help="The figures being checked.")
-@click.option("--against", default="thesis", show_default=True, help="The figures they are checked against.")
+@click.option("--source", default=MEASURED_SOURCE, show_default=True, help="The figures being checked.")
+@click.option("--against", default=THESIS_SOURCE, show_default=True, help="The figures they are checked against.")
 @click.option("-o", "--output", "output", metavar="FILE", default=None, help="Write the Markdown here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @pass_app

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from core.numbers import counted, figure
+from core.schema import MEASURED_SOURCE, THESIS_SOURCE
 from klmtui.cli.common import bad_input, emit_json, pass_app, print_table, stdout_console
 
 
@@ -72,7 +73,7 @@ def status(app, as_json: bool) -> None:
     if not rows:
         click.echo(f"{store.path}: empty store; run `klmtui init` to add the sampled study", err=True)
         return
-    sources = sorted({s for r in rows for s in r["results"] if s != "measured"}, key=lambda s: (s != "thesis", s))
+    sources = sorted({s for r in rows for s in r["results"] if s != MEASURED_SOURCE}, key=lambda s: (s != THESIS_SOURCE, s))
     columns = ["arch", "params (M)", "in thesis", "runs (done/all)", "acc % (ours)", "bench (latest)", "measured"]
     columns += sources
     table_rows = []
@@ -152,7 +153,7 @@ def _plot_axes(spec: str, objectives):
 
 
 @click.command("pareto")
-@click.option("--source", default="thesis", show_default=True, metavar="NAME",
+@click.option("--source", default=THESIS_SOURCE, show_default=True, metavar="NAME",
               help="Results source: thesis, an imported NAME, measured, or measured:DEVICE.")
 @click.option("--objective", "objective_specs", multiple=True, metavar="NAME:max|min",
               help="Objective column and direction; repeat. Default accuracy:max params_m:min latency_s:min power_w:min.")
@@ -272,7 +273,7 @@ def _caption(result, source: str, exact_params: bool, tie_ids: set) -> str:
 @click.command("export")
 @click.option("--format", "fmt", type=click.Choice(["csv", "md", "latex"]), required=True,
               help="csv (full precision, re-importable), md or latex (Table 1 / Appendix A shape).")
-@click.option("--source", default="thesis", show_default=True, metavar="NAME", help="Results source.")
+@click.option("--source", default=THESIS_SOURCE, show_default=True, metavar="NAME", help="Results source.")
 @click.option("--front", "front_only", is_flag=True,
               help="Only the rows on the plain 4-objective Pareto front (the shape of Table 1).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE, not stdout.")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from core.schema import THESIS_SOURCE
 from klmtui import messages as m
 from klmtui.views import MEASURED, arch_rows, sources
 from klmtui.widgets.arch_table import COLUMNS, ArchTable
@@ -37,6 +39,8 @@ class HomeScreen(Screen):
         Binding("w", "toggle_predicted", "Predicted", show=False, id="klmtui.predicted"),
         Binding("g", "plan", "Plan", show=False, id="klmtui.plan"),
     ]
+
+    show_predicted: reactive[bool] = reactive(False, init=False)  # w: predicted figures where the source has none
 
     def __init__(self) -> None:
         super().__init__(id="home")
@@ -81,7 +85,7 @@ class HomeScreen(Screen):
         if not self._source_chosen and not snapshot.missing and not snapshot.error:
             # until the user picks one: our measurements once there are any, the thesis' before
             names = sources(snapshot)
-            self.source = MEASURED if snapshot.figures.get(MEASURED) or "thesis" not in names else "thesis"
+            self.source = MEASURED if snapshot.figures.get(MEASURED) or THESIS_SOURCE not in names else THESIS_SOURCE
         if self.source not in sources(snapshot):
             self.source = MEASURED
         self._update_source_label()
@@ -91,8 +95,7 @@ class HomeScreen(Screen):
         if self._snapshot is None:
             return
         tokens = self.query_one("#filter", Input).value.lower().lstrip("/").split()
-        show_predicted = getattr(self, "show_predicted", False)
-        rows = [r for r in arch_rows(self._snapshot, self.source, predicted=show_predicted) if matches(r, tokens)]
+        rows = [r for r in arch_rows(self._snapshot, self.source, predicted=self.show_predicted) if matches(r, tokens)]
         self.table.show(rows)
         self.sub_title = f"{self._snapshot.path}  ·  {len(rows)} architectures  ·  figures: {self.source}"
 
@@ -111,6 +114,9 @@ class HomeScreen(Screen):
     def on_arch_table_open_details(self, event: ArchTable.OpenDetails) -> None:
         self.post_message(m.OpenDetails(event.arch_id))
 
+    def watch_show_predicted(self) -> None:
+        self._redraw()
+
     # ------------------------------------------------------------------ actions
     def action_cycle_source(self) -> None:
         if self._snapshot is None:
@@ -123,8 +129,7 @@ class HomeScreen(Screen):
 
     def action_toggle_predicted(self) -> None:
         """w: show predicted latency/power (~, italic, 90% interval) where the source has none."""
-        self.show_predicted = not getattr(self, "show_predicted", False)
-        self._redraw()
+        self.show_predicted = not self.show_predicted  # watched: the table is redrawn at once
         n = sum(1 for r in self.table.rows_by_id.values() if r.predicted)
         if self.show_predicted:
             self.notify(f"{n} row(s) with predicted figures (~value±90% interval), fitted on {self.source}"

@@ -17,11 +17,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from core.arch import triple_key
 from core.errors import KlmtuiError
+from core.schema import THESIS_SOURCE
 from klmtui.views import DEFAULT_OBJECTIVES, MEASURED, arch_rows, fmt, front, sources
 from klmtui.widgets.plot import Figure, PlotView, Series
 
@@ -58,6 +60,8 @@ class ParetoScreen(Screen):
         Binding("s", "cycle_source", "Source", id="klmtui.pareto.source"),
         Binding("w", "toggle_predicted", "Predicted", show=False, id="klmtui.pareto.predicted"),
     ]
+
+    show_predicted: reactive[bool] = reactive(False, init=False)  # w: predicted figures where the source has none
 
     def __init__(self, source: str = MEASURED) -> None:
         super().__init__()
@@ -98,7 +102,7 @@ class ParetoScreen(Screen):
                                                                           ("accuracy", "latency_s", "power_w"))]
         if self.source not in names or (self.source.startswith(MEASURED) and not measured and self._options is None):
             # nothing measured yet: the thesis' figures are the interesting default
-            self.source = "thesis" if "thesis" in names else MEASURED
+            self.source = THESIS_SOURCE if THESIS_SOURCE in names else MEASURED
         self._options = names
         self.recompute()
 
@@ -133,7 +137,7 @@ class ParetoScreen(Screen):
 
         description = self.query_one("#front-description", Static)
         self.query_one("#source-label", Static).update(f"source [b]{self.source}[/] (s)")
-        rows = arch_rows(snapshot, self.source, predicted=getattr(self, "show_predicted", False))
+        rows = arch_rows(snapshot, self.source, predicted=self.show_predicted)
         note = self._fallback([r.as_dict() for r in rows])
         try:  # the CLI's checks: objectives and tolerances parse, every objective is a column with values
             names = [pareto.parse_objective(o).name for o in self.objectives()]
@@ -143,9 +147,9 @@ class ParetoScreen(Screen):
             self._invalid(str(exc))
             return
         self.result = result
-        over = "published figures (params rounded to 0.1M)" if self.source == "thesis" else f"{self.source} figures"
+        over = "published figures (params rounded to 0.1M)" if self.source == THESIS_SOURCE else f"{self.source} figures"
         guessed = sum(1 for r in result.rows if r.get("predicted"))
-        if getattr(self, "show_predicted", False):
+        if self.show_predicted:
             over += (f"; {guessed} row(s) with predicted figures (~, italic; {sum(1 for r in result.front if r.get('predicted'))}"
                      " on the front; w hides them)")
         description.update(f"{escape(result.describe())}  [dim]Source: {escape(over)}.[/]{note}")
@@ -192,7 +196,9 @@ class ParetoScreen(Screen):
 
     def action_toggle_predicted(self) -> None:
         """w: include predicted latency/power (core.predict) where the source has none, marked ~."""
-        self.show_predicted = not getattr(self, "show_predicted", False)
+        self.show_predicted = not self.show_predicted  # watched: recomputed at once
+
+    def watch_show_predicted(self) -> None:
         self.recompute()
 
     def action_cycle_source(self) -> None:

@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Markdown
 
 from core.errors import KlmtuiError
+from core.schema import MEASURED_SOURCE, THESIS_SOURCE
 
 
 class ReproductionScreen(Screen):
@@ -19,7 +20,7 @@ class ReproductionScreen(Screen):
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, source: str = "measured", against: str = "thesis") -> None:
+    def __init__(self, source: str = MEASURED_SOURCE, against: str = THESIS_SOURCE) -> None:
         super().__init__(id="reproduction")
         self.source, self.against = source, against
         self.report: dict | None = None
@@ -40,8 +41,8 @@ class ReproductionScreen(Screen):
         self.recompute()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.source = self.query_one("#report-source", Input).value.strip() or "measured"
-        self.against = self.query_one("#report-against", Input).value.strip() or "thesis"
+        self.source = self.query_one("#report-source", Input).value.strip() or MEASURED_SOURCE
+        self.against = self.query_one("#report-against", Input).value.strip() or THESIS_SOURCE
         self.recompute()
 
     def recompute(self) -> None:
