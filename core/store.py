@@ -23,6 +23,7 @@ Time series never go here: they are JSON-lines files in `store.run_dir(id)`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -76,8 +77,11 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"store records must be JSON data, got {type(obj).__name__}")
 
 
+_ENCODER = json.JSONEncoder(default=_json_default, allow_nan=False)  # = json.dumps(r, default=..., allow_nan=False)
+
+
 def _dump_record(record: dict) -> str:
-    return json.dumps(record, default=_json_default, allow_nan=False)
+    return _ENCODER.encode(record)
 
 
 _CONTAINERS = (dict, list, tuple)
@@ -101,15 +105,81 @@ def _meta_record() -> dict:
     return {"id": "store", "app": APP, "schema": SCHEMA_VERSION, "created": now_iso()}
 
 
+DIGESTS = "digests"  # `_meta` field: table -> sha256 of its text as klmtui wrote (and checked) it
+
+
+def _digest(block: bytes) -> str:
+    return hashlib.sha256(block).hexdigest()
+
+
 class _TableText:
-    """The serialised lines of one table dict object, and where each key's line is."""
+    """The serialised lines of one table dict object, where each key's line is, and the digest
+    of its text (`DIGESTS`; computed when first needed)."""
 
-    __slots__ = ("table", "lines", "pos", "block")
+    __slots__ = ("table", "lines", "pos", "block", "_digest")
 
-    def __init__(self, name: str, table: dict, lines: list[str], pos: dict[str, int]) -> None:
+    def __init__(self, name: str, table: dict, lines: list[str], pos: dict[str, int],
+                 block: bytes | None = None) -> None:
         self.table, self.lines, self.pos = table, lines, pos
-        head = f"{json.dumps(name)}: {{"
-        self.block = head + ("\n" + ",\n".join(lines) + "\n}" if lines else "}")
+        if block is None:
+            head = f"{json.dumps(name)}: {{"
+            block = (head + ("\n" + ",\n".join(lines) + "\n}" if lines else "}")).encode("utf-8")
+        self.block = block
+        self._digest: str | None = None
+
+    @property
+    def digest(self) -> str:
+        if self._digest is None:
+            self._digest = _digest(self.block)
+        return self._digest
+
+
+class RawTable:
+    """A table's text exactly as read from a file klmtui wrote (its digest matched), not decoded:
+    a write that does not touch the table copies these bytes (`_FileVersion`)."""
+
+    __slots__ = ("block", "digest")
+
+    def __init__(self, block: bytes, digest: str) -> None:
+        self.block, self.digest = block, digest
+
+
+def split_blocks(data: bytes) -> list[tuple[str, bytes]] | None:
+    """The tables of a file in klmtui's own layout, `[(name, text of the table)]`, found without
+    decoding it (records are one line each and JSON text holds no raw newline, so a table ends at
+    the first line that is `}`), or None for any other layout (TinyDB's, edited by hand)."""
+    if not data.startswith(b"{\n") or not data.endswith(b"\n}\n"):
+        return None
+    stop = len(data) - 3
+    blocks: list[tuple[str, bytes]] = []
+    seen: set[str] = set()
+    pos = 2
+    while pos < stop:
+        eol = data.find(b"\n", pos, stop)
+        header = data[pos:stop if eol < 0 else eol]
+        if header.endswith(b": {}"):
+            end, name_text = pos + len(header), header[:-4]
+        elif header.endswith(b": {"):
+            close = data.find(b"\n}", pos, stop)
+            if close < 0:
+                return None
+            end, name_text = close + 2, header[:-3]
+        else:
+            return None
+        try:
+            name = json.loads(name_text)
+        except ValueError:
+            return None
+        if not isinstance(name, str) or name in seen or json.dumps(name).encode() != name_text:
+            return None
+        seen.add(name)
+        blocks.append((name, data[pos:end]))
+        if end == stop:
+            return blocks
+        if data[end:end + 2] != b",\n":
+            return None
+        pos = end + 2
+    return None
 
 
 def _key_prefix(key: str) -> str:
@@ -135,38 +205,24 @@ class _Serialiser:
 
     def seed(self, tables: _Tables, text: str) -> None:
         """Learn each record's line from a file in our layout; silently skip any other layout."""
-        lines = text.split("\n")
-        if len(lines) < 2 or lines[0] != "{":
+        blocks = split_blocks(text.encode("utf-8"))
+        if blocks is None or [name for name, _ in blocks] != list(tables):
             return
         learned: dict[str, _TableText] = {}
-        i = 1
-        for name, table in tables.items():
-            head = f"{json.dumps(name)}: {{"
-            if i >= len(lines):
+        for name, block in blocks:
+            known = _learn(name, tables[name], block)
+            if known is None:
                 return
-            body: list[str] = []
-            if lines[i].rstrip(",") == head + "}":
-                if table:
-                    return
-            elif lines[i] == head:
-                keys = list(table)
-                body = lines[i + 1:i + 1 + len(keys)]
-                i += len(keys) + 1
-                if len(body) != len(keys) or i >= len(lines) or lines[i].rstrip(",") != "}":
-                    return
-                if not all(line.startswith(_key_prefix(key)) for line, key in zip(body, keys)):
-                    return
-                if not all(line.endswith(",") for line in body[:-1]):
-                    return
-                body = [line[:-1] for line in body[:-1]] + body[-1:]
-                if body and body[-1].endswith(","):
-                    return
-            else:
-                return
-            learned[name] = _TableText(name, table, body, {key: n for n, key in enumerate(table)})
-            i += 1
-        if i < len(lines) and lines[i] == "}":
-            self._tables = learned
+            learned[name] = known
+        self._tables = learned
+
+    def seed_table(self, name: str, table: dict, block: bytes) -> None:
+        """Learn one table's lines from its text in the file (a table decoded from a `RawTable`)."""
+        cached = self._tables.get(name)
+        if cached is None or cached.table is not table:
+            known = _learn(name, table, block)
+            if known is not None:
+                self._tables[name] = known
 
     def _incremental(self, name: str, table: dict, base: _TableText, touched: Iterable[str]) -> _TableText | None:
         lines, pos = base.lines.copy(), base.pos
@@ -183,13 +239,22 @@ class _Serialiser:
             return None
         return _TableText(name, table, lines, pos)
 
-    def dumps(self, tables: _Tables, base: _Tables | None = None,
-              touched: dict[str, list[str]] | None = None, removed: Iterable[str] = ()) -> list[str]:
-        """The file's text in chunks. `base`/`touched`/`removed` describe a transaction."""
+    def dumps(self, tables: Mapping[str, "dict | RawTable"], base: Mapping[str, Any] | None = None,
+              touched: dict[str, list[str]] | None = None, removed: Iterable[str] = (),
+              checked: bool = False) -> list[bytes]:
+        """The file's text in chunks. `base`/`touched`/`removed` describe a transaction. `checked`:
+        every record has been checked (`core.store_check`), so `_meta` gets each table's digest
+        (a later read trusts those tables' text without checking every record again)."""
         removed = set(removed)
         learned: dict[str, _TableText] = {}
+        blocks: dict[str, _TableText | RawTable] = {}
         for name in _table_order(tables):
             table = tables[name]
+            if isinstance(table, RawTable):
+                blocks[name] = table
+                continue
+            if name == META_TABLE and checked and table:
+                continue  # written last, with the digests of the others
             cached = self._tables.get(name)
             text = None
             if cached is not None and cached.table is table:
@@ -198,16 +263,53 @@ class _Serialiser:
                   and cached.table is base.get(name)):
                 text = self._incremental(name, table, cached, touched.get(name, ()))
             if text is None:
-                keys = list(table)
-                text = _TableText(name, table, [_record_line(k, table[k]) for k in keys],
-                                  {k: n for n, k in enumerate(keys)})
-            learned[name] = text
+                text = _dumped(name, table)
+            learned[name] = blocks[name] = text
+        if checked and tables.get(META_TABLE):
+            meta = tables[META_TABLE]
+            assert isinstance(meta, dict)
+            key, record = next(iter(meta.items()))
+            record = {k: v for k, v in record.items() if k != DIGESTS}
+            record[DIGESTS] = {name: text.digest for name, text in blocks.items()}
+            meta = {key: record}
+            learned[META_TABLE] = _dumped(META_TABLE, meta)
+            blocks = {META_TABLE: learned[META_TABLE], **blocks}
         self._tables = learned
-        chunks = ["{\n"]
-        for n, text in enumerate(learned.values()):
-            chunks.append(text.block if n == 0 else ",\n" + text.block)
-        chunks.append("\n}\n")
+        chunks = [b"{\n"]
+        for n, text in enumerate(blocks.values()):
+            if n:
+                chunks.append(b",\n")
+            chunks.append(text.block)
+        chunks.append(b"\n}\n")
         return chunks
+
+    def meta_table(self) -> dict | None:
+        """The `_meta` table as last written (with the digests), to keep in memory."""
+        cached = self._tables.get(META_TABLE)
+        return None if cached is None else cached.table
+
+
+def _dumped(name: str, table: dict) -> _TableText:
+    keys = list(table)
+    return _TableText(name, table, [_record_line(k, table[k]) for k in keys], {k: n for n, k in enumerate(keys)})
+
+
+def _learn(name: str, table: dict, block: bytes) -> _TableText | None:
+    """A table's lines taken from its text in a file (None if the text is not that table's)."""
+    lines = block.decode("utf-8").split("\n")
+    head = f"{json.dumps(name)}: {{"
+    if lines == [head + "}"]:
+        return None if table else _TableText(name, table, [], {}, block)
+    keys = list(table)
+    if lines[0] != head or lines[-1] != "}" or len(lines) != len(keys) + 2:
+        return None
+    body = lines[1:-1]
+    if not all(line.startswith(_key_prefix(key)) for line, key in zip(body, keys)):
+        return None
+    if not all(line.endswith(",") for line in body[:-1]) or (body and body[-1].endswith(",")):
+        return None
+    body = [line[:-1] for line in body[:-1]] + body[-1:]
+    return _TableText(name, table, body, {key: n for n, key in enumerate(keys)}, block)
 
 
 _HEAD_BYTES = 256  # the file's start holds the `_meta` record, with a revision tag per write
@@ -327,16 +429,15 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str | Iterable[str]) -> None:
-    """Temp file in the same folder, fsync, rename over `path`, fsync the folder."""
+def atomic_write_text(path: Path, text: str | Iterable[str | bytes]) -> None:
+    """Temp file in the same folder, fsync, rename over `path`, fsync the folder. Text is written
+    as UTF-8; chunks may be bytes already."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            if isinstance(text, str):
-                fh.write(text)
-            else:
-                fh.writelines(text)
+        with open(tmp, "wb") as fh:
+            for chunk in [text] if isinstance(text, str) else text:
+                fh.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -375,25 +476,109 @@ def _locked(lock, path: Path) -> Iterator[None]:
 
 
 class _FileVersion:
-    """Decoded tables plus a lazily built `id -> doc key` index per table. Treated as immutable."""
+    """One version of the file: its tables, decoded when first read, plus a lazily built
+    `id -> doc key` index per table. Treated as immutable.
 
-    def __init__(self, tables: _Tables, signature: tuple | None) -> None:
-        self.tables = tables
+    A table klmtui wrote itself (its digest in `_meta` matches its text) stays a `RawTable` until
+    something reads it: `status` never decodes a table it does not show, and `device add` copies
+    the 100k-row tables it does not touch as they are."""
+
+    def __init__(self, tables: Mapping[str, "dict | RawTable"], signature: tuple | None) -> None:
+        self.names = list(tables)
+        self._parsed: dict[str, dict] = {n: t for n, t in tables.items() if not isinstance(t, RawTable)}
+        self._raw: dict[str, RawTable] = {n: t for n, t in tables.items() if isinstance(t, RawTable)}
+        self.decoded: dict[str, RawTable] = {}  # raw tables decoded since: their text, for the serialiser
         self.signature = signature
-        self.raw: bytes | None = None  # the file's bytes, until a write has learnt its lines
+        self.raw: bytes | None = None  # the file's bytes (an untrusted file), until a write has learnt its lines
         self._index: dict[str, dict[str, str]] = {}
-        self.strict_ok = False  # Store.view(strict=True) found every required key
+        self.strict_ok: set[str] = set()  # tables Store.view(strict=True) found every required key in
+        self.trusted = False  # klmtui wrote (and checked) every table: strict views check tables as they read them
+        self._decoding = threading.Lock()
+
+    def table(self, name: str) -> dict:
+        """The table's records (decoded on first use); {} for a table the file does not have."""
+        table = self._parsed.get(name)
+        if table is not None:
+            return table
+        with self._decoding:
+            table = self._parsed.get(name)
+            if table is None:
+                raw = self._raw.get(name)
+                if raw is None:
+                    return {}
+                table = _decode_table(name, raw)
+                self.decoded[name] = raw
+                self._parsed[name] = table
+                del self._raw[name]
+            return table
+
+    def current(self, name: str) -> "dict | RawTable":
+        """The table as it is held now: decoded, or still the `RawTable`."""
+        table = self._parsed.get(name)
+        return table if table is not None else self._raw.get(name) or self.table(name)
+
+    def has_table(self, name: str) -> bool:
+        return name in self._parsed or name in self._raw
+
+    def count(self, name: str) -> int:
+        raw = self._raw.get(name)
+        if raw is not None:  # one record per line between the table's first and last line
+            return max(raw.block.count(b"\n") - 1, 0)
+        return len(self.table(name))
+
+    @property
+    def tables(self) -> _Tables:
+        """Every table, decoded."""
+        return {name: self.table(name) for name in self.names}
 
     def index(self, table: str) -> dict[str, str]:
         idx = self._index.get(table)
         if idx is None:
-            idx = {rec["id"]: key for key, rec in self.tables.get(table, {}).items()}
+            idx = {rec["id"]: key for key, rec in self.table(table).items()}
             self._index[table] = idx
         return idx
 
     def get(self, table: str, id: str) -> dict | None:
         key = self.index(table).get(id)
-        return None if key is None else self.tables[table][key]
+        return None if key is None else self.table(table)[key]
+
+
+def _decode_table(name: str, raw: RawTable) -> dict:
+    from core.store_check import decode
+
+    # orjson for the tables whose every record klmtui checked on write (integers within 64 bits)
+    table = decode(b"{" + raw.block + b"}", fast=name in TABLES)[name]
+    return table
+
+
+def _trusted_version(data: bytes, signature: tuple) -> "_FileVersion | None":
+    """The file as a `_FileVersion` of `RawTable`s when klmtui wrote it (its layout, and every table's
+    text matches the digest `_meta` holds for it), else None (then `parse_store` checks it all)."""
+    from core.store_check import decode
+
+    blocks = split_blocks(data)
+    if not blocks or blocks[0][0] != META_TABLE or len(blocks[0][1]) > 65536:
+        return None
+    try:
+        meta_table = decode(b"{" + blocks[0][1] + b"}")[META_TABLE]
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return None
+    meta = next(iter(meta_table.values()), None) if isinstance(meta_table, dict) and len(meta_table) == 1 else None
+    if not isinstance(meta, dict) or meta.get("app") != APP or not isinstance(meta.get(DIGESTS), dict):
+        return None
+    schema = meta.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool) or not 1 <= schema <= SCHEMA_VERSION:
+        return None
+    digests = meta[DIGESTS]
+    tables: dict[str, dict | RawTable] = {META_TABLE: meta_table}
+    for name, block in blocks[1:]:
+        digest = digests.get(name)
+        if not isinstance(digest, str) or _digest(block) != digest:
+            return None
+        tables[name] = RawTable(block, digest)
+    version = _FileVersion(tables, signature)
+    version.trusted = True
+    return version
 
 
 def _check_table(table: str) -> None:
@@ -414,7 +599,7 @@ class Tx:
 
     def __init__(self, base: _FileVersion) -> None:
         self._base = base
-        self._tables: _Tables = dict(base.tables)  # table dicts copied on first write
+        self._tables: _Tables = {}  # the tables this transaction wrote (copied from the base on first write)
         self._copied: set[str] = set()
         self._index: dict[str, dict[str, str]] = {}
         self._next_key: dict[str, int] = {}
@@ -423,15 +608,24 @@ class Tx:
         self.removed: set[str] = set()  # tables that lost a record
 
     # -- internals
+    def _table(self, table: str) -> dict[str, dict]:
+        written = self._tables.get(table)
+        return written if written is not None else self._base.table(table)
+
+    def tables(self) -> dict[str, "dict | RawTable"]:
+        """Every table as this transaction leaves it (those it did not touch as the base holds them)."""
+        names = [*self._base.names, *(n for n in self._tables if not self._base.has_table(n))]
+        return {n: self._tables[n] if n in self._tables else self._base.current(n) for n in names}
+
     def _idx(self, table: str) -> dict[str, str]:
         if table not in self._index:
-            self._index[table] = dict(self._base.index(table)) if table in self._base.tables else {}
+            self._index[table] = dict(self._base.index(table)) if self._base.has_table(table) else {}
         return self._index[table]
 
     def _writable(self, table: str, key: str | None = None) -> dict[str, dict]:
         """The table, copied on first write; `key` is recorded as touched."""
         if table not in self._copied:
-            self._tables[table] = dict(self._tables.get(table, {}))
+            self._tables[table] = dict(self._table(table))
             self._copied.add(table)
         self.changed = True
         if key is None:
@@ -442,7 +636,7 @@ class Tx:
 
     def _new_key(self, table: str) -> str:
         if table not in self._next_key:
-            keys = self._tables.get(table, {}).keys()
+            keys = self._table(table).keys()
             self._next_key[table] = max((int(k) for k in keys if k.isdigit()), default=0) + 1
         key = self._next_key[table]
         self._next_key[table] = key + 1
@@ -456,7 +650,7 @@ class Tx:
 
     def _ensure_meta(self) -> None:
         """Add the `_meta` record if missing, and give this write a fresh revision tag."""
-        meta = self._tables.get(META_TABLE)
+        meta = self._table(META_TABLE)
         key, record = next(iter(meta.items())) if meta else ("1", _meta_record())
         self._writable(META_TABLE, key)[key] = {**record, "rev": secrets.token_hex(6)}
 
@@ -469,15 +663,15 @@ class Tx:
     def get(self, table: str, id: str) -> dict | None:
         _check_table(table)
         key = self._idx(table).get(id)
-        return None if key is None else _copy(self._tables[table][key])
+        return None if key is None else _copy(self._table(table)[key])
 
     def all(self, table: str) -> list[dict]:
         _check_table(table)
-        return [_copy(r) for r in self._tables.get(table, {}).values()]
+        return [_copy(r) for r in self._table(table).values()]
 
     def find(self, table: str, **equal: Any) -> list[dict]:
         _check_table(table)
-        return [_copy(r) for r in self._tables.get(table, {}).values() if _matches(r, equal)]
+        return [_copy(r) for r in self._table(table).values() if _matches(r, equal)]
 
     # -- writes
     def insert(self, table: str, record: Mapping[str, Any]) -> str:
@@ -498,7 +692,7 @@ class Tx:
         key = self._idx(table).get(rec["id"])
         if key is None:
             return self.insert(table, rec)
-        merged = {**self._tables[table][key], **rec}
+        merged = {**self._table(table)[key], **rec}
         _refuse_bad_values(table, merged)
         self._writable(table, key)[key] = merged
         return rec["id"]
@@ -510,7 +704,7 @@ class Tx:
             raise RecordNotFound(f"{table}: no record with id {id!r}")
         if fields.get("id", id) != id:
             raise ValueError("update() cannot change a record's id")
-        merged = {**self._tables[table][key], **_copy(fields)}
+        merged = {**self._table(table)[key], **_copy(fields)}
         _refuse_bad_values(table, merged)
         self._writable(table, key)[key] = merged
         return _copy(merged)
@@ -586,15 +780,22 @@ class Store:
                 if self._snapshot is not None and self._snapshot.signature == sig:
                     return self._snapshot
                 data = head + fh.read()
-            snap = _FileVersion(parse_store(self.path, data), sig)
-            snap.raw = data
+            snap = _trusted_version(data, sig)
+            if snap is None:  # not written by klmtui, or edited since: every record is checked
+                snap = _FileVersion(parse_store(self.path, data), sig)
+                snap.raw = data
             self._snapshot = snap
             return snap
 
     # -- reads (no lock: the file is only ever replaced whole)
+    def rows(self, table: str) -> Iterable[dict]:
+        """The records themselves, uncopied (large tables: callers must not mutate them)."""
+        _check_table(table)
+        return self._load().table(table).values()
+
     def all(self, table: str) -> list[dict]:
         _check_table(table)
-        return [_copy(r) for r in self._load().tables.get(table, {}).values()]
+        return [_copy(r) for r in self._load().table(table).values()]
 
     def get(self, table: str, id: str) -> dict | None:
         _check_table(table)
@@ -603,33 +804,23 @@ class Store:
 
     def find(self, table: str, **equal: Any) -> list[dict]:
         _check_table(table)
-        return [_copy(r) for r in self._load().tables.get(table, {}).values() if _matches(r, equal)]
+        return [_copy(r) for r in self._load().table(table).values() if _matches(r, equal)]
 
     def count(self, table: str) -> int:
         _check_table(table)
-        return len(self._load().tables.get(table, {}))
+        return self._load().count(table)
 
     def meta(self) -> dict:
-        """The `_meta` record (app, schema, created), or {} for an empty store."""
-        return _copy(next(iter(self._load().tables.get(META_TABLE, {}).values()), {}))
+        """The `_meta` record (app, schema, created, rev, digests), or {} for an empty store."""
+        return _copy(next(iter(self._load().table(META_TABLE).values()), {}))
 
     def view(self, *, strict: bool = False) -> "StoreView":
         """Every table from ONE parse of the file (readers of several tables never mix two versions).
 
         `strict`: also refuse records missing the keys readers index (`core.store_check.REQUIRED`),
-        one line naming them, the file untouched."""
-        snap = self._load()
-        if strict and not getattr(snap, "strict_ok", False):
-            from core.store_check import missing_keys
-
-            for table in TABLES:
-                for record in snap.tables.get(table, {}).values():
-                    missing = missing_keys(table, record)
-                    if missing:
-                        raise StoreError(f"{self.path} has a {table} record {_short_id(record['id'])} without "
-                                         f"{', '.join(missing)}; the file is left untouched; fix or remove it")
-            snap.strict_ok = True
-        return StoreView(self, snap)
+        one line naming them, the file untouched: each table when the view first reads it (a
+        table a command does not read is not even decoded); `StoreView.check()` checks them all."""
+        return StoreView(self, self._load(), strict=strict)
 
     # -- writes
     @contextmanager
@@ -651,7 +842,10 @@ class Store:
                     if base.raw is not None:
                         self._serialiser.seed(base.tables, base.raw.decode("utf-8", "replace"))
                         base.raw = None
-                    self._commit(tx._tables, base.tables, tx.touched, tx.removed)
+                    for name, raw in list(base.decoded.items()):  # tables decoded from klmtui's own text
+                        self._serialiser.seed_table(name, base.table(name), raw.block)
+                    base.decoded.clear()
+                    self._commit(tx.tables(), base, tx.touched, tx.removed, checked=True)
         finally:
             self._in_tx.active = False
 
@@ -678,11 +872,14 @@ class Store:
                 pass
         self._swept = True
 
-    def _commit(self, tables: _Tables, base: _Tables | None = None, touched: dict | None = None,
-                removed: Iterable[str] = ()) -> None:
+    def _commit(self, tables: Mapping[str, "dict | RawTable"], base: _FileVersion | None = None,
+                touched: dict | None = None, removed: Iterable[str] = (), checked: bool = False) -> None:
+        """Write `tables`. `checked`: every record was checked (a transaction: its writes, and a base
+        that was checked or trusted), so the file gets each table's digest."""
         ordered = {name: tables[name] for name in _table_order(tables)}
+        base_tables = None if base is None else {n: base.current(n) for n in base.names}
         try:
-            chunks = self._serialiser.dumps(ordered, base, touched, removed)
+            chunks = self._serialiser.dumps(ordered, base_tables, touched, removed, checked)
         except (TypeError, ValueError) as exc:  # not JSON data, or a NaN that escaped the checks
             self._serialiser = _Serialiser()
             raise StoreError(f"refused to write {self.path}: {exc}") from None
@@ -695,9 +892,13 @@ class Store:
             if is_no_space(exc):  # the temp file is gone already (atomic_write_text)
                 raise DiskFull(self._target.parent, f"cannot write the store {self.path}") from None
             raise OperationFailed(f"cannot write the store {self.path}: {exc.strerror or exc}") from None
-        head = "".join(chunks[:3]).encode("utf-8")[:_HEAD_BYTES]
+        head = b"".join(chunks[:3])[:_HEAD_BYTES]
         sig = _signature(os.stat(self.path), head)
+        meta = self._serialiser.meta_table() if checked else None
+        if meta is not None:
+            ordered[META_TABLE] = meta  # with the digests just written
         self._snapshot = _FileVersion(ordered, sig)
+        self._snapshot.trusted = checked
 
     def insert(self, table: str, record: Mapping[str, Any]) -> str:
         with self.transaction() as tx:
@@ -718,7 +919,7 @@ class Store:
     def initialise(self) -> bool:
         """Create the file with its `_meta` entry if it does not exist yet. True if created."""
         with self.transaction() as tx:
-            if tx._tables.get(META_TABLE):
+            if tx._table(META_TABLE):
                 return False
             tx._ensure_meta()
             tx.changed = True
@@ -741,10 +942,33 @@ class StoreView:
     `rows(table)` iterates the records themselves, uncopied (for large tables: callers must not
     mutate them); `all`/`get`/`find` return copies like the Store's."""
 
-    def __init__(self, store: Store, snapshot: _FileVersion) -> None:
+    def __init__(self, store: Store, snapshot: _FileVersion, strict: bool = False) -> None:
         self.store = store
         self.path = store.path
         self._snap = snapshot
+        self._strict = strict
+        if strict and not snapshot.trusted:  # decoded whole anyway: report a bad record before anything else
+            self.check()
+
+    def _table(self, table: str) -> dict[str, dict]:
+        _check_table(table)
+        records = self._snap.table(table)
+        if self._strict and table not in self._snap.strict_ok:
+            from core.store_check import missing_keys
+
+            for record in records.values():
+                missing = missing_keys(table, record)
+                if missing:
+                    raise StoreError(f"{self.path} has a {table} record {_short_id(record['id'])} without "
+                                     f"{', '.join(missing)}; the file is left untouched; fix or remove it")
+            self._snap.strict_ok.add(table)
+        return records
+
+    def check(self) -> "StoreView":
+        """Decode and (strict) check every table now."""
+        for table in TABLES:
+            self._table(table)
+        return self
 
     def __repr__(self) -> str:
         return f"StoreView({str(self.path)!r})"
@@ -754,7 +978,7 @@ class StoreView:
         return self.store.folder
 
     def exists(self) -> bool:
-        return bool(self._snap.tables)
+        return bool(self._snap.names)
 
     def relative(self, path: str | os.PathLike) -> str:
         return self.store.relative(path)
@@ -766,14 +990,13 @@ class StoreView:
         return self.store.run_dir(id)
 
     def rows(self, table: str) -> Iterable[dict]:
-        _check_table(table)
-        return self._snap.tables.get(table, {}).values()
+        return self._table(table).values()
 
     def all(self, table: str) -> list[dict]:
         return [_copy(r) for r in self.rows(table)]
 
     def get(self, table: str, id: str) -> dict | None:
-        _check_table(table)
+        self._table(table)
         rec = self._snap.get(table, id)
         return None if rec is None else _copy(rec)
 
@@ -781,11 +1004,13 @@ class StoreView:
         return [_copy(r) for r in self.rows(table) if _matches(r, equal)]
 
     def count(self, table: str) -> int:
+        if self._strict:
+            return len(self._table(table))
         _check_table(table)
-        return len(self._snap.tables.get(table, {}))
+        return self._snap.count(table)
 
     def meta(self) -> dict:
-        return _copy(next(iter(self._snap.tables.get(META_TABLE, {}).values()), {}))
+        return _copy(next(iter(self._snap.table(META_TABLE).values()), {}))
 
 
 # --------------------------------------------------------------------------- TinyDB storage
@@ -816,8 +1041,10 @@ class AtomicJSONStorage:
         with store._write_lock():
             tables = {name: dict(rows) for name, rows in data.items()}
             meta = next(iter(tables.get(META_TABLE, {}).values()), None) or _meta_record()
+            meta = {k: v for k, v in meta.items() if k != DIGESTS}  # records unchecked: the next read checks them all
             tables[META_TABLE] = {"1": {**meta, "rev": secrets.token_hex(6)}}
             store._commit(tables)
+            store._snapshot = None  # not checked: the next read (and write) checks every record
 
     def close(self) -> None:
         pass

@@ -131,9 +131,9 @@ def import_results(store: Store, records: Iterable[dict], *, replace: bool = Fal
 
 def source_names(store: Store) -> list[str]:
     """Imported sources in the store, then `measured` (and `measured:DEVICE` per device)."""
-    names = sorted({r["source"] for r in store.all("results")})
+    names = sorted({r["source"] for r in store.rows("results")})
     # a device is a source once it has a figure: a failed benchmark makes no empty `measured:DEVICE`
-    devices = sorted({str(b["device"]) for b in store.all("benchmarks") if b.get("device")
+    devices = sorted({str(b["device"]) for b in store.rows("benchmarks") if b.get("device")
                       and b.get("status") == DONE and (b.get("latency_s") is not None or b.get("power_w") is not None)})
     return names + [MEASURED_SOURCE] + [f"{MEASURED_SOURCE}:{d}" for d in devices]
 
@@ -146,17 +146,17 @@ def measured_rows(store: Store, device: str | None = None) -> list[ResultRecord]
     """The `measured` pseudo-source (see the module docstring), one row per architecture."""
     from core.aggregate import summary
 
-    archs = {a["id"]: a for a in store.all("architectures")}
+    archs = {a["id"]: a for a in store.rows("architectures")}  # read only: records uncopied
     templates: dict[str, dict] = {}
     done_runs: dict[str, list[dict]] = {}
-    for run in store.all("runs"):
+    for run in store.rows("runs"):
         if run.get("status") == "done" and run.get("accuracy") is not None:
             done_runs.setdefault(run["arch_id"], []).append(run)
             templates.setdefault(run["arch_id"], run)
     # mean +- std over one recipe's distinct seeds only (core.aggregate), never unlike runs
     accuracies = {arch_id: summary(group) for arch_id, group in done_runs.items()}
     latest: dict[str, dict] = {}
-    for bench in store.all("benchmarks"):
+    for bench in store.rows("benchmarks"):
         if bench.get("status") != "done" or (device and bench.get("device") != device):
             continue
         if bench.get("latency_s") is None and bench.get("power_w") is None:
@@ -206,7 +206,8 @@ def source_rows(store: Store, source: str = DEFAULT_SOURCE) -> list[ResultRecord
         device = source.partition(":")[2] or None
         rows = measured_rows(store, device)
     else:
-        rows = cast(list[ResultRecord], store.find("results", source=source))
+        # shallow copies of the records (callers may add keys; nested values are shared, read-only)
+        rows = cast(list[ResultRecord], [dict(r) for r in store.rows("results") if r.get("source") == source])
     if not rows:
         known = ", ".join(n for n in source_names(store)) or "none (run `klmtui init`)"
         raise InputError(f"source {source!r} has no results in {store.path}; sources: {known}")
@@ -289,8 +290,9 @@ def study_status(store: Store) -> list[dict]:
 
     The shape of `klmtui status --json` (and what the TUI's overview shows).
     """
-    archs: dict[str, Mapping[str, Any]] = {a["id"]: a for a in store.all("architectures")}
-    runs, benches, results = (_by_arch(store.all(t)) for t in ("runs", "benchmarks", "results"))
+    # read only: the records themselves, uncopied (100k imported rows: copying them all cost seconds)
+    archs: dict[str, Mapping[str, Any]] = {a["id"]: a for a in store.rows("architectures")}
+    runs, benches, results = (_by_arch(store.rows(t)) for t in ("runs", "benchmarks", "results"))
     for grouped in (runs, benches, results):
         for arch_id, recs in grouped.items():
             if arch_id not in archs and "K" in recs[0]:

@@ -66,8 +66,23 @@ def emit_json(rows: Any) -> None:
     """Write JSON to stdout and nothing else (the `--json` contract)."""
     # one write (100k rows: a tenth of the time of json.dump's many small writes); large outputs compact
     indent = 2 if not isinstance(rows, list) or len(rows) <= 2000 else None
-    sys.stdout.write(json.dumps(rows, indent=indent, default=_json_default) + "\n")
+    text = _fast_json(rows) if indent is None else None  # 100k rows: orjson, a tenth of the time
+    sys.stdout.write((text or json.dumps(rows, indent=indent, default=_json_default)) + "\n")
     sys.stdout.flush()
+
+
+def _fast_json(rows: Any) -> str | None:
+    """Compact JSON by orjson (the same data as json.dumps; no space after separators; a NaN, which
+    the store refuses anyway, would be null, valid JSON, not `NaN`), None when orjson is missing or
+    refuses something (an integer beyond 64 bits): then json.dumps writes it."""
+    try:
+        import orjson
+    except ImportError:
+        return None
+    try:
+        return orjson.dumps(rows, default=_json_default).decode("utf-8")
+    except (TypeError, ValueError):
+        return None
 
 
 def emit_json_line(obj: Any) -> None:

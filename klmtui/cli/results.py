@@ -115,7 +115,7 @@ def import_results(app, csv_file: Path, source: str, replace: bool, as_json: boo
 
     records = read_results_csv(csv_file, source)
     store = app.store()
-    store.view(strict=True)  # a bad store file (hostile, records missing keys) is reported before anything else
+    store.view(strict=True).check()  # a bad store file (hostile, records missing keys) is reported before anything else
     counts = do_import(store, records, replace=replace)
     if as_json:
         emit_json([counts])
