@@ -36,7 +36,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _spin(stop_at: float) -> None:
+def _spin(stop_at: float, nice: int = 0) -> None:
+    if nice:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
     x = 0
     while time.perf_counter() < stop_at:
         x = (x * 1103515245 + 12345) % 2147483648
@@ -52,10 +54,11 @@ def record(args, scenario: str) -> dict:
     load_before = os.getloadavg()
     hogs, hog = [], None
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    nice = (lambda: os.setpriority(os.PRIO_PROCESS, 0, args.nice)) if args.nice else None
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=nice)
     if scenario == "hog-start":
         hog = [started, started + args.hog_seconds]
-        hogs = [multiprocessing.Process(target=_spin, args=(hog[1],)) for _ in range(args.hog_procs)]
+        hogs = [multiprocessing.Process(target=_spin, args=(hog[1], args.nice)) for _ in range(args.hog_procs)]
         for h in hogs:
             h.start()
     seconds, ends, first = [], [], None
@@ -69,7 +72,7 @@ def record(args, scenario: str) -> dict:
             first = event["t0"]
             if scenario == "hog-mid":
                 hog = [first + args.hog_at, first + args.hog_at + args.hog_seconds]
-                hogs = [multiprocessing.Process(target=_spin_from, args=(hog[0], hog[1]))
+                hogs = [multiprocessing.Process(target=_spin_from, args=(hog[0], hog[1], args.nice))
                         for _ in range(args.hog_procs)]
                 for h in hogs:
                     h.start()
@@ -83,14 +86,14 @@ def record(args, scenario: str) -> dict:
     return {"name": "%s-%d" % (scenario, int(time.time())), "scenario": scenario,
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-            "hog": [round(hog[0] - first, 3), round(hog[1] - first, 3)] if hog else None,
+            "hog": [round(hog[0] - first, 3), round(hog[1] - first, 3)] if hog else None, "nice": args.nice,
             "seconds_us": seconds, "end_ms": ends}
 
 
-def _spin_from(start_at: float, stop_at: float) -> None:
+def _spin_from(start_at: float, stop_at: float, nice: int = 0) -> None:
     while time.perf_counter() < start_at:
         time.sleep(0.01)
-    _spin(stop_at)
+    _spin(stop_at, nice)
 
 
 def main() -> None:
@@ -104,13 +107,17 @@ def main() -> None:
     parser.add_argument("--hog-procs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--hog-seconds", type=float, default=45.0)
     parser.add_argument("--hog-at", type=float, default=15.0)
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run the agent and the hogs at this nice level (e.g. -10 as root: other users' load on a "
+                             "shared machine then disturbs less; recorded beside each series)")
     args = parser.parse_args()
     out = Path(args.output)
     data = json.loads(out.read_text()) if out.exists() else {"series": []}
     data["recorded"] = {
         "how": "bench/record_latency_series.py: the real agent (remote.agent.main) on this machine's CPU, "
                "%s, batch %d, %d thread(s), sync timing, 20 warm-up batches then %d timed; hogs: %d CPU-bound "
-               "processes" % (args.arch, args.batch, args.threads, args.batches, args.hog_procs),
+               "processes; hog times and end_ms are seconds / ms since the first timed batch started"
+               % (args.arch, args.batch, args.threads, args.batches, args.hog_procs),
         "machine": "%s, %d CPUs, Python %s (shared VM, other users' load included)" % (
             platform.platform(), os.cpu_count() or 0, platform.python_version()),
     }

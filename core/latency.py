@@ -266,36 +266,58 @@ def sen_slope(values):
     return median(slopes) or 0.0
 
 
-TREND_BLOCKS = 10  # Mann-Kendall runs over this many block medians (robust, and O(1) per check)
-TREND_Z = 1.96     # two-sided 5% on the block medians ...
-TREND_SPAN = 1.0   # ... and a trend counts only once Sen's slope over the kept span exceeds the tolerance
-WINDOW_SHIFT = 1.0  # a window drift counts only once the two windows' medians differ by the tolerance
+def sen_slope_bound(values, z=1.0):
+    """The larger magnitude of the two ends of Sen's slope's confidence interval at normal quantile z.
+
+    The interval is the usual distribution-free one: the pairwise slopes, sorted, at ranks
+    (N - C) / 2 and (N + C) / 2 with N pairs and C = z x sqrt(Var(S)) (S the Mann-Kendall statistic).
+    """
+    n = len(values)
+    slopes = sorted((values[j] - values[i]) / float(j - i) for i in range(n - 1) for j in range(i + 1, n))
+    if not slopes:
+        return 0.0
+    c = z * math.sqrt(n * (n - 1) * (2 * n + 5) / 18.0)
+    lo = int(max(0, math.floor((len(slopes) - c) / 2.0)))
+    hi = int(min(len(slopes) - 1, math.ceil((len(slopes) + c) / 2.0)))
+    return max(abs(slopes[lo]), abs(slopes[hi]))
+
+
+TREND_BLOCKS = 10  # the drift tests run over this many block medians (robust, and O(1) per check)
+TREND_Z = 2.58     # a drift is a Mann-Kendall trend at two-sided 1% (checked often: few false alarms) ...
+TREND_SPAN = 1.0   # ... whose Sen slope moves the block medians by more than the tolerance over the kept span
+WINDOW_SHIFT = 1.0  # a step counts when the last two windows' medians differ by more than the tolerance
+BOUND_Z = 1.0      # steady: the end of Sen's slope's +-1 sigma interval, projected, within the tolerance
 
 
 class AdaptiveStop(object):
     """The `adaptive` stop rule: feed samples with add(seconds, elapsed); done() says when to stop.
 
+    Everything is judged against the tolerance tol = ci_rel x the median of the kept samples
+    (what the result promises), on TREND_BLOCKS block medians of the kept samples in arrival
+    order. Medians only, so spikes and heavy-tailed jitter (a shared VM, a preempted batch) move
+    nothing, and a swing that goes up and comes back is no trend.
+
     done() is True only when every condition holds (else the protocol keeps timing):
     - `min_batches` samples kept, and `min_seconds` of timing elapsed since the first kept batch
       (a drift restarts that clock: what is kept must span the minimum duration on its own);
     - the `confidence` CI of the median of the kept samples lies within +-ci_rel of it;
-    - no drift. A drift must be statistically AND practically significant; "practically" is the
-      tolerance tol = ci_rel x the median of the kept samples (what the result promises):
-      (a) window: the last two windows of `window()` samples have disjoint median CIs AND their
-          medians differ by more than tol (WINDOW_SHIFT): a step (interference started or
-          stopped, a clock change);
-      (b) trend: Mann-Kendall over TREND_BLOCKS block medians of the kept samples finds a trend
-          (|Z| >= 1.96) AND Theil-Sen's slope of those block medians, projected over the kept span
-          (9 block steps), exceeds tol (TREND_SPAN): a ramp (a Jetson's clocks ramping up or
-          its temperature throttling them, a monotone drift over minutes).
-      Only medians enter the tests (window medians, block medians, their order-statistic CIs),
-      so spikes and heavy-tailed jitter (a shared VM, a preempted batch) move nothing; a level
-      wander smaller than the tolerance is ignored because it cannot move the result by more
-      than the CI already allows. A ramp too slow to move the kept span by tol is, for the
-      same reason, too slow to matter to the figure.
-    A drift discards the samples before it (window drift: all but the last window; a trend: the
-    older half): they are counted in `discarded`, `drifts` counts the events. `reason` is
-    `converged` or `ceiling` (max_batches timed in all, kept or discarded).
+    - no drift; a drift must be statistically AND practically significant:
+      (a) a step: the last two windows of `window()` samples have disjoint median CIs AND their
+          medians differ by more than tol (interference started or stopped, a clock change);
+          it discards all but the last window;
+      (b) a ramp: Mann-Kendall finds a trend in the block medians (|Z| >= 2.58) AND Theil-Sen's
+          slope of them, projected over the kept span (9 block steps), exceeds tol; it discards
+          the older half of the kept samples.
+      What a drift discards was warm-up after all; `drifts` counts the events, `discarded` the
+      samples;
+    - steady: the drift is bounded, not merely unproven: the larger end of Sen's slope's +-1 sigma
+      interval (sen_slope_bound), per second, times everything timed so far (max of the kept span
+      and the whole elapsed time, discarded part included), is within tol. A device that has
+      drifted for E seconds must show a rate that would not move the figure by tol in another E.
+      This is what keeps a warming Jetson (clocks ramping, then thermal throttling: a monotone
+      drift over minutes, each window too short to prove it) from stopping on a ramp, while a
+      steady device passes it at the floors.
+    `reason` is `converged` or `ceiling` (max_batches timed in all, kept or discarded).
     """
 
     def __init__(self, ci_rel=0.01, min_batches=30, max_batches=2500, confidence=CONFIDENCE, min_seconds=0.0):
@@ -323,10 +345,6 @@ class AdaptiveStop(object):
         self.elapsed = self.elapsed + seconds if elapsed is None else float(elapsed)
         self.stamps.append(self.elapsed)
 
-    def window(self):
-        """Samples per drift window: a quarter of the kept ones, at least half the floor (>= 8)."""
-        return max(8, self.min_batches // 2, len(self.kept) // 4)
-
     def converged(self):
         """True when the CI of the median is within +-ci_rel (regardless of the floor and drift)."""
         ci = median_ci(self.sorted, self.confidence, presorted=True)
@@ -337,26 +355,51 @@ class AdaptiveStop(object):
         """What a drift must exceed to matter: ci_rel x the median of the kept samples."""
         return self.ci_rel * abs(median(self.sorted) or 0.0)
 
+    def blocks(self):
+        """(block medians, index of the first sample in them): TREND_BLOCKS blocks, fewer below 30."""
+        n = len(self.kept)
+        count = TREND_BLOCKS if n >= 3 * TREND_BLOCKS else n // 3
+        if count < 3:
+            return [], n
+        size = n // count
+        start = n - size * count
+        return [median(self.kept[start + b * size:start + (b + 1) * size]) for b in range(count)], start
+
+    def window(self):
+        """Samples per step-test window: a quarter of the kept ones, at least half the floor (>= 8)."""
+        return max(8, self.min_batches // 2, len(self.kept) // 4)
+
     def drift(self):
-        """`window`, `trend` or None (see the class docstring); discards nothing."""
+        """`window` (a step), `trend` (a ramp) or None; see the class docstring. Discards nothing."""
         w = self.window()
         if len(self.kept) >= 2 * w:
-            older = median_ci(self.kept[-2 * w:-w], self.confidence)
-            newer = median_ci(self.kept[-w:], self.confidence)
-            if older and newer and (newer[0] > older[1] or newer[1] < older[0]):
-                shift = abs(median(self.kept[-w:]) - median(self.kept[-2 * w:-w]))
-                if shift > WINDOW_SHIFT * self.tolerance():
+            older, newer = self.kept[-2 * w:-w], self.kept[-w:]
+            ci_old, ci_new = median_ci(older, self.confidence), median_ci(newer, self.confidence)
+            if ci_old and ci_new and (ci_new[0] > ci_old[1] or ci_new[1] < ci_old[0]):
+                if abs(median(newer) - median(older)) > WINDOW_SHIFT * self.tolerance():
                     return "window"
-        n = len(self.kept)
-        if n >= 3 * TREND_BLOCKS:
-            size = n // TREND_BLOCKS
-            start = n - size * TREND_BLOCKS
-            blocks = [median(self.kept[start + b * size:start + (b + 1) * size]) for b in range(TREND_BLOCKS)]
-            if abs(mann_kendall_z(blocks)) >= TREND_Z:
-                span = abs(sen_slope(blocks)) * (TREND_BLOCKS - 1)
-                if span > TREND_SPAN * self.tolerance():
-                    return "trend"
+        if len(self.kept) < 3 * TREND_BLOCKS:
+            return None
+        blocks, _ = self.blocks()
+        if abs(mann_kendall_z(blocks)) >= TREND_Z:
+            if abs(sen_slope(blocks)) * (len(blocks) - 1) > TREND_SPAN * self.tolerance():
+                return "trend"
         return None
+
+    def drift_bound(self):
+        """The drift the kept samples cannot rule out (see the class docstring), in seconds."""
+        blocks, start = self.blocks()
+        if not blocks:
+            return 0.0  # below 9 samples there is nothing to judge: the floors are the user's choice
+        span_s = self.stamps[-1] - (self.stamps[start - 1] if start else self.since)
+        if span_s <= 0:
+            return float("inf")
+        steps = len(blocks) - 1
+        per_second = sen_slope_bound(blocks, BOUND_Z) * steps / span_s
+        return per_second * max(span_s, self.elapsed)
+
+    def steady(self):
+        return self.drift_bound() <= self.tolerance()
 
     def _discard_before(self, keep):
         dropped = len(self.kept) - keep
@@ -380,13 +423,13 @@ class AdaptiveStop(object):
             return False
         self.last_check = n
         kind = self.drift()
-        if kind == "window":
+        if kind == "window":  # a step: what came before the last window is another regime
             self._discard_before(self.window())
             return False
         if kind == "trend":
             self._discard_before(len(self.kept) - len(self.kept) // 2)
             return False
-        if self.converged():
+        if self.converged() and self.steady():
             self.reason = "converged"
             return True
         return False

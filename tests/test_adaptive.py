@@ -5,6 +5,7 @@ machine's speed. The agent-level contract (batches_timed / seconds_timed / stop_
 summary) is checked in tests/test_agent.py.
 """
 
+import math
 import random
 
 import pytest
@@ -28,7 +29,7 @@ def test_steady_device_stops_at_the_floors():
     stop = AdaptiveStop(ci_rel=0.01, min_batches=30, max_batches=2500, min_seconds=5.0)
     n = feed(stop, lambda i, t: 0.05, 0.02, 1)
     assert stop.reason == "converged" and stop.drifts == 0
-    assert 100 <= n <= 130  # 5 s at 50 ms, and the CI is long tight by then
+    assert 100 <= n <= 160  # 5 s at 50 ms, and the CI and the drift bound are tight by then
     assert abs(median(stop.kept) / 0.05 - 1) < 0.01
 
 
@@ -43,13 +44,76 @@ def test_it_does_not_stop_while_a_drift_lasts():
         assert abs(median(stop.kept) / 0.05 - 1) < 0.02, stop.report()
 
 
-def test_a_step_change_inside_the_minimum_duration_is_discarded():
-    """Interference for the first 6 s (1.6x slower), then the device is steady: the step is seen."""
+def test_a_step_change_inside_the_minimum_duration_is_discarded_or_outweighed():
+    """Interference for the first 6 s (1.6x slower), then the device is steady: never a slow figure."""
     for seed in range(3):
         stop = AdaptiveStop(ci_rel=0.01, min_batches=30, max_batches=20000, min_seconds=10.0)
         feed(stop, lambda i, t: 0.08 if t < 6.0 else 0.05, 0.03, seed)
-        assert stop.drifts >= 1 and stop.elapsed > 6.0
-        assert abs(median(stop.kept) / 0.05 - 1) < 0.02, stop.report()
+        assert stop.reason == "converged" and stop.elapsed > 10.0
+        assert abs(median(stop.kept) / 0.05 - 1) < 0.01, stop.report()
+
+
+# A Jetson Nano at 1.1 s/batch (the thesis' 4-10-4@12 scale), 1% noise, the protocol's defaults
+# (floor 30 batches, 30 s): each window is too short to prove a slow ramp, the drift bound waits.
+NANO = 1.1
+WARMING = {
+    # clocks and caches warming: 25% slow at first, decaying with a 60 s time constant
+    "clock ramp": lambda t: NANO * (1 + 0.25 * math.exp(-t / 60.0)),
+    # thermal throttling: 10% slower as it heats, approached with a 90 s time constant
+    "throttling": lambda t: NANO * (1 + 0.10 * (1 - math.exp(-t / 90.0))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WARMING))
+def test_a_warming_jetson_does_not_stop_on_the_ramp(name):
+    law = WARMING[name]
+    steady = law(1e9)
+    for seed in range(4):
+        stop = AdaptiveStop(**adaptive_defaults())
+        n = feed(stop, lambda i, t: law(t), 0.01, seed)
+        assert stop.reason == "converged", stop.report()
+        # the figure is the device's settled latency, and the ramp had flattened when it stopped
+        assert abs(median(stop.kept) / steady - 1) < 0.015, (seed, stop.report())
+        assert abs(law(stop.elapsed) / steady - 1) < 0.015, (seed, stop.report())
+        assert n <= 500  # still a fifth of the thesis protocol's 2,500 batches
+    # the CI and the floors alone (no drift tests) stop inside the ramp, several % off
+    stop = AdaptiveStop(**adaptive_defaults())
+    rng, elapsed, n = random.Random(0), 0.0, 0
+    while not (n >= 30 and elapsed >= 30 and stop.converged()):
+        x = law(elapsed) * (1 + rng.gauss(0, 0.01))
+        elapsed += x
+        stop.add(x, elapsed)
+        n += 1
+    assert abs(median(stop.kept) / steady - 1) > 0.03
+
+
+def test_a_steady_jetson_stops_at_the_floors():
+    for seed in range(4):
+        stop = AdaptiveStop(**adaptive_defaults())
+        n = feed(stop, lambda i, t: NANO, 0.01, seed)
+        assert stop.reason == "converged" and stop.drifts == 0 and n <= 45
+        assert abs(median(stop.kept) / NANO - 1) < 0.005
+
+
+def test_heavy_tailed_jitter_is_no_drift():
+    """A VM's jitter: 3% noise and 5% of batches preempted (1.5x to 6x slower), no trend."""
+    for seed in range(4):
+        stop = AdaptiveStop(**adaptive_defaults(min_seconds=20.0))
+        rng = random.Random(seed)
+        elapsed, n = 0.0, 0
+        while not stop.done():
+            x = 0.057 * (1 + rng.gauss(0, 0.03)) * (rng.uniform(1.5, 6.0) if rng.random() < 0.05 else 1.0)
+            elapsed += x
+            stop.add(x, elapsed)
+            n += 1
+        assert stop.reason == "converged" and stop.drifts <= 1, stop.report()
+        assert n <= 500 and abs(median(stop.kept) / 0.057 - 1) < 0.01
+
+
+def adaptive_defaults(**overrides):
+    p = Protocol("adaptive", **overrides)
+    return {"ci_rel": p.ci_rel, "min_batches": p.min_batches, "max_batches": p.max_batches,
+            "min_seconds": p.min_seconds}
 
 
 def test_without_drift_checks_a_decaying_warmup_would_have_stopped_early():
@@ -197,16 +261,22 @@ def test_power_stop_waits_for_a_power_ramp_and_its_own_floors():
         stop.add_batch()
     assert stop.reason == "converged" and t > 20.0 and stop.samples.drifts >= 1
     assert abs(median(stop.samples.kept) / 4000.0 - 1) < 0.01
-    # steady power: the latency pass' batch count plays no part, the floors and the CI decide
-    stop = PowerStop(ci_rel=0.01, min_batches=30, max_batches=5000, min_seconds=5.0)
-    n = 0
-    while not stop.done():
-        n += 1
-        stop.add_sample(4000.0 * (1 + rng.gauss(0, 0.02)), n * 0.1)
-        stop.add_batch()
-    assert stop.reason == "converged" and 50 <= n <= 70 and stop.samples.drifts == 0
-    report = stop.report()
-    assert report["batches_timed"] == n and report["samples"] == n and report["converged"]
+    # steady power: the latency pass' batch count plays no part, the floors, the CI and the bound decide
+    counts = []
+    for seed in range(6):
+        rng = random.Random(seed)
+        stop = PowerStop(ci_rel=0.01, min_batches=30, max_batches=5000, min_seconds=5.0)
+        n = 0
+        while not stop.done():
+            n += 1
+            stop.add_sample(4000.0 * (1 + rng.gauss(0, 0.02)), n * 0.1)
+            stop.add_batch()
+        assert stop.reason == "converged" and abs(median(stop.samples.kept) / 4000.0 - 1) < 0.01
+        report = stop.report()
+        assert report["batches_timed"] == n and report["samples"] + report["discarded"] == n and report["converged"]
+        counts.append(n)
+    # 5 s of samples at 10 Hz is the floor; a rare false trend alarm (2% noise, 10 blocks) costs time, not accuracy
+    assert min(counts) >= 50 and sorted(counts)[3] <= 100 and max(counts) <= 600, counts
     # no samples at all (a sampler that died): the batch ceiling ends it
     stop = PowerStop(ci_rel=0.01, min_batches=5, max_batches=40)
     while not stop.done():
