@@ -954,9 +954,19 @@ class StoreView:
         _check_table(table)
         records = self._snap.table(table)
         if self._strict and table not in self._snap.strict_ok:
-            from core.store_check import missing_keys
+            from operator import itemgetter
 
+            from core.store_check import REQUIRED, missing_keys
+
+            required = REQUIRED.get(table, ())
+            present = itemgetter(*required) if len(required) > 1 else None  # a tuple of the values, in C
             for record in records.values():
+                if present is not None:
+                    try:
+                        if None not in present(record):
+                            continue
+                    except KeyError:
+                        pass
                 missing = missing_keys(table, record)
                 if missing:
                     raise StoreError(f"{self.path} has a {table} record {_short_id(record['id'])} without "

@@ -146,7 +146,6 @@ def measured_rows(store: Store, device: str | None = None) -> list[ResultRecord]
     """The `measured` pseudo-source (see the module docstring), one row per architecture."""
     from core.aggregate import summary
 
-    archs = {a["id"]: a for a in store.rows("architectures")}  # read only: records uncopied
     templates: dict[str, dict] = {}
     done_runs: dict[str, list[dict]] = {}
     for run in store.rows("runs"):
@@ -169,6 +168,8 @@ def measured_rows(store: Store, device: str | None = None) -> list[ResultRecord]
     rows = []
     # per device: only what was benchmarked there; otherwise anything with a run or a benchmark
     arch_ids = set(latest) if device else set(accuracies) | set(latest)
+    # read only: records uncopied; not even read when nothing was measured (100k imported rows)
+    archs = {a["id"]: a for a in store.rows("architectures")} if arch_ids else {}
     for arch_id in sorted(arch_ids):
         template = archs.get(arch_id) or templates[arch_id]
         arch = arch_of(template)
@@ -284,6 +285,14 @@ def count_status(records: Iterable[dict]) -> dict[str, int]:
     return counts
 
 
+def _summary(row: Mapping[str, Any]) -> dict:
+    """`{k: with_derived(row)[k] for k in _SUMMARY_KEYS}` without copying the row (100k rows)."""
+    from core.report import batch_of, energy_per_image_j
+
+    return {"accuracy": row.get("accuracy"), "params_m": row.get("params_m"), "latency_s": row.get("latency_s"),
+            "power_w": row.get("power_w"), "batch": batch_of(row), "energy_j": energy_per_image_j(row)}
+
+
 def study_status(store: Store) -> list[dict]:
     """One object per architecture (sampled, or seen in runs/benchmarks/results): its runs,
     benchmarks, mean/best measured accuracy, and results by source with energy per image.
@@ -303,7 +312,7 @@ def study_status(store: Store) -> list[dict]:
         my_runs = runs.get(arch_id, [])
         my_benches = sorted(benches.get(arch_id, []), key=_stamp)
         done = [r["accuracy"] for r in my_runs if r.get("status") == "done" and r.get("accuracy") is not None]
-        by_source = {res["source"]: with_derived(res) for res in results.get(arch_id, [])}
+        by_source = {res["source"]: res for res in results.get(arch_id, [])}
         if arch_id in measured:
             by_source[MEASURED_SOURCE] = measured[arch_id]
         latest = with_derived(my_benches[-1]) if my_benches else None
@@ -323,7 +332,7 @@ def study_status(store: Store) -> list[dict]:
                 "by_status": count_status(my_benches),
                 "latest": None if latest is None else {k: latest.get(k) for k in _BENCH_KEYS},
             },
-            "results": {name: {k: row.get(k) for k in _SUMMARY_KEYS} for name, row in by_source.items()},
+            "results": {name: _summary(row) for name, row in by_source.items()},
         })
     out.sort(key=lambda r: (r["K"], r["L"], r["M"], -r["channels"], r.get("genotype") or ""))
     return out
