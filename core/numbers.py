@@ -14,6 +14,14 @@ import math
 from typing import Any
 
 SIGNIFICANT = 3
+# The decimals each figure is published with (the thesis' Table 1 / Appendix A): a figure is printed
+# with at least these, and with enough for SIGNIFICANT digits (a measured 0.0242 s is `0.0242`).
+DECIMALS: dict[str, int] = {"accuracy": 2, "best_accuracy": 2, "params_m": 1, "latency_s": 2, "latency_p90_s": 2,
+                            "power_w": 2, "energy_mj": 1, "macs_m": 1}
+# The unit of each figure, as tables and plots write it.
+UNITS: dict[str, str] = {"accuracy": "%", "best_accuracy": "%", "params_m": "M", "macs_m": "M", "latency_s": "s/batch",
+                         "latency_p90_s": "s/batch", "power_w": "W", "energy_j": "J/img", "energy_mj": "mJ/img",
+                         "images_per_s": "img/s"}
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
@@ -30,8 +38,10 @@ def decimals_for(value: float, decimals: int | None = None, digits: int = SIGNIF
 
 
 def figure(value: Any, decimals: int | None = None, digits: int = SIGNIFICANT, none: str = "-") -> str:
-    """A number for people: ints as they are, floats with `decimals_for` decimals, no exponent.
-    None is `none`; anything else is `str(value)`."""
+    """A number for people, the one rule of every table (CLI, TUI, exports): ints as they are;
+    floats with at least `decimals` decimals and enough for `digits` significant digits, no exponent,
+    but never more decimals than the value has (the thesis' 0.49 s is `0.49`, never `0.4900` or
+    `0.490`; an exact 1.2996 is `1.30`). None is `none`; anything else is `str(value)`."""
     if value is None:
         return none
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -40,7 +50,17 @@ def figure(value: Any, decimals: int | None = None, digits: int = SIGNIFICANT, n
         return str(int(value))
     if not math.isfinite(value):
         return str(value)
-    return f"{value:.{decimals_for(value, decimals, digits)}f}"
+    places = decimals_for(value, decimals, digits)
+    for fewer in range(decimals or 0, places):  # a value that has fewer decimals is shown with them
+        if abs(round(value, fewer) - value) <= 1e-9 * max(1.0, abs(value)):
+            places = fewer
+            break
+    return f"{value:.{places}f}"
+
+
+def column_figure(name: str, value: Any, none: str = "-") -> str:
+    """`figure` with the decimals the column `name` is published with (DECIMALS; none: 3 significant digits)."""
+    return figure(value, DECIMALS.get(name), none=none)
 
 
 class NotANumber(ValueError):

@@ -66,17 +66,15 @@ def _params_decimals(rows: Sequence[Mapping[str, Any]]) -> int:
 
 
 def _fmt(value: Any, decimals: int, expand: bool = True) -> str:
-    """The column's decimals; a figure they would show with fewer than 2 significant digits gets
-    3 (a latency of 0.0242 s is `0.0242`, never `0.02`; the thesis' 0.49 stays `0.49`).
-    `expand=False` for figures whose decimals are the published rounding (params)."""
-    from core.numbers import decimals_for
+    """The house rule (core.numbers.figure): at least the column's decimals, 3 significant digits
+    (a latency of 0.0242 s is `0.0242`, never `0.02`; the thesis' 0.49 stays `0.49`).
+    `expand=False` for figures whose decimals are the published rounding (params): exactly those."""
+    from core.numbers import figure
 
     number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     if number is None:
         return "-"
-    if expand and number and abs(number) < 10 ** (1 - decimals):
-        decimals = decimals_for(float(number), decimals)
-    return f"{number:.{decimals}f}"
+    return figure(float(number), decimals) if expand else f"{number:.{decimals}f}"
 
 
 def format_value(column: str, value: Any, rows: Sequence[Mapping[str, Any]] = ()) -> str:

@@ -213,7 +213,6 @@ def resolve_items(store, refs: Sequence[str]) -> list[Item]:
     return items
 
 
-DECIMALS = {"accuracy": 2, "best_accuracy": 2, "power_w": 2}  # as the thesis prints them (at least)
 FIGURES = (  # (key, label): the rows of the differences table, in order
     ("arch_id", "architecture"), ("params_m", "params (M)"), ("macs_m", "MACs (M)"), ("run", "run"),
     ("profile", "profile"), ("epochs", "epochs"), ("seed", "seed"), ("accuracy", "accuracy %"),

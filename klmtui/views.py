@@ -7,8 +7,9 @@ come from `core` (`core.latency.summarize`, `core.pareto`); nothing here decides
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Iterable
 
+from core.numbers import column_figure, figure
 from core.schema import ACTIVE_STATUSES
 from core.schema import DEFAULT_OBJECTIVE_SPECS as DEFAULT_OBJECTIVES
 from core.schema import MEASURED_SOURCE as MEASURED
@@ -239,20 +240,9 @@ def mark_front(rows: list[ArchRow], objectives: Iterable[str] = DEFAULT_OBJECTIV
 # ---------------------------------------------------------------------- formatting
 
 
-def fmt(value: Any, spec: str = ".3g", none: str = "-") -> str:
-    if value is None:
-        return none
-    try:
-        return format(value, spec)
-    except (TypeError, ValueError):
-        return str(value)
-
-
 def fmt_accuracy(row: ArchRow) -> str:
-    if row.accuracy is None:
-        return "-"
-    if row.accuracy_std is not None:
-        return f"{row.accuracy:.2f}±{row.accuracy_std:.2f}"
-    return f"{row.accuracy:.2f}"
+    """Accuracy as published (core.numbers, 2 decimals), with the spread over seeds when there is one."""
+    text = column_figure("accuracy", row.accuracy)
+    return text if row.accuracy is None or row.accuracy_std is None else f"{text}±{figure(row.accuracy_std, 2)}"
 
 

@@ -155,3 +155,37 @@ def test_one_finite_number_check_for_options_and_csv_cells():
     with pytest.raises(ValueError, match=r"^power_w 0 is out of range \(must be > 0\)$"):
         _number("0", "power_w")
     assert _number(" 96.01 ", "accuracy") == 96.01 and _number("", "accuracy") is None
+
+
+def test_one_figure_rule_for_every_table(tmp_path):
+    """The thesis' 0.49 s is `0.49` in the home table, the Pareto table and the export alike (it
+    was `0.4900` in the home table); a measured 0.0242 s keeps its digits everywhere."""
+    from core.numbers import column_figure, figure
+    from core.report import format_value
+    from core.study import init_study
+    from klmtui.services import Services
+    from klmtui.views import arch_rows
+    from klmtui.widgets.arch_table import row_cells
+
+    assert figure(0.49) == "0.49" and figure(0.49, 2) == "0.49" and figure(1.0, 2) == "1.00"
+    assert figure(0.0550) == "0.055" and figure(97.2, 2) == "97.20" and figure(31.084, 1) == "31.1"
+    assert figure(1.2996, 1) == "1.30" and figure(0.0559234) == "0.0559"  # a rounding zero is a digit
+    store = Store(tmp_path / "runs.json")
+    init_study(store)
+    rows = {r.id: r for r in arch_rows(Services(store.path).snapshot(), "thesis")}
+    cells = [str(c) for c in row_cells(rows["3-9-6@12"], False)]
+    assert "0.49" in cells and "0.4900" not in cells and "4.06" in cells and "96.01" in cells, cells
+    assert column_figure("latency_s", 0.49) == format_value("latency_s", 0.49) == "0.49"
+    assert column_figure("latency_s", 0.0242) == format_value("latency_s", 0.0242) == "0.0242"
+
+
+def test_predict_states_the_unit_of_every_figure(cli):
+    """`klmtui predict`'s table: energy_j is joules per image, and the table says so."""
+    assert cli("init").returncode == 0
+    r = cli("predict", "--target", "energy_j", "--target", "latency_s")
+    assert r.returncode == 0, r.stderr
+    header = next(line for line in r.stdout.splitlines() if "target" in line and "predicted" in line)
+    assert "unit" in header, r.stdout
+    energy = [line for line in r.stdout.splitlines() if " energy_j " in line]
+    assert energy and all(" J/img " in line for line in energy), r.stdout
+    assert all(" s/batch " in line for line in r.stdout.splitlines() if " latency_s " in line)

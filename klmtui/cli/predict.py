@@ -11,14 +11,15 @@ from __future__ import annotations
 import click
 
 from core.latency import PROTOCOLS
+from core.numbers import UNITS, column_figure
 from klmtui.cli.common import emit_json, pass_app, print_table, stdout_console
 
-TARGET_CHOICES = ("latency_s", "power_w", "energy_j")
-_DECIMALS = {"latency_s": 4, "power_w": 3, "energy_j": 5}
+TARGET_CHOICES = ("latency_s", "power_w", "energy_j")  # energy_j: joules per image (core.report.energy_per_image_j)
 
 
 def _fmt(target: str, value) -> str:
-    return "-" if value is None else f"{value:.{_DECIMALS[target]}f}"
+    """The house rule (core.numbers): 3 significant digits, at least the published decimals."""
+    return column_figure(target, value)
 
 
 @click.command("predict")
@@ -48,13 +49,13 @@ def predict(app, source, device, from_device, targets, show_all: bool, as_json: 
         emit_json([contract_row(p) for p in preds])
         return
     shown = preds if show_all else [p for p in preds if p["measured"] is None]
-    rows = [[p["arch"], p["channels"], p["target"], _fmt(p["target"], p["value"]),
+    rows = [[p["arch"], p["channels"], p["target"], UNITS[p["target"]], _fmt(p["target"], p["value"]),
              f"[{_fmt(p['target'], p['low'])}, {_fmt(p['target'], p['high'])}]",
              _fmt(p["target"], p["measured"]) if p["measured"] is not None else "-"] for p in shown]
     hidden = len(preds) - len(shown)
     title = (f"predicted from {name}: {len(shown)} figure(s)"
              + (f" ({hidden} measured by the source not shown; --all shows them)" if hidden else ""))
-    print_table(title, ["arch", "C", "target", "predicted", "90% interval", "measured"], rows)
+    print_table(title, ["arch", "C", "target", "unit", "predicted", "90% interval", "measured"], rows)
     console = stdout_console()
     for model in models.values():
         console.print(f"model {model.describe()}")
@@ -81,7 +82,7 @@ def plan(app, count: int, device: str, protocol: str, source, no_power: bool, as
     if as_json:
         emit_json(result["rows"])
         return
-    rows = [[i + 1, r["arch"], r["channels"], f"{r['latency_s']:.4f}", f"[{r['low']:.4f}, {r['high']:.4f}]",
+    rows = [[i + 1, r["arch"], r["channels"], _fmt("latency_s", r["latency_s"]), f"[{_fmt('latency_s', r['low'])}, {_fmt('latency_s', r['high'])}]",
              _duration(r["device_seconds"])] for i, r in enumerate(result["rows"])]
     print_table(f"plan: {len(rows)} architecture(s) to benchmark on {device} ({protocol} protocol)",
                 ["#", "arch", "C", "s/batch (pred.)", "90% interval", "device time"], rows)

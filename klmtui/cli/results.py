@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from core.numbers import counted, figure
+from core.numbers import column_figure, counted, figure
 from core.schema import MEASURED_SOURCE, THESIS_SOURCE
 from klmtui.cli.common import bad_input, emit_json, pass_app, print_table, stdout_console
 
@@ -49,11 +49,11 @@ def _short(result: dict | None) -> str:
     if not result:
         return "-"
     parts = []
-    for key, fmt in (("accuracy", "{:.2f}%"), ("latency_s", "{:.2f}s"), ("power_w", "{:.2f}W"),
-                     ("energy_j", "{:.1f}mJ")):
+    for key, column, unit in (("accuracy", "accuracy", "%"), ("latency_s", "latency_s", "s"), ("power_w", "power_w", "W"),
+                              ("energy_j", "energy_mj", "mJ/img")):
         value = result.get(key)
-        if value is not None:
-            parts.append(fmt.format(value * 1000 if key == "energy_j" else value))
+        if value is not None:  # core.numbers: the house rule (a measured 0.0242 s is not `0.02s`)
+            parts.append(column_figure(column, value * 1000 if key == "energy_j" else value) + unit)
     return " ".join(parts) or "-"
 
 

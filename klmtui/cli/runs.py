@@ -135,7 +135,8 @@ def rm(app: AppContext, record_ids: tuple[str, ...], yes: bool, as_json: bool) -
 @pass_app
 def compare(app: AppContext, refs: tuple[str, ...], show_all: bool, as_json: bool, wide: bool) -> None:
     """Runs, benchmarks or architectures side by side (an architecture: its latest done run and benchmark)."""
-    from core.runs import DECIMALS, differences, figures, quantiles
+    from core.numbers import column_figure
+    from core.runs import differences, figures, quantiles
     from klmtui.services import Services
 
     items = Services(app.store_path).compare(list(refs))  # the TUI's compare screen reads the same
@@ -145,7 +146,7 @@ def compare(app: AppContext, refs: tuple[str, ...], show_all: bool, as_json: boo
         return
     _wide(app, wide)
     labels = [i.ref for i in items]
-    rows = [[label, *[figure(v, DECIMALS.get(key)) for v in values]]
+    rows = [[label, *[column_figure(key, v) for v in values]]
             for key, label, values, _ in differences(items, only_different=not show_all)]
     print_table("differences" if not show_all else "figures", ["", *labels], rows)
     dist = []

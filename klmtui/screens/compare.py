@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from core.numbers import figure
+from core.numbers import column_figure
 from klmtui.messages import ComparisonLoaded
 from klmtui.widgets.plot import Figure, PlotView, Series
 
@@ -90,14 +90,14 @@ class CompareScreen(Screen):
         self.fill_table()
 
     def fill_table(self) -> None:
-        from core.runs import DECIMALS, differences
+        from core.runs import differences
 
         table = self.query_one("#compare-table", DataTable)
         table.clear(columns=True)
         table.add_columns("", *[i.ref for i in self.items])
         for key, label, values, differ in differences(self.items, only_different=not self.show_all):
             style = "bold" if differ else "dim"
-            table.add_row(Text(label, style=style), *[Text(figure(v, DECIMALS.get(key)), style=style) for v in values],
+            table.add_row(Text(label, style=style), *[Text(column_figure(key, v), style=style) for v in values],
                           key=key)
 
     def action_toggle_all(self) -> None:

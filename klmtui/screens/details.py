@@ -19,13 +19,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, Sparkline, Static
 
-from core.numbers import figure
+from core.numbers import column_figure, figure
 from core.safetext import plain, visible
 from core.schema import BENCHMARKS, RUNNING, RUNS
 from klmtui import messages as m
 from klmtui.live import LiveStream
 from klmtui.messages import RunSeries
-from klmtui.views import fmt, latest
+from klmtui.views import latest
 from klmtui.widgets.plot import Figure, PlotView, Series
 
 FRAME_S = 0.1  # redraw live panels at most 10 times a second
@@ -120,8 +120,8 @@ class DetailsScreen(Screen):
         runs = self._records(RUNS)
         arch = next((a for a in snapshot.table("architectures") if a["id"] == self.arch_id), {})
         self.query_one("#arch-summary", Static).update(
-            f"[b]{self.arch_id}[/]  params {fmt((arch.get('params') or 0) / 1e6, '.3f')} M  "
-            f"MACs {fmt((arch.get('macs') or 0) / 1e6, '.1f')} M  genotype {arch.get('genotype', '-')}  "
+            f"[b]{self.arch_id}[/]  params {figure((arch.get('params') or 0) / 1e6, 3)} M  "
+            f"MACs {column_figure('macs_m', (arch.get('macs') or 0) / 1e6)} M  genotype {arch.get('genotype', '-')}  "
             "[dim](↑↓ pick a run or benchmark  l full log  x delete)[/]")
         self._fill_records(runs, self._records(BENCHMARKS))
         run = self._run()
@@ -301,9 +301,10 @@ class DetailsScreen(Screen):
         if stream.summary and not stream.active:
             s = stream.summary
             lines.append(
-                f"[b green]summary[/]  latency {fmt(s.get('latency_s'), '.4f')} s/batch  p90 {fmt(s.get('latency_p90_s'), '.4f')}  "
-                f"{fmt(s.get('images_per_s'), '.0f')} img/s  power {fmt(s.get('power_w'), '.2f')} W  "
-                f"energy {fmt(None if s.get('energy_j') is None else s['energy_j'] * 1000, '.3f')} mJ/img  "
+                f"[b green]summary[/]  latency {column_figure('latency_s', s.get('latency_s'))} s/batch  "
+                f"p90 {column_figure('latency_p90_s', s.get('latency_p90_s'))} s/batch  "
+                f"{figure(s.get('images_per_s'))} img/s  power {column_figure('power_w', s.get('power_w'))} W  "
+                f"energy {column_figure('energy_mj', None if s.get('energy_j') is None else s['energy_j'] * 1000)} mJ/img  "
                 f"weights {s.get('weights', '-')}"
             )
             if s.get("power_w") is None and s.get("power_reason"):
@@ -312,7 +313,7 @@ class DetailsScreen(Screen):
             if isinstance(rails, dict) and rails:  # every rail the board reported (issue 9)
                 chosen = escape(visible(str(s.get("power_rail") or "input")))
                 lines.append(f"rails (power = {chosen}, {escape(visible(str(s.get('power_source') or '-')))}): "
-                             + "  ".join(f"{escape(visible(str(name)))} {fmt(w, '.2f')} W"
+                             + "  ".join(f"{escape(visible(str(name)))} {column_figure('power_w', w)} W"
                                          for name, w in sorted(rails.items())))
         for warning in self._warnings(stream.bench_id):
             lines.append(f"[b yellow]warning:[/] {escape(visible(warning))}")

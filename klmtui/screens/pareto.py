@@ -23,11 +23,11 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from core.arch import triple_key
 from core.errors import KlmtuiError
+from core.numbers import UNITS, column_figure
 from core.schema import THESIS_SOURCE
-from klmtui.views import DEFAULT_OBJECTIVES, MEASURED, arch_rows, fmt, front, sources
+from klmtui.views import DEFAULT_OBJECTIVES, MEASURED, arch_rows, front, sources
 from klmtui.widgets.plot import Figure, PlotView, Series
 
-UNITS = {"accuracy": "%", "params_m": "M", "latency_s": "s/batch", "power_w": "W", "energy_mj": "mJ/img", "macs_m": "M"}
 
 
 def scatter(rows: list[dict], x: str, y: str, front_ids: set[str]) -> Figure:
@@ -167,8 +167,8 @@ class ParetoScreen(Screen):
             cells = [Text("★" if r["on_front"] else "·", style="yellow" if r["on_front"] else "dim"),
                      Text(r["arch"], style=style), Text(str(r["channels"]), style=style)]
             guessed = set(r.get("predicted") or ())
-            cells += [Text("~" + fmt(r.get(n), ".4g"), style=style + " italic yellow") if n in guessed
-                      else Text(fmt(r.get(n), ".4g"), style=style) for n in names]
+            cells += [Text("~" + column_figure(n, r.get(n)), style=style + " italic yellow") if n in guessed
+                      else Text(column_figure(n, r.get(n)), style=style) for n in names]
             table.add_row(*cells, key=r["id"])
 
     def pairs(self) -> list[tuple[str, str]]:

@@ -9,7 +9,8 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
 from core.arch import triple_key
-from klmtui.views import ArchRow, fmt, fmt_accuracy
+from core.numbers import column_figure
+from klmtui.views import ArchRow, fmt_accuracy
 
 # (key, header, sort key of a row)
 COLUMNS: list[tuple[str, str]] = [
@@ -68,22 +69,23 @@ def row_cells(row: ArchRow, selected: bool) -> list:
         Text("★", style="bold yellow") if row.on_front else Text(""),
         Text(row.status, style=STATUS_STYLE.get(status_word, "")),
         fmt_accuracy(row),
-        figure_cell(row, "latency_s", ".4f"),
-        figure_cell(row, "power_w", ".2f"),
-        figure_cell(row, "energy_mj", ".3f"),
-        fmt(row.params_m, ".2f"),
-        fmt(None if row.macs is None else row.macs / 1e6, ".1f"),
+        figure_cell(row, "latency_s"),
+        figure_cell(row, "power_w"),
+        figure_cell(row, "energy_mj"),
+        column_figure("params_m", row.params_m),
+        column_figure("macs_m", None if row.macs is None else row.macs / 1e6),
     ]
 
 
-def figure_cell(row: ArchRow, name: str, spec: str):
-    """A measured figure as text; a predicted one as `~value±x%` (90% interval) in italic yellow."""
+def figure_cell(row: ArchRow, name: str):
+    """A measured figure as text (core.numbers: the house rule, the column's published decimals);
+    a predicted one as `~value±x%` (90% interval) in italic yellow."""
     value = getattr(row, name)
     if name not in row.predicted or value is None:
-        return fmt(value, spec)
+        return column_figure(name, value)
     interval = row.predicted[name]
     half = "" if not interval or not value else f"±{100 * (interval[1] - interval[0]) / 2 / value:.1f}%"
-    return Text(f"~{format(value, spec)}{half}", style="italic yellow")
+    return Text(f"~{column_figure(name, value)}{half}", style="italic yellow")
 
 
 class ArchTable(DataTable):
