@@ -192,13 +192,13 @@ def _plain_front(points: Sequence[Sequence[float]], signs: Sequence[float]) -> l
     q = np.asarray(points, dtype=float) * np.asarray(signs, dtype=float)
     order = np.lexsort(q.T[::-1])
     ordered = q[order]
-    new = np.ones(n, dtype=bool)
+    new: Any = np.ones(n, dtype=bool)
     new[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
     distinct = ordered[new]  # sorted lexicographically
-    inverse = np.empty(n, dtype=np.intp)
+    inverse: Any = np.empty(n, dtype=np.intp)
     inverse[order] = np.cumsum(new) - 1
     if distinct.shape[1] == 1:
-        flags = np.zeros(len(distinct), dtype=bool)
+        flags: Any = np.zeros(len(distinct), dtype=bool)
         flags[0] = True
     elif distinct.shape[1] == 2:
         running = np.minimum.accumulate(distinct[:, 1])
@@ -206,10 +206,10 @@ def _plain_front(points: Sequence[Sequence[float]], signs: Sequence[float]) -> l
         flags = distinct[:, 1] < before
     else:
         flags = _front_blocks(distinct, np)
-    return flags[inverse].tolist()
+    return list(flags[inverse].tolist())
 
 
-def _dominated_by(front, cand, np):
+def _dominated_by(front: Any, cand: Any, np: Any) -> Any:
     """For each candidate row: does some row of `front` dominate it (rows distinct)?"""
     out = np.zeros(len(cand), dtype=bool)
     if not len(front) or not len(cand):
@@ -224,7 +224,7 @@ def _dominated_by(front, cand, np):
     return out
 
 
-def _front_blocks(q, np, block: int = 512) -> "Any":
+def _front_blocks(q: Any, np: Any, block: int = 512) -> Any:
     """The non-dominated rows of `q` (distinct rows, sorted lexicographically): see `_plain_front`."""
     flags = np.zeros(len(q), dtype=bool)
     remaining = np.arange(len(q))

@@ -276,10 +276,10 @@ class _Serialiser:
             blocks = {META_TABLE: learned[META_TABLE], **blocks}
         self._tables = learned
         chunks = [b"{\n"]
-        for n, text in enumerate(blocks.values()):
+        for n, written in enumerate(blocks.values()):
             if n:
                 chunks.append(b",\n")
-            chunks.append(text.block)
+            chunks.append(written.block)
         chunks.append(b"\n}\n")
         return chunks
 
