@@ -49,7 +49,7 @@ DEFAULTS = {
         "min_batches": 30,
         "max_batches": 2500,
         "ci_rel": 0.01,
-        "min_seconds": 30.0,
+        "min_seconds": 20.0,  # the drift bound guards slow ramps; the minimum duration is a floor
     },
 }
 CONFIDENCE = 0.95
