@@ -124,6 +124,7 @@ class BenchmarkRecord(ArchFields, total=False):
     progress: Optional[str]
     bad_lines: int  # event lines that broke the schema (skipped)
     dropped_fields: list[str]  # undeclared event fields dropped by validation
+    events_dropped: int  # valid events left out of the capped events.jsonl (remote.bench.MAX_EVENTS_BYTES)
     busy: Optional[dict[str, Any]]  # how busy the device was at the start (remote.busy)
     warnings: list[str]  # one line each, e.g. "training runs on the device"
     launching: bool

@@ -214,9 +214,10 @@ class Services:
 
     def bench_events(self, bench_id: str, limit: int = 2000) -> list[dict]:
         """Events of a benchmark that runs elsewhere (another process), from its run folder (validated)."""
+        from remote.bench import EVENTS_FILE
         from remote.benchevents import read_events
 
-        return read_events(self.store().run_dir(bench_id) / "events.jsonl")[-limit:]
+        return read_events(self.store().run_dir(bench_id) / EVENTS_FILE)[-limit:]
 
     # ------------------------------------------------------------------ devices
     def add_device(self, fields: dict) -> None:
@@ -263,12 +264,13 @@ def attach_samples(store, items: list) -> list:
     """`core.runs.Item`s with their benchmark's timed latencies and power samples, folded from the
     benchmark's `events.jsonl` by `LiveStream` (the same fold the live panel uses)."""
     from klmtui.live import LiveStream
+    from remote.bench import EVENTS_FILE
 
     for item in items:
         if not item.bench:
             continue
         stream = LiveStream(key=item.bench["id"], arch_id=item.arch_id, device=item.bench.get("device") or "?")
-        path = store.folder / "runs" / item.bench["id"] / "events.jsonl"
+        path = store.folder / "runs" / item.bench["id"] / EVENTS_FILE
         try:
             with open(path, encoding="utf-8", errors="replace") as fh:
                 for line in fh:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import deque
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,7 +45,7 @@ from core.errors import InputError, KlmtuiError, OperationFailed
 from core.records import DeviceRecord
 from core.schema import is_local_device
 from core.latency import FIELDS, Protocol
-from remote.agent.events import AGENT_EVENTS, SUMMARY, SUMMARY_NOT_STORED
+from remote.agent.events import AGENT_EVENTS, HOST_EVENTS, SUMMARY, SUMMARY_NOT_STORED
 from remote.benchevents import BenchState, validate_event, validate_line
 from remote.transport import AgentProcess
 
@@ -54,6 +55,12 @@ EventCallback = Callable[[dict], None]
 CANCEL_FILE = "cancel"
 EVENTS_FILE = "events.jsonl"
 MAX_AGENT_LOG_BYTES = 1 << 20  # agent.log: skipped lines and the stderr tail, bounded
+# events.jsonl, per attempt: the first MAX_EVENTS_BYTES of the agent's valid events as they come,
+# then only a rolling tail of the last EVENTS_TAIL_BYTES, written when the attempt ends (before
+# `finished`, which counts the events left out in `events_dropped`, as the record does). The host's
+# own events are always written. So an endless stream of valid events cannot fill the disk.
+MAX_EVENTS_BYTES = 32 << 20
+EVENTS_TAIL_BYTES = 4 << 20
 # Agent options beyond the protocol (name -> agent flag); booleans are flags.
 AGENT_EXTRAS = {
     "compute": "--device",
@@ -220,7 +227,11 @@ class _Run:
         self.cancel = cancel or threading.Event()
         self.cancelled = False
         self.agent: Optional[AgentProcess] = None
-        self.events = open(self.folder / EVENTS_FILE, "a", encoding="utf-8")
+        self.events = open(self.folder / EVENTS_FILE, "ab")
+        self.events_written = 0  # bytes of this attempt's agent events in the file (MAX_EVENTS_BYTES)
+        self.tail: deque[bytes] = deque()  # the rolling tail past the cap (EVENTS_TAIL_BYTES)
+        self.tail_bytes = 0
+        self.events_dropped = 0  # valid events left out of the file (the cap)
         self.bad_lines = 0
         self.dropped: set[str] = set()  # `event.field` names the agent sent that the schema lacks
         self.state = BenchState(record["id"], record.get("arch_id"), record.get("device"))
@@ -234,8 +245,7 @@ class _Run:
     def deliver(self, event: dict) -> None:
         """A validated event: into events.jsonl, THE fold, the caller's callback."""
         event = validate_event(event)
-        self.events.write(json.dumps(event) + "\n")
-        self.events.flush()
+        self._keep(event["event"], (json.dumps(event) + "\n").encode("utf-8"))
         self.state.feed(event)
         if self.on_event is not None:
             self.on_event(event)
@@ -246,6 +256,24 @@ class _Run:
                 self.store.update("benchmarks", self.record["id"], progress=self.state.progress_text())
             except KlmtuiError:
                 pass  # progress is a courtesy: never fail a benchmark over it
+
+    def _keep(self, kind: str, line: bytes) -> None:
+        """Into events.jsonl (host events always; the agent's up to MAX_EVENTS_BYTES), else into
+        the rolling tail, which `finished` writes out first."""
+        if kind == "finished":
+            self.events.write(b"".join(self.tail))
+            self.tail.clear()
+            self.tail_bytes = 0
+        if kind in HOST_EVENTS or self.events_written + len(line) <= MAX_EVENTS_BYTES:
+            self.events.write(line)
+            self.events.flush()
+            self.events_written += 0 if kind in HOST_EVENTS else len(line)
+            return
+        self.tail.append(line)
+        self.tail_bytes += len(line)
+        while self.tail_bytes > EVENTS_TAIL_BYTES:
+            self.tail_bytes -= len(self.tail.popleft())
+            self.events_dropped += 1
 
     def log(self, text: str) -> None:
         """Append to agent.log, which never grows past MAX_AGENT_LOG_BYTES (a device printing
@@ -462,7 +490,7 @@ def _finish(store, run: _Run, outcome: dict) -> dict:
     record = run.record
     fields: dict[str, Any] = {"status": outcome["status"], "error": outcome.get("error"), "finished": stamp(),
                               "bad_lines": run.bad_lines, "dropped_fields": sorted(run.dropped)[:50],
-                              **run.state.record_fields()}
+                              "events_dropped": run.events_dropped, **run.state.record_fields()}
     summary = outcome.get("summary")
     if summary:
         fields.update(summary_fields(summary, record["batch"]))
@@ -471,7 +499,10 @@ def _finish(store, run: _Run, outcome: dict) -> dict:
                                      "temps_c": (summary.get("power") or {}).get("temps_end_c")}
     fields["progress"] = None if fields["status"] == "done" else run.state.progress_text()
     try:
-        run.deliver({"event": "finished", "status": fields["status"], "error": fields["error"]})
+        finished = {"event": "finished", "status": fields["status"], "error": fields["error"]}
+        if run.events_dropped:
+            finished["events_dropped"] = run.events_dropped
+        run.deliver(finished)
     finally:
         run.close()
     return store.update("benchmarks", record["id"], **fields)

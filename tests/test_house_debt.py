@@ -189,3 +189,45 @@ def test_predict_states_the_unit_of_every_figure(cli):
     energy = [line for line in r.stdout.splitlines() if " energy_j " in line]
     assert energy and all(" J/img " in line for line in energy), r.stdout
     assert all(" s/batch " in line for line in r.stdout.splitlines() if " latency_s " in line)
+
+
+def test_an_endless_stream_of_valid_events_cannot_fill_the_disk(tmp_path, monkeypatch):
+    """A device that prints valid latency events without end (`yes`): events.jsonl keeps the
+    first MAX_EVENTS_BYTES and a rolling tail of EVENTS_TAIL_BYTES (the last events, written
+    before `finished`); what was left out is counted in `finished` and on the record."""
+    import json
+
+    from remote import bench
+    from remote.benchjobs import run_benchmark
+
+    monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(bench, "MAX_EVENTS_BYTES", 64 << 10)
+    monkeypatch.setattr(bench, "EVENTS_TAIL_BYTES", 16 << 10)
+    hello = '{"event": "hello", "pid": 4242, "protocol": {"protocol": "thesis", "runs": 1, "batches": 2}}'
+    latency = '{"event": "latency", "pass": "latency", "run": 0, "batch": 1, "seconds": 0.01}'
+    script = tmp_path / "endless-python"
+    script.write_text(f"#!/bin/sh\necho '{hello}'\nexec yes '{latency}'\n")
+    script.chmod(0o755)
+    store = Store(tmp_path / "runs.json")
+    store.insert("devices", {"id": "endless", "name": "endless", "host": "local", "python": str(script)})
+    cancel = threading.Event()
+    seen = {"latency": 0}
+
+    def on_event(event: dict) -> None:
+        if event["event"] == "latency":
+            seen["latency"] += 1
+            if seen["latency"] >= 5000:  # ~8x the cap: stop the device
+                cancel.set()
+
+    record = run_benchmark(store, "1-1-1@8", "endless", {"batch": 2, "runs": 2, "batches": 2, "warmup_runs": 1,
+                                                         "warmup_batches": 1, "no_power": True},
+                           on_event=on_event, cancel=cancel)
+    path = store.run_dir(record["id"]) / "events.jsonl"
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    assert record["status"] == "cancelled", record.get("error")
+    assert path.stat().st_size <= (64 << 10) + (16 << 10) + 4096  # the cap, the tail, the host's few events
+    kept = sum(1 for e in events if e["event"] == "latency")
+    assert record["events_dropped"] > 0 and kept + record["events_dropped"] == seen["latency"]
+    assert events[-1]["event"] == "finished" and events[-1]["events_dropped"] == record["events_dropped"]
+    assert [e["event"] for e in events[-20:-1]] == ["latency"] * 19  # the tail: the last events, kept
+    assert [e["event"] for e in events[:2]] == ["benchmark", "stage"]  # the beginning, kept

@@ -169,7 +169,8 @@ HOST_EVENTS = {
         "run_id": F(STR), "attempt": F(INT, ge=1, le=10 ** 6), "power_pass": F(BOOL),
     },
     "stage": {"stage": F(STR, choices=("prepare", "upload", "start"), required=True)},
-    "finished": {"status": F(STR, choices=STATUSES, required=True), "error": F(STR)},
+    "finished": {"status": F(STR, choices=STATUSES, required=True), "error": F(STR),
+                 "events_dropped": F(INT, ge=0, le=10 ** 12)},  # valid events the capped events.jsonl left out
 }
 
 EVENTS = dict(AGENT_EVENTS)
