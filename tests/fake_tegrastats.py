@@ -40,8 +40,11 @@ def read_fixture(path):
     return records
 
 
-def install(bin_dir, fixture=None, records=None, faults=None, log=None, python=None):
-    """Write `bin_dir/tegrastats` (a shell wrapper around this script); return bin_dir."""
+def install(bin_dir, fixture=None, records=None, faults=None, log=None, python=None, interval=None):
+    """Write `bin_dir/tegrastats` (a shell wrapper around this script); return bin_dir.
+
+    `interval` (ms) overrides the `--interval` the caller passes: a board that reports slowly, so
+    a power pass waiting for its samples lasts a known wall time whatever the CPU's speed."""
     bin_dir = Path(bin_dir)
     bin_dir.mkdir(parents=True, exist_ok=True)
     args = [python or sys.executable, str(Path(__file__).resolve())]
@@ -56,7 +59,8 @@ def install(bin_dir, fixture=None, records=None, faults=None, log=None, python=N
     import shlex
 
     script = bin_dir / "tegrastats"
-    script.write_text("#!/bin/sh\nexec %s \"$@\"\n" % " ".join(shlex.quote(a) for a in args))
+    forced = " --interval %d" % int(interval) if interval else ""
+    script.write_text("#!/bin/sh\nexec %s \"$@\"%s\n" % (" ".join(shlex.quote(a) for a in args), forced))
     script.chmod(0o755)
     return bin_dir
 
