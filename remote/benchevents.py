@@ -217,9 +217,12 @@ class BenchState:
             return int(p.get("runs") or 0) * int(p.get("batches") or 0) or None
         warm = int(p.get("warmup_batches") or 0)
         if which == "power" and self.batches["latency"]:
-            if self.phase != "power":  # the latency pass still runs: the power pass will repeat it
+            if self.phase != "power":  # the latency pass still runs: expect the power pass to take as many
                 return self.planned("latency")
-            return warm + max(0, self.batches["latency"] - warm)  # the power pass repeats the timed count
+            # the power pass has its own stop rule (core.latency.PowerStop): about the latency pass' count,
+            # more while it goes on
+            ceiling = warm + int(p.get("max_batches") or 0)
+            return min(ceiling, max(self.batches["latency"], self.batches["power"] + 1))
         ceiling = warm + int(p.get("max_batches") or 0) or None
         start, last, n = self.pass_started.get("latency"), self.pass_last.get("latency"), self.batches["latency"]
         if ceiling and start is not None and last is not None and n > 1 and p.get("ci_rel"):

@@ -242,6 +242,15 @@ def test_live_eta_of_an_adaptive_benchmark_uses_the_expected_batches():
     assert state.planned("latency") == 20 + 200
     eta = state.progress()["eta_s"]
     assert eta == pytest.approx((2 * 220 - 40) * 0.1)  # the rest of this pass, then the power pass repeating it
+    # the power pass has its own stop rule: about as many batches as the latency pass, more while it goes on
+    for i in range(30):
+        state.feed({"event": "latency", "t": 5.0 + 0.1 * i, "pass": "power", "run": 0, "batch": i, "seconds": 0.1,
+                    "warmup": i < 20})
+    assert state.planned("power") == 40
+    for i in range(30, 60):
+        state.feed({"event": "latency", "t": 5.0 + 0.1 * i, "pass": "power", "run": 0, "batch": i, "seconds": 0.1,
+                    "warmup": False})
+    assert state.planned("power") == 61 and state.progress()["eta_s"] == pytest.approx(0.1)
 
 
 # --------------------------------------------------------------------------- the adaptive power pass
