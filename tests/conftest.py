@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.leaks",  # first: its fixtures are torn down last
     "tests.fixtures.paths",
+    "tests.fixtures.bytecode",
     "tests.fixtures.cli",
     "tests.fixtures.data",
     "tests.fixtures.sshd",
