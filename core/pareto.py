@@ -276,10 +276,17 @@ def pareto_front(
     if unknown:
         raise InputError(f"tolerance for {', '.join(sorted(unknown))}, which is not an objective ({', '.join(names)})")
 
+    from core.store_check import gc_paused
+
+    with gc_paused():  # 100k row copies: the cyclic collector would scan them again and again
+        return _front(list(rows), objectives, tolerances, names)
+
+
+def _front(rows: list[Mapping[str, Any]], objectives: tuple[Objective, ...], tolerances: dict[str, Tolerance],
+           names: list[str]) -> FrontResult:
     kept: list[dict[str, Any]] = []
     points: list[tuple[float, ...]] = []
     excluded: list[dict[str, Any]] = []
-    rows = list(rows)
     for row, values in zip(rows, zip(*(_column(rows, n) for n in names))):
         if None in values:
             excluded.append(dict(row))

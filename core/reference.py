@@ -211,7 +211,10 @@ def read_results_csv(path: str | Path, source: str) -> list[ResultRecord]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"{path} is not a UTF-8 text CSV") from None
-    return parse_results_csv(text, source, name=str(path))
+    from core.store_check import gc_paused
+
+    with gc_paused():  # 100k rows of records that all live on (issue 12 scale)
+        return parse_results_csv(text, source, name=str(path))
 
 
 def thesis_results() -> list[ResultRecord]:

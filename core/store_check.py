@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from core.limits import MAX_BATCH, MAX_BLOCK, MAX_CHANNELS, MAX_EPOCHS, MAX_SEED
 from core.schema import STATUSES
@@ -183,6 +184,22 @@ def _loads(data: bytes, fast: bool) -> Any:
     return json.loads(data, parse_constant=_refuse_constant)
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a block builds many containers that live on (decoding 100k
+    records, one status row per architecture): the collector would scan them again and again, and
+    JSON data holds no cycles. Nests; the collector is back on after the outermost block."""
+    import gc
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def decode(data: bytes, *, fast: bool = False) -> Any:
     """`json.loads` that refuses NaN/Infinity literals (ValueError; RecursionError for absurd
     nesting). A number overflowing to infinity (1e999) parses as inf and is refused by
@@ -192,16 +209,9 @@ def decode(data: bytes, *, fast: bool = False) -> Any:
     For a valid file the result is the same (both decoders round floats correctly, keep key order,
     last duplicate key wins) except integers beyond 64 bits, which orjson reads as floats: only
     text klmtui wrote itself (where `record_problem` refused such integers) may be decoded `fast`.
-    The garbage collector is paused while the containers are built (it would scan them again and again)."""
-    import gc
-
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    The garbage collector is paused while the containers are built (`gc_paused`)."""
+    with gc_paused():
         return _loads(data, fast)
-    finally:
-        if paused:
-            gc.enable()
 
 
-__all__ = ["MAX_DEPTH", "NUMBER_RANGES", "INT_RANGES", "REQUIRED", "record_problem", "missing_keys", "decode"]
+__all__ = ["gc_paused", "MAX_DEPTH", "NUMBER_RANGES", "INT_RANGES", "REQUIRED", "record_problem", "missing_keys", "decode"]

@@ -13,6 +13,7 @@ A *source* is a set of result rows, one per architecture, with the columns `accu
 
 from __future__ import annotations
 
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, cast
 
@@ -99,6 +100,13 @@ def import_results(store: Store, records: Iterable[dict], *, replace: bool = Fal
     Architectures not yet in the store are added (not sampled, `in_thesis` None). With
     `replace`, the source's rows absent from `records` are removed. Returns counts.
     """
+    from core.store_check import gc_paused
+
+    with gc_paused():  # 100k rows: records, copies and lines that all live on
+        return _import_results(store, records, replace)
+
+
+def _import_results(store: Store, records: Iterable[dict], replace: bool) -> dict:
     records = list(records)
     sources = {r["source"] for r in records}
     if len(sources) != 1:
@@ -207,8 +215,10 @@ def source_rows(store: Store, source: str = DEFAULT_SOURCE) -> list[ResultRecord
         device = source.partition(":")[2] or None
         rows = measured_rows(store, device)
     else:
-        # shallow copies of the records (callers may add keys; nested values are shared, read-only)
-        rows = cast(list[ResultRecord], [dict(r) for r in store.rows("results") if r.get("source") == source])
+        from core.store_check import gc_paused
+
+        with gc_paused():  # shallow copies of the records (callers may add keys; nested values are shared, read-only)
+            rows = cast(list[ResultRecord], [dict(r) for r in store.rows("results") if r.get("source") == source])
     if not rows:
         known = ", ".join(n for n in source_names(store)) or "none (run `klmtui init`)"
         raise InputError(f"source {source!r} has no results in {store.path}; sources: {known}")
@@ -289,8 +299,10 @@ def _summary(row: Mapping[str, Any]) -> dict:
     """`{k: with_derived(row)[k] for k in _SUMMARY_KEYS}` without copying the row (100k rows)."""
     from core.report import batch_of, energy_per_image_j
 
-    return {"accuracy": row.get("accuracy"), "params_m": row.get("params_m"), "latency_s": row.get("latency_s"),
-            "power_w": row.get("power_w"), "batch": batch_of(row), "energy_j": energy_per_image_j(row)}
+    power, latency = row.get("power_w"), row.get("latency_s")
+    return {"accuracy": row.get("accuracy"), "params_m": row.get("params_m"), "latency_s": latency,
+            "power_w": power, "batch": batch_of(row),
+            "energy_j": None if power is None or latency is None else energy_per_image_j(row)}
 
 
 def study_status(store: Store) -> list[dict]:
@@ -299,6 +311,13 @@ def study_status(store: Store) -> list[dict]:
 
     The shape of `klmtui status --json` (and what the TUI's overview shows).
     """
+    from core.store_check import gc_paused
+
+    with gc_paused():  # 100k rows of new dicts: a quarter of the time went to the cyclic collector
+        return _study_status(store)
+
+
+def _study_status(store: Store) -> list[dict]:
     # read only: the records themselves, uncopied (100k imported rows: copying them all cost seconds)
     archs: dict[str, Mapping[str, Any]] = {a["id"]: a for a in store.rows("architectures")}
     runs, benches, results = (_by_arch(store.rows(t)) for t in ("runs", "benchmarks", "results"))
@@ -308,7 +327,22 @@ def study_status(store: Store) -> list[dict]:
                 archs[arch_id] = architecture_record(arch_of(recs[0]), in_thesis=None, sampled=False)
     measured = {r["arch_id"]: with_derived(r) for r in measured_rows(store)}
     out: list[dict[str, Any]] = []
+    arch_values = itemgetter(*_ARCH_KEYS)
     for arch_id, arch in archs.items():
+        try:
+            fields = dict(zip(_ARCH_KEYS, arch_values(arch)))
+        except KeyError:
+            fields = {k: arch.get(k) for k in _ARCH_KEYS}
+        if arch_id not in runs and arch_id not in benches and arch_id not in measured:  # e.g. 100k imported rows
+            out.append({
+                **fields,
+                "runs": {"total": 0, "by_status": {}, "ids": []},
+                "accuracy": None, "accuracy_std": None, "accuracy_seeds": 0, "accuracy_recipe": None,
+                "accuracy_text": None, "best_accuracy": None,
+                "benchmarks": {"total": 0, "by_status": {}, "latest": None},
+                "results": {res["source"]: _summary(res) for res in results.get(arch_id, ())},
+            })
+            continue
         my_runs = runs.get(arch_id, [])
         my_benches = sorted(benches.get(arch_id, []), key=_stamp)
         done = [r["accuracy"] for r in my_runs if r.get("status") == "done" and r.get("accuracy") is not None]
@@ -318,7 +352,7 @@ def study_status(store: Store) -> list[dict]:
         latest = with_derived(my_benches[-1]) if my_benches else None
         ours = (measured.get(arch_id) or {}).get("extra") or {}
         out.append({
-            **{k: arch.get(k) for k in _ARCH_KEYS},
+            **fields,
             "runs": {"total": len(my_runs), "by_status": count_status(my_runs), "ids": [r["id"] for r in my_runs]},
             # one recipe's distinct seeds (core.aggregate): `accuracy_text` says which, e.g. "97.10+-0.10 (paper x3)"
             "accuracy": (measured.get(arch_id) or {}).get("accuracy") if done else None,
