@@ -286,6 +286,7 @@ TREND_BLOCKS = 10  # the drift tests run over this many block medians (robust, a
 TREND_Z = 2.58     # a drift is a Mann-Kendall trend at two-sided 1% (checked often: few false alarms) ...
 TREND_SPAN = 1.0   # ... whose Sen slope moves the block medians by more than the tolerance over the kept span
 WINDOW_SHIFT = 1.0  # a step counts when the last two windows' medians differ by more than the tolerance
+WINDOW_CONFIDENCE = 0.999  # ... and their 99.9% median CIs are disjoint (checked ~50 times a run: few false alarms)
 BOUND_Z = 1.0      # steady: the end of Sen's slope's +-1 sigma interval, projected, within the tolerance
 
 
@@ -302,7 +303,7 @@ class AdaptiveStop(object):
       (a drift restarts that clock: what is kept must span the minimum duration on its own);
     - the `confidence` CI of the median of the kept samples lies within +-ci_rel of it;
     - no drift; a drift must be statistically AND practically significant:
-      (a) a step: the last two windows of `window()` samples have disjoint median CIs AND their
+      (a) a step: the last two windows of `window()` samples have disjoint 99.9% median CIs AND their
           medians differ by more than tol (interference started or stopped, a clock change);
           it discards all but the last window;
       (b) a ramp: Mann-Kendall finds a trend in the block medians (|Z| >= 2.58) AND Theil-Sen's
@@ -374,7 +375,7 @@ class AdaptiveStop(object):
         w = self.window()
         if len(self.kept) >= 2 * w:
             older, newer = self.kept[-2 * w:-w], self.kept[-w:]
-            ci_old, ci_new = median_ci(older, self.confidence), median_ci(newer, self.confidence)
+            ci_old, ci_new = median_ci(older, WINDOW_CONFIDENCE), median_ci(newer, WINDOW_CONFIDENCE)
             if ci_old and ci_new and (ci_new[0] > ci_old[1] or ci_new[1] < ci_old[0]):
                 if abs(median(newer) - median(older)) > WINDOW_SHIFT * self.tolerance():
                     return "window"
