@@ -218,15 +218,26 @@ def test_agent_reports_timed_fields_for_both_passes(bundle, python, tegrastats_f
     assert (summary["batches_timed"], summary["stop_reason"]) == (2, "fixed") and summary["seconds_timed"] > 0
 
 
-def test_bench_json_carries_the_contract_fields(cli):
+def test_bench_json_carries_the_contract_fields(cli, tmp_path):
+    """`--device local` with tegrastats replaying a real Thor line (tests/fixtures/tegrastats_families.txt):
+    the power pass stops on its own rule and says so in power_timed."""
+    import os
+
+    from tests.fake_tegrastats import install
+
+    families = Path(__file__).resolve().parent / "fixtures" / "tegrastats_families.txt"
+    cli.env["PATH"] = f"{install(tmp_path / 'bin', fixture=families, records=['thor_vin'])}{os.pathsep}{cli.env['PATH']}"
     r = cli("bench", "1-1-1@8", "--device", "local", "--protocol", "adaptive", "--batch", "4", "--threads", "1",
-            "--warmup-batches", "1", "--min-batches", "8", "--max-batches", "60", "--ci", "0.3", "--min-seconds", "0.2",
-            "--no-power", "--json", timeout=300)
+            "--warmup-batches", "1", "--min-batches", "8", "--max-batches", "400", "--ci", "0.3", "--min-seconds", "0.2",
+            "--json", timeout=300)
     assert r.returncode == 0, r.stderr
     (row,) = r.json()
     assert row["status"] == "done" and row["stop_reason"] in ("converged", "ceiling")
     assert isinstance(row["batches_timed"], int) and row["batches_timed"] >= 8 and row["seconds_timed"] > 0
-    assert "power_timed" in row
+    power = row["power_timed"]
+    assert set(power) == {"batches_timed", "seconds_timed", "stop_reason"}
+    assert power["stop_reason"] in ("converged", "extended") and power["batches_timed"] >= 8
+    assert power["seconds_timed"] >= 0.2 and row["power_w"] == pytest.approx(26.686)
 
 
 def test_live_eta_of_an_adaptive_benchmark_uses_the_expected_batches():
