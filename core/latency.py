@@ -8,10 +8,13 @@ Protocols:
   run are discarded (warm-up), the rest are the samples (30 x 45 = 1350 batches).
 - `adaptive`: after `warmup_batches`, time batch after batch and stop only when all hold:
   the 95% confidence interval of the median lies within +-`ci_rel` (1%) of the median; no
-  drift (see `AdaptiveStop`: the medians of the last two windows agree, and a Mann-Kendall test
-  over block medians finds no trend worth `ci_rel`); at least `min_batches` batches are kept and
-  `min_seconds` seconds have been timed (MLPerf LoadGen's minimum duration). A drift discards the
+  drift that is both significant and larger than the tolerance (a step between the last two
+  windows, a Mann-Kendall trend over block medians), and the drift bounded (Sen's slope, at the
+  far end of its +-1 sigma interval, would not move the figure by the tolerance over as long
+  again as has been timed); at least `min_batches` batches are kept and `min_seconds` seconds
+  have been timed (MLPerf LoadGen's minimum duration). See `AdaptiveStop`. A drift discards the
   samples before it (they were warm-up after all). `max_batches` is a ceiling on timed batches.
+  The power pass has its own rule on the power samples (`PowerStop`).
 
 Timings: `sync` (device time of the forward pass: inputs already on the device, synchronised
 before and after) and `thesis` (the thesis' own script: host clock per batch including loading and
