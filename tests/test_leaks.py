@@ -15,7 +15,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from tests.fixtures.leaks import MARKER_ENV, gone, owner_alive, session_token
+from tests.fixtures.leaks import GROUP_ENV, MARKER_ENV, gone, owner_alive, session_token
 from tests.fixtures.paths import REPO
 
 SPAWN = """
@@ -41,11 +41,13 @@ def wait(predicate, timeout: float = 30.0) -> bool:
 
 
 def inner_pytest(tmp_path: Path, body: str, name: str = "test_inner.py", **popen) -> subprocess.Popen:
+    """An inner pytest session on `body`; its sweep group is this test's own (see GROUP_ENV)."""
     folder = tmp_path / "inner"
     folder.mkdir(exist_ok=True)
     (folder / name).write_text(SPAWN + textwrap.dedent(body))
     (tmp_path / "pids").mkdir(exist_ok=True)
     env = dict(os.environ, LEAK_PIDS=str(tmp_path / "pids"), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONPATH=str(REPO))
+    env[GROUP_ENV] = str(tmp_path)
     argv = [
         sys.executable,
         "-m",
