@@ -450,3 +450,27 @@ def test_real_jitter_in_random_order_is_no_drift(index):
             break
     assert stop.drifts <= 2, stop.report()
     assert abs(median(stop.kept) / median(xs) - 1) < 0.02, stop.report()
+
+
+def test_adaptive_power_pass_ends_when_tegrastats_dies():
+    """No samples will ever come (tegrastats exits at once): the pass ends, it does not run to the ceiling."""
+    import time
+
+    from remote.agent.main import build_parser, power_pass
+    from remote.agent.measure import Measurement
+
+    args = build_parser().parse_args(["--K", "1", "--L", "1", "--M", "1", "--channels", "8", "--protocol", "adaptive",
+                                      "--power-source", "tegrastats", "--tegrastats", "true",
+                                      "--power-max-extra-s", "0"])
+    args.power_rail = "input"
+    protocol = Protocol("adaptive", batch=4, warmup_batches=0, min_batches=5, max_batches=10 ** 6, min_seconds=0.0)
+    measurement = Measurement(args, lambda event, **kw: None)
+
+    def timer():
+        time.sleep(0.002)
+        return 0.002
+
+    started = time.time()
+    info, power_w, reason = power_pass(args, protocol, timer, measurement.emit, measurement)
+    assert power_w is None and "tegrastats exited" in reason
+    assert info["stop_reason"] == "sampler stopped" and time.time() - started < 30

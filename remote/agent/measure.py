@@ -77,6 +77,7 @@ class PowerPassStop(object):
                               min_seconds=protocol.min_seconds, min_samples=max(min_samples, MIN_POWER_SAMPLES))
         self.t_start = None
         self.pos = 0
+        self.stopped = False
 
     def start(self):
         self.t_start = time.perf_counter()
@@ -92,6 +93,9 @@ class PowerPassStop(object):
         self.rule.add_batch()
 
     def done(self):
+        if not self.sampler.alive():  # tegrastats exited (or the sysfs thread died): no more samples
+            self.stopped = True       # will come, the power pass ends (power_reason says why)
+            return True
         drifts = self.rule.samples.drifts
         stop = self.rule.done()
         if self.rule.samples.drifts != drifts:  # what came before the drift was warm-up: power_w and
@@ -102,7 +106,7 @@ class PowerPassStop(object):
 
     @property
     def reason(self):
-        return self.rule.reason
+        return "sampler stopped" if self.stopped else self.rule.reason
 
     def report(self):
         return self.rule.report()
