@@ -108,7 +108,7 @@ def _meta_record() -> dict:
 DIGESTS = "digests"  # `_meta` field: table -> sha256 of its text as klmtui wrote (and checked) it
 
 
-def _digest(block: bytes) -> str:
+def _digest(block: bytes | memoryview) -> str:
     return hashlib.sha256(block).hexdigest()
 
 
@@ -119,7 +119,7 @@ class _TableText:
     __slots__ = ("table", "lines", "pos", "block", "_digest")
 
     def __init__(self, name: str, table: dict, lines: list[str], pos: dict[str, int],
-                 block: bytes | None = None) -> None:
+                 block: bytes | memoryview | None = None) -> None:
         self.table, self.lines, self.pos = table, lines, pos
         if block is None:
             head = f"{json.dumps(name)}: {{"
@@ -138,20 +138,30 @@ class RawTable:
     """A table's text exactly as read from a file klmtui wrote (its digest matched), not decoded:
     a write that does not touch the table copies these bytes (`_FileVersion`)."""
 
-    __slots__ = ("block", "digest")
+    __slots__ = ("block", "digest", "lines")
 
-    def __init__(self, block: bytes, digest: str) -> None:
-        self.block, self.digest = block, digest
+    def __init__(self, block: memoryview, digest: str, lines: int) -> None:
+        self.block, self.digest, self.lines = block, digest, lines  # a view into the file's bytes: no copy
 
 
-def split_blocks(data: bytes) -> list[tuple[str, bytes]] | None:
-    """The tables of a file in klmtui's own layout, `[(name, text of the table)]`, found without
+def split_blocks(data: bytes) -> list[tuple[str, memoryview]] | None:
+    """The tables of a file in klmtui's own layout, `[(name, text of the table)]` (views into
+    `data`, not copies), or None for any other layout: see `_table_spans`."""
+    spans = _table_spans(data)
+    if spans is None:
+        return None
+    view = memoryview(data)
+    return [(name, view[start:end]) for name, start, end in spans]
+
+
+def _table_spans(data: bytes) -> list[tuple[str, int, int]] | None:
+    """Where the tables of a file in klmtui's own layout are, `[(name, start, end)]`, found without
     decoding it (records are one line each and JSON text holds no raw newline, so a table ends at
     the first line that is `}`), or None for any other layout (TinyDB's, edited by hand)."""
     if not data.startswith(b"{\n") or not data.endswith(b"\n}\n"):
         return None
     stop = len(data) - 3
-    blocks: list[tuple[str, bytes]] = []
+    blocks: list[tuple[str, int, int]] = []
     seen: set[str] = set()
     pos = 2
     while pos < stop:
@@ -173,7 +183,7 @@ def split_blocks(data: bytes) -> list[tuple[str, bytes]] | None:
         if not isinstance(name, str) or name in seen or json.dumps(name).encode() != name_text:
             return None
         seen.add(name)
-        blocks.append((name, data[pos:end]))
+        blocks.append((name, pos, end))
         if end == stop:
             return blocks
         if data[end:end + 2] != b",\n":
@@ -216,7 +226,7 @@ class _Serialiser:
             learned[name] = known
         self._tables = learned
 
-    def seed_table(self, name: str, table: dict, block: bytes) -> None:
+    def seed_table(self, name: str, table: dict, block: bytes | memoryview) -> None:
         """Learn one table's lines from its text in the file (a table decoded from a `RawTable`)."""
         cached = self._tables.get(name)
         if cached is None or cached.table is not table:
@@ -241,7 +251,7 @@ class _Serialiser:
 
     def dumps(self, tables: Mapping[str, "dict | RawTable"], base: Mapping[str, Any] | None = None,
               touched: dict[str, list[str]] | None = None, removed: Iterable[str] = (),
-              checked: bool = False) -> list[bytes]:
+              checked: bool = False) -> list[bytes | memoryview]:
         """The file's text in chunks. `base`/`touched`/`removed` describe a transaction. `checked`:
         every record has been checked (`core.store_check`), so `_meta` gets each table's digest
         (a later read trusts those tables' text without checking every record again)."""
@@ -275,7 +285,7 @@ class _Serialiser:
             learned[META_TABLE] = _dumped(META_TABLE, meta)
             blocks = {META_TABLE: learned[META_TABLE], **blocks}
         self._tables = learned
-        chunks = [b"{\n"]
+        chunks: list[bytes | memoryview] = [b"{\n"]
         for n, written in enumerate(blocks.values()):
             if n:
                 chunks.append(b",\n")
@@ -294,9 +304,9 @@ def _dumped(name: str, table: dict) -> _TableText:
     return _TableText(name, table, [_record_line(k, table[k]) for k in keys], {k: n for n, k in enumerate(keys)})
 
 
-def _learn(name: str, table: dict, block: bytes) -> _TableText | None:
+def _learn(name: str, table: dict, block: bytes | memoryview) -> _TableText | None:
     """A table's lines taken from its text in a file (None if the text is not that table's)."""
-    lines = block.decode("utf-8").split("\n")
+    lines = str(block, "utf-8").split("\n")
     head = f"{json.dumps(name)}: {{"
     if lines == [head + "}"]:
         return None if table else _TableText(name, table, [], {}, block)
@@ -429,7 +439,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str | Iterable[str | bytes]) -> None:
+def atomic_write_text(path: Path, text: str | Iterable[str | bytes | memoryview]) -> None:
     """Temp file in the same folder, fsync, rename over `path`, fsync the folder. Text is written
     as UTF-8; chunks may be bytes already."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -523,7 +533,7 @@ class _FileVersion:
     def count(self, name: str) -> int:
         raw = self._raw.get(name)
         if raw is not None:  # one record per line between the table's first and last line
-            return max(raw.block.count(b"\n") - 1, 0)
+            return raw.lines
         return len(self.table(name))
 
     @property
@@ -547,7 +557,10 @@ def _decode_table(name: str, raw: RawTable) -> dict:
     from core.store_check import decode
 
     # orjson for the tables whose every record klmtui checked on write (integers within 64 bits)
-    table = decode(b"{" + raw.block + b"}", fast=name in TABLES)[name]
+    body = raw.block[len(json.dumps(name)) + 2:]  # `"name": {...}` -> the table's own object, not copied
+    table = decode(body, fast=name in TABLES)
+    if not isinstance(table, dict):
+        raise StoreError(f"table {name!r} is not an object")
     return table
 
 
@@ -556,11 +569,12 @@ def _trusted_version(data: bytes, signature: tuple) -> "_FileVersion | None":
     text matches the digest `_meta` holds for it), else None (then `parse_store` checks it all)."""
     from core.store_check import decode
 
-    blocks = split_blocks(data)
-    if not blocks or blocks[0][0] != META_TABLE or len(blocks[0][1]) > 65536:
+    spans = _table_spans(data)
+    if not spans or spans[0][0] != META_TABLE or spans[0][2] - spans[0][1] > 65536:
         return None
+    view = memoryview(data)
     try:
-        meta_table = decode(b"{" + blocks[0][1] + b"}")[META_TABLE]
+        meta_table = decode(b"{" + data[spans[0][1]:spans[0][2]] + b"}")[META_TABLE]
     except (ValueError, RecursionError, UnicodeDecodeError):
         return None
     meta = next(iter(meta_table.values()), None) if isinstance(meta_table, dict) and len(meta_table) == 1 else None
@@ -571,11 +585,13 @@ def _trusted_version(data: bytes, signature: tuple) -> "_FileVersion | None":
         return None
     digests = meta[DIGESTS]
     tables: dict[str, dict | RawTable] = {META_TABLE: meta_table}
-    for name, block in blocks[1:]:
+    for name, start, end in spans[1:]:
         digest = digests.get(name)
+        block = view[start:end]
         if not isinstance(digest, str) or _digest(block) != digest:
             return None
-        tables[name] = RawTable(block, digest)
+        lines = data.count(b"\n", start, end)
+        tables[name] = RawTable(block, digest, max(lines - 1, 0))  # one record per line but the first and last
     version = _FileVersion(tables, signature)
     version.trusted = True
     return version
@@ -892,8 +908,13 @@ class Store:
             if is_no_space(exc):  # the temp file is gone already (atomic_write_text)
                 raise DiskFull(self._target.parent, f"cannot write the store {self.path}") from None
             raise OperationFailed(f"cannot write the store {self.path}: {exc.strerror or exc}") from None
-        head = b"".join(chunks[:3])[:_HEAD_BYTES]
-        sig = _signature(os.stat(self.path), head)
+        head, size = [], 0
+        for chunk in chunks:  # the file's first bytes, as `_load` reads them
+            head.append(chunk)
+            size += len(chunk)
+            if size >= _HEAD_BYTES:
+                break
+        sig = _signature(os.stat(self.path), b"".join(head)[:_HEAD_BYTES])
         meta = self._serialiser.meta_table() if checked else None
         if meta is not None:
             ordered[META_TABLE] = meta  # with the digests just written

@@ -170,7 +170,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _loads(data: bytes, fast: bool) -> Any:
+def _loads(data: bytes | memoryview, fast: bool) -> Any:
     if fast:
         try:
             import orjson
@@ -181,7 +181,7 @@ def _loads(data: bytes, fast: bool) -> Any:
                 return orjson.loads(data)
             except (ValueError, TypeError):  # anything it refuses, the standard decoder judges (same messages)
                 pass
-    return json.loads(data, parse_constant=_refuse_constant)
+    return json.loads(bytes(data) if isinstance(data, memoryview) else data, parse_constant=_refuse_constant)
 
 
 @contextmanager
@@ -200,7 +200,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def decode(data: bytes, *, fast: bool = False) -> Any:
+def decode(data: bytes | memoryview, *, fast: bool = False) -> Any:
     """`json.loads` that refuses NaN/Infinity literals (ValueError; RecursionError for absurd
     nesting). A number overflowing to infinity (1e999) parses as inf and is refused by
     `record_problem` (every float is checked there), which costs less than a parse hook.

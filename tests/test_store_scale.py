@@ -98,8 +98,8 @@ def test_a_small_write_copies_untouched_tables_byte_for_byte(store_file):
     assert [r["id"] for r in fresh.all("results")] == [_result(i)["id"] for i in range(1, 301)]
     # then a write that touches results re-dumps just that record's line
     fresh.update("results", "bench:5-1-1@8", accuracy=96.5)  # row 5
-    lines = [a != b for a, b in zip(blocks["results"].split(b"\n"), dict(split_blocks(store_file.read_bytes()))
-                                     ["results"].split(b"\n"))]
+    lines = [a != b for a, b in zip(bytes(blocks["results"]).split(b"\n"),
+                                    bytes(dict(split_blocks(store_file.read_bytes()))["results"]).split(b"\n"))]
     assert sum(lines) == 1 and Store(store_file).get("results", "bench:5-1-1@8")["accuracy"] == 96.5
 
 
@@ -168,3 +168,20 @@ def test_pareto_filters_equal_the_every_pair_definition():
     pts = [tuple(r[o.name] for o in objectives) for r in rows]
     on = {i for i, p in enumerate(pts) if not any(dominates(q, p, objectives) for q in pts if q is not p)}
     assert {r["a"] for r in front} == {rows[i]["a"] for i in on}
+
+
+def test_a_process_keeps_the_version_it_wrote(tmp_path):
+    """After its own write a process does not read (nor decode) the file again: the version it keeps
+    has the signature the file has (inode, mtime, size and the `_meta` revision at its head; here
+    `_meta` is shorter than that head)."""
+    from core.store import file_signature
+
+    store_file = tmp_path / "runs.json"
+    store = Store(store_file)
+    store.insert("runs", {"id": "t-1", "arch_id": "1-1-1@8", "status": "done"})
+    for n in range(3):
+        store.update("runs", "t-1", epoch=n)
+        kept = store._snapshot
+        assert kept is not None and kept.signature == file_signature(store_file)
+        assert store._load() is kept
+    assert Store(store_file).get("runs", "t-1")["epoch"] == 2
