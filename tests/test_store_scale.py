@@ -185,3 +185,16 @@ def test_a_process_keeps_the_version_it_wrote(tmp_path):
         assert kept is not None and kept.signature == file_signature(store_file)
         assert store._load() is kept
     assert Store(store_file).get("runs", "t-1")["epoch"] == 2
+
+
+def test_without_orjson_everything_reads_the_same(store_file, monkeypatch, capsys):
+    """orjson is a speed-up, not a requirement: without it the standard decoder and encoder do the work."""
+    import sys
+
+    from klmtui.cli.common import emit_json
+
+    expected = Store(store_file).all("results")
+    monkeypatch.setitem(sys.modules, "orjson", None)  # `import orjson` raises ImportError
+    assert Store(store_file).all("results") == expected
+    emit_json(expected * 10)  # > 2000 rows: the compact form
+    assert json.loads(capsys.readouterr().out) == expected * 10
