@@ -231,3 +231,24 @@ def test_an_endless_stream_of_valid_events_cannot_fill_the_disk(tmp_path, monkey
     assert events[-1]["event"] == "finished" and events[-1]["events_dropped"] == record["events_dropped"]
     assert [e["event"] for e in events[-20:-1]] == ["latency"] * 19  # the tail: the last events, kept
     assert [e["event"] for e in events[:2]] == ["benchmark", "stage"]  # the beginning, kept
+
+
+def test_the_cli_cancel_of_a_followed_benchmark_handles_errors_by_type(tmp_path, monkeypatch, capsys):
+    """`klmtui bench`'s Ctrl-C cancels each followed benchmark in a thread: one that ended meanwhile
+    (InputError, real here) is no news; one that would not stop (OperationFailed) is a warning line."""
+    from core.errors import OperationFailed
+    from klmtui.cli.bench import _cancel_one
+    from remote import benchjobs
+
+    store, bench_id = _queued_benchmark(tmp_path)
+    benchjobs.cancel(store, bench_id)
+    _cancel_one(store, bench_id)  # "benchmark ... is not running (status cancelled)"
+    assert capsys.readouterr().err == ""
+
+    def stuck(store, bench_id, wait_s=20.0):
+        raise OperationFailed(f"benchmark {bench_id} did not stop within 20 s (pid 4242)")
+
+    monkeypatch.setattr(benchjobs, "cancel", stuck)
+    _cancel_one(store, bench_id)
+    assert capsys.readouterr().err == (f"klmtui: {bench_id}: warning: not cancelled: benchmark {bench_id} "
+                                       "did not stop within 20 s (pid 4242)\n")

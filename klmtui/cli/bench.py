@@ -192,7 +192,7 @@ def follow_live(store, ids: list[str]) -> list[dict]:
     def stop() -> bool:
         if cancel.is_set() and not cancelling:
             for bench_id in ids:
-                thread = threading.Thread(target=_cancel_quietly, args=(store, bench_id), daemon=True)
+                thread = threading.Thread(target=_cancel_one, args=(store, bench_id), daemon=True)
                 thread.start()
                 cancelling.append(thread)
         return False
@@ -211,14 +211,19 @@ def follow_live(store, ids: list[str]) -> list[dict]:
     return records or []
 
 
-def _cancel_quietly(store, bench_id: str) -> None:
-    from core.errors import KlmtuiError
+def _cancel_one(store, bench_id: str) -> None:
+    """Cancel one followed benchmark (in a thread of its own). By type: an InputError is one that
+    ended meanwhile (its final record is reported by the follower anyway); a failure to stop it is
+    said on stderr as a warning (following goes on until it ends)."""
+    from core.errors import InputError, KlmtuiError
     from remote import benchjobs
 
     try:
         benchjobs.cancel(store, bench_id)
-    except KlmtuiError:
-        pass  # it ended meanwhile
+    except InputError:
+        return  # "not running (status done)": it ended before the cancel reached it
+    except KlmtuiError as exc:
+        click.echo(plain(f"klmtui: {bench_id}: warning: not cancelled: {exc}"), err=True)
 
 
 def _install_cancel_handlers(cancel: threading.Event) -> dict:
