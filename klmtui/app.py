@@ -107,13 +107,22 @@ class KlmtuiApp(App):
             self.refresh_jobs()
 
     def _load_keymap(self) -> None:
-        """Remapped keys: `$KLMTUI_HOME/keys.json` = {"klmtui.train": "T", ...} (binding ids)."""
+        """Remapped keys: `$KLMTUI_HOME/keys.json` = {"klmtui.train": "T", ...} (binding ids).
+        No file: the default keys; an unreadable or malformed one: the default keys, and a warning."""
+        path = settings.keys_file()
         try:
-            keymap = json.loads(settings.keys_file().read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            keymap = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
             return
-        if isinstance(keymap, dict):
-            self.set_keymap({str(k): str(v) for k, v in keymap.items()})
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"not JSON ({exc})"
+            self.notify(f"{path}: {why}; the default keys are used", severity="warning", timeout=8, markup=False)
+            return
+        if not isinstance(keymap, dict):
+            self.notify(f"{path}: not a JSON object of binding id -> key; the default keys are used",
+                        severity="warning", timeout=8, markup=False)
+            return
+        self.set_keymap({str(k): str(v) for k, v in keymap.items()})
 
     # ------------------------------------------------------------------ workers and their errors
     def run_job(self, job: Job, fn: Callable[[], Message | None], *, group: str | None = None,

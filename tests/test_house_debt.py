@@ -252,3 +252,28 @@ def test_the_cli_cancel_of_a_followed_benchmark_handles_errors_by_type(tmp_path,
     _cancel_one(store, bench_id)
     assert capsys.readouterr().err == (f"klmtui: {bench_id}: warning: not cancelled: benchmark {bench_id} "
                                        "did not stop within 20 s (pid 4242)\n")
+
+
+def test_a_malformed_keys_file_is_said_not_ignored(tmp_path, monkeypatch):
+    """keys.json that is not JSON: a warning naming the file at start, and no keymap is set."""
+    from klmtui.app import KlmtuiApp
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "keys.json").write_text('{"klmtui.pareto": "f2",')
+    monkeypatch.setenv("KLMTUI_HOME", str(home))
+    app = KlmtuiApp(tmp_path / "runs.json")
+    set_keymaps: list = []
+    monkeypatch.setattr(app, "set_keymap", set_keymaps.append)
+
+    async def body() -> list[str]:
+        async with app.run_test(size=(100, 30)) as pilot:
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if app._notifications:
+                    break
+            return [n.message for n in app._notifications]
+
+    texts = asyncio.run(body())
+    assert any(str(home / "keys.json") in t and "not JSON" in t and "default keys" in t for t in texts), texts
+    assert set_keymaps == []
