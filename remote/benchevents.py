@@ -221,8 +221,8 @@ class BenchState:
                 return self.planned("latency")
             # the power pass has its own stop rule (core.latency.PowerStop): about the latency pass' count,
             # more while it goes on
-            ceiling = warm + int(p.get("max_batches") or 0)
-            return min(ceiling, max(self.batches["latency"], self.batches["power"] + 1))
+            power_ceiling = warm + int(p.get("max_batches") or 0)
+            return min(power_ceiling, max(self.batches["latency"], self.batches["power"] + 1))
         ceiling = warm + int(p.get("max_batches") or 0) or None
         start, last, n = self.pass_started.get("latency"), self.pass_last.get("latency"), self.batches["latency"]
         if ceiling and start is not None and last is not None and n > 1 and p.get("ci_rel"):
