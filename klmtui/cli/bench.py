@@ -77,7 +77,7 @@ def _row(record: dict) -> dict:
 @click.option("--max-batches", type=int, default=None, help="adaptive: ceiling on timed batches (2500).")
 @click.option("--ci", "ci_rel", type=float, default=None, help="adaptive: CI half-width of the median (0.01).")
 @click.option("--min-seconds", type=float, default=None,
-              help="adaptive: minimum timed duration, restarted by a drift (30).")
+              help="adaptive: minimum timed duration, restarted by a drift (20).")
 @click.option("--compute", type=click.Choice(("auto", "cpu", "cuda")), default=None, help="Where the agent runs the network.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads on the device.")
 @click.option("--keep-none", is_flag=True, default=False, help="Time the genotype's `none` edges too (the thesis' code did).")
