@@ -109,6 +109,8 @@ def _number(text: str, column: str) -> float | None:
 
 def _integer(text: str, column: str) -> int:
     text = text.strip()
+    if 0 < len(text) <= 7 and text.isdecimal():  # what \d{1,7} matches, without the regex (100k rows x 4)
+        return int(text)
     if not re.fullmatch(r"\d{1,7}", text):
         raise ValueError(f"{column} {text[:40]!r} is not a whole number (at most 7 digits)")
     return int(text)
