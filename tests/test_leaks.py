@@ -61,6 +61,10 @@ def inner_pytest(tmp_path: Path, body: str, name: str = "test_inner.py", **popen
         os.devnull,
         "--rootdir",
         str(folder),
+        # its own temp root: a numbered one would make the inner session's exit clean up every old
+        # /tmp/pytest-of-* run (minutes on a machine with many), and that is not what is tested here
+        "--basetemp",
+        str(tmp_path / "inner-tmp"),
         "-W",
         "default",
         str(folder / name),
