@@ -69,7 +69,15 @@ def inner_pytest(tmp_path: Path, body: str, name: str = "test_inner.py", **popen
         "default",
         str(folder / name),
     ]
-    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal, **popen)
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT back to its default in the inner session. A suite started as a background job of a
+    non-interactive shell (`cmd &`, as CI scripts often are) inherits SIGINT *ignored*, and Python
+    keeps an ignored SIGINT ignored: the ctrl-c case would then wait out its sleep."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def pid_of(tmp_path: Path, tag: str, timeout: float = 60.0) -> int:
