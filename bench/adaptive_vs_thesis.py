@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -32,13 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-
-def _spin(stop_at: float, nice: int = 0) -> None:
-    if nice:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-    x = 0
-    while time.time() < stop_at:
-        x = (x * 1103515245 + 12345) % 2147483648
+from cpu_hog import start_hogs  # noqa: E402  (bench/ is on sys.path: run as `python bench/NAME.py`)
 
 
 class Follower(threading.Thread):
@@ -89,9 +82,7 @@ def run_bench(store: Path, args, protocol: str, drift: float = 0.0) -> dict:
     started = time.time()
     drift_end = started + drift
     if drift:
-        hogs = [multiprocessing.Process(target=_spin, args=(drift_end, args.nice)) for _ in range(args.hog_procs)]
-        for hog in hogs:
-            hog.start()
+        hogs = start_hogs(args.hog_procs, drift_end, args.nice)
     nice = (lambda: os.setpriority(os.PRIO_PROCESS, 0, args.nice)) if args.nice else None
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, preexec_fn=nice)
     for hog in hogs:

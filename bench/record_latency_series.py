@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
 import subprocess
@@ -33,15 +32,9 @@ import sys
 import time
 from pathlib import Path
 
+from cpu_hog import start_hogs  # bench/ is on sys.path: these scripts run as `python bench/NAME.py`
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _spin(stop_at: float, nice: int = 0) -> None:
-    if nice:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-    x = 0
-    while time.perf_counter() < stop_at:
-        x = (x * 1103515245 + 12345) % 2147483648
 
 
 def record(args, scenario: str) -> dict:
@@ -58,9 +51,7 @@ def record(args, scenario: str) -> dict:
     proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=nice)
     if scenario == "hog-start":
         hog = [started, started + args.hog_seconds]
-        hogs = [multiprocessing.Process(target=_spin, args=(hog[1], args.nice)) for _ in range(args.hog_procs)]
-        for h in hogs:
-            h.start()
+        hogs = start_hogs(args.hog_procs, hog[1], args.nice, clock=time.perf_counter)
     seconds, ends, first = [], [], None
     for line in proc.stdout:
         event = json.loads(line)
@@ -72,10 +63,7 @@ def record(args, scenario: str) -> dict:
             first = event["t0"]
             if scenario == "hog-mid":
                 hog = [first + args.hog_at, first + args.hog_at + args.hog_seconds]
-                hogs = [multiprocessing.Process(target=_spin_from, args=(hog[0], hog[1], args.nice))
-                        for _ in range(args.hog_procs)]
-                for h in hogs:
-                    h.start()
+                hogs = start_hogs(args.hog_procs, hog[1], args.nice, start_at=hog[0], clock=time.perf_counter)
         seconds.append(int(round(event["seconds"] * 1e6)))
         ends.append(int(round((event["t1"] - first) * 1e3)))
     proc.wait()
@@ -88,12 +76,6 @@ def record(args, scenario: str) -> dict:
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
             "hog": [round(hog[0] - first, 3), round(hog[1] - first, 3)] if hog else None, "nice": args.nice,
             "seconds_us": seconds, "end_ms": ends}
-
-
-def _spin_from(start_at: float, stop_at: float, nice: int = 0) -> None:
-    while time.perf_counter() < start_at:
-        time.sleep(0.01)
-    _spin(stop_at, nice)
 
 
 def main() -> None:
