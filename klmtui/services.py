@@ -130,15 +130,10 @@ class Services:
     def run_series(self, run_id: str, lines: int = 12) -> tuple[list[dict], list[str], dict]:
         """Per-epoch metrics, the log tail and the live progress of the current epoch. Reads only:
         a run folder is never created here (a deleted run's folder must stay deleted)."""
-        from core import runs
-        from core.train import PROGRESS
+        from core import jobs, runs
 
         store = self.store()
-        try:
-            progress = json.loads((runs.folder(store, run_id) / PROGRESS).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            progress = {}  # no batch yet (or a torn write): the record's own status says the rest
-        return runs.metrics(store, run_id), runs.log_lines(store, run_id, lines), progress if isinstance(progress, dict) else {}
+        return runs.metrics(store, run_id), runs.log_lines(store, run_id, lines), jobs.progress(store, run_id) or {}
 
     def check_data(self, data: str | None) -> str:
         """What the train form's data folder gives: "image-folder", "torchvision" or "download"

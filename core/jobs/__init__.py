@@ -200,13 +200,16 @@ def metrics(store, run_id: str) -> list[dict]:
 
 
 def progress(store, run_id: str) -> dict | None:
-    """The live state of the current epoch (`progress.json`), or None before the first batch."""
+    """The live state of the current epoch (`progress.json`), or None before the first batch (or a
+    torn write). Reads only: the run folder is never created (a deleted run's folder stays deleted)."""
+    from core.runs import folder
     from core.train import PROGRESS
 
     try:
-        return json.loads((store.run_dir(run_id) / PROGRESS).read_text())
+        state = json.loads((folder(store, run_id) / PROGRESS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return state if isinstance(state, dict) else None
 
 
 def log_tail(store, run_id: str, n: int = 20) -> list[str]:
