@@ -83,11 +83,7 @@ class Services:
 
     def refresh_jobs(self) -> None:
         """Mark runs and benchmarks whose process vanished as `interrupted` (re-attaching after a restart)."""
-        from core import jobs
-        from remote import benchjobs
-
-        jobs.refresh(self.store())
-        benchjobs.refresh(self.store())
+        refresh_liveness(self.store())
 
     # ------------------------------------------------------------------ study
     def init_study(self) -> str:
@@ -253,6 +249,16 @@ class Services:
 
         export_file(self.store(), source, fmt, out)
         return out
+
+
+def refresh_liveness(store) -> None:
+    """Training runs and benchmarks whose process vanished (pid + start time) become `interrupted`:
+    the one liveness pass of every read path (the TUI's, and the CLI's `klmtui.cli.common`)."""
+    from core import jobs
+    from remote import benchjobs
+
+    jobs.refresh(store)
+    benchjobs.refresh(store)
 
 
 def attach_samples(store, items: list) -> list:

@@ -45,13 +45,12 @@ class AppContext:
 
 
 def refresh_liveness(store) -> None:
-    """Mark training runs and benchmarks whose process vanished (pid + start time) `interrupted`."""
-    from core.jobs import refresh
-    from remote import benchjobs
+    """Mark training runs and benchmarks whose process vanished (pid + start time) `interrupted`
+    (`klmtui.services.refresh_liveness`), in a store that exists."""
+    from klmtui import services
 
     if store.exists():
-        refresh(store)
-        benchjobs.refresh(store)
+        services.refresh_liveness(store)
 
 
 pass_app = click.make_pass_decorator(AppContext)
