@@ -32,12 +32,13 @@ def time_cli(repeat: int) -> tuple[float, int]:
 
 
 def time_sample(repeat: int) -> float:
-    from core.counting import _registered_cost, op_cost
+    from core.counting import _block_tables, _registered_cost, op_cost
     from core.space import sample
 
     best = float("inf")
     for _ in range(repeat):
         _registered_cost.cache_clear()
+        _block_tables.cache_clear()
         op_cost.cache_clear()
         start = time.perf_counter()
         sample()

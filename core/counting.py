@@ -4,16 +4,20 @@ Counted the DARTS way: every trainable parameter except the auxiliary head (whic
 while training). MACs are those of the convolutions and the classifier for one 32x32 image in
 inference (pooling, BatchNorm, additions and the `none` edges' x*0 are not counted; the
 auxiliary head is not run). The formulas mirror core.ops / core.network one module at a time;
-tests/test_counting.py checks them against instantiated torch models.
+tests/test_counting.py checks them against instantiated torch models. `network_cost` walks the
+cells; `count_many` (and count_params / count_macs through it) reads per-(channels, genotype)
+integer tables built from seven such walks, bit-identical (tests/test_counting_many.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Iterable
 
 from core.arch import Arch
 from core.genotypes import Edge, Genotype, cell_nodes
+from core.limits import MAX_BLOCK
 from core.models import resolve_genotype
 
 STEM_MULTIPLIER = 3
@@ -206,9 +210,80 @@ def _genotype(name: str) -> Genotype:
     return resolve_genotype(name)
 
 
+# Fast exact counting (issue 12: 100k imported architectures). For one (C, genotype) the network's
+# cost is exactly separable and affine in each of K, L and M from 2 on:
+#   cost(K, L, M) = cost(1, 1, 1) + d_K(K) + d_L(L) + d_M(M),  d(1) = 0,  d(n) = d(2) + (n - 2) * step.
+# Why: a cell's output (channels, size) depends only on its own position (multiplier * its block's
+# channels; the input size, pooled in a reduction), never on its inputs, so a cell's cost depends
+# only on what the two cells before it are. A block of n >= 2 normal cells is its first two cells and
+# n - 2 copies of one fixed-point cell (inputs and output all multiplier * c at one size); whatever
+# follows the block (the reduction, the classifier) sees the same inputs for every n >= 2, and the
+# first cell of the next block reads the reduction and the block's last normal cell, whose shapes do
+# not depend on n at all. So block j's length only moves block j and the cell right after it. Seven
+# exact network_cost calls per (C, genotype) give every coefficient; everything is integer
+# arithmetic, so the result is bit-identical to network_cost (tests/test_counting_many.py).
+
+
+@lru_cache(maxsize=1024)  # ~200 ints each; recomputing one takes well under a millisecond
+def _block_tables(C: int, genotype_name: str) -> tuple:
+    """(table_K, table_L, table_M, shift) for one (C, genotype): params + (MACs << shift) of
+    cost(K, L, M) is table_K[K] + table_L[L] + table_M[M] for K, L, M in 1..MAX_BLOCK.
+
+    table_K[n] holds cost(1, 1, 1) + d_K(n), the others d_L(n) and d_M(n) (slot 0 is None).
+    Packing both counts in one integer halves the lookups and additions per architecture; `shift`
+    leaves room above any params sum the tables can make, so the low bits are exactly params.
+    """
+    genotype = _genotype(genotype_name)
+    base = network_cost(C, 1, 1, 1, genotype)
+    deltas = []  # per axis: (params, MACs) of d(n) for n = 0..MAX_BLOCK
+    for axis in range(3):
+        klm = [[1, 1, 1], [1, 1, 1]]
+        klm[0][axis], klm[1][axis] = 2, 3  # block `axis` with 2, then 3 cells, the others with 1
+        two, three = (network_cost(C, K, L, M, genotype) for K, L, M in klm)
+        first = (two.params - base.params, two.macs - base.macs)
+        step = (three.params - two.params, three.macs - two.macs)
+        deltas.append([(0, 0), (0, 0)] + [(first[0] + (n - 2) * step[0], first[1] + (n - 2) * step[1])
+                                         for n in range(2, MAX_BLOCK + 1)])
+    deltas[0] = [(base.params + p, base.macs + m) for p, m in deltas[0]]
+    bound = sum(max(abs(p) for p, _ in axis) for axis in deltas)
+    shift = max(64, bound.bit_length() + 1)
+    tables = tuple((None,) + tuple(p + (m << shift) for p, m in axis[1:]) for axis in deltas)
+    return tables + (shift,)
+
+
+def count_many(archs: Iterable[Arch]) -> list[tuple[int, int]]:
+    """(params, MACs) of each architecture, exactly `(count_params(a), count_macs(a))`, in order.
+
+    Under 1 us per architecture once each (channels, genotype) is costed (seven exact network
+    costs per pair, cached): 100k distinct K-L-M@C in ~0.1 s where the cell-by-cell path takes
+    ~2 s (bench/counting_many.py). An unknown genotype is an InputError
+    (core.models.resolve_genotype): no partial list.
+    """
+    out: list[tuple[int, int]] = []
+    append = out.append
+    groups: dict[tuple[int, str], tuple] = {}
+    for arch in archs:
+        key = (arch.channels, arch.genotype)
+        tables = groups.get(key)
+        if tables is None:
+            table_k, table_l, table_m, shift = _block_tables(*key)
+            tables = groups[key] = (table_k, table_l, table_m, (1 << shift) - 1, shift)
+        table_k, table_l, table_m, mask, shift = tables
+        try:
+            both = table_k[arch.K] + table_l[arch.L] + table_m[arch.M]
+        except (IndexError, TypeError):  # past MAX_BLOCK or 0: only an object that skipped Arch's checks
+            cost = _registered_cost(arch.channels, arch.K, arch.L, arch.M, arch.genotype)
+            append((cost.params, cost.macs))
+            continue
+        append((both & mask, both >> shift))
+    return out
+
+
 def arch_cost(arch: Arch) -> Cost:
-    """Cost of an `Arch` (cached by K, L, M, C, genotype); an unknown genotype is an InputError."""
-    return _registered_cost(arch.channels, arch.K, arch.L, arch.M, arch.genotype)
+    """Cost of an `Arch` (count_many's tables, cached by C and genotype); an unknown genotype is an
+    InputError. `_registered_cost` is the cell-by-cell path it is tested against."""
+    ((params, macs),) = count_many((arch,))
+    return Cost(params, macs, 1)
 
 
 def count_params(arch: Arch) -> int:
