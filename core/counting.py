@@ -235,20 +235,22 @@ def _block_tables(C: int, genotype_name: str) -> tuple:
     """
     genotype = _genotype(genotype_name)
     base = network_cost(C, 1, 1, 1, genotype)
-    deltas = []  # per axis: (params, MACs) of d(n) for n = 0..MAX_BLOCK
+    lines = []  # per axis: d(2) and the step, as (params, MACs)
     for axis in range(3):
         klm = [[1, 1, 1], [1, 1, 1]]
         klm[0][axis], klm[1][axis] = 2, 3  # block `axis` with 2, then 3 cells, the others with 1
         two, three = (network_cost(C, K, L, M, genotype) for K, L, M in klm)
-        first = (two.params - base.params, two.macs - base.macs)
-        step = (three.params - two.params, three.macs - two.macs)
-        deltas.append([(0, 0), (0, 0)] + [(first[0] + (n - 2) * step[0], first[1] + (n - 2) * step[1])
-                                         for n in range(2, MAX_BLOCK + 1)])
-    deltas[0] = [(base.params + p, base.macs + m) for p, m in deltas[0]]
-    bound = sum(max(abs(p) for p, _ in axis) for axis in deltas)
+        lines.append(((two.params - base.params, two.macs - base.macs), (three.params - two.params, three.macs - two.macs)))
+    # d is affine from 2 on, so its largest |params| over 2..MAX_BLOCK is at an end
+    bound = base.params + sum(max(abs(first[0]), abs(first[0] + (MAX_BLOCK - 2) * step[0])) for first, step in lines)
     shift = max(64, bound.bit_length() + 1)
-    tables = tuple((None,) + tuple(p + (m << shift) for p, m in axis[1:]) for axis in deltas)
-    return tables + (shift,)
+    tables = []
+    for axis, (first, step) in enumerate(lines):
+        one = base.params + (base.macs << shift) if axis == 0 else 0
+        packed_first, packed_step = one + first[0] + (first[1] << shift), step[0] + (step[1] << shift)
+        # packing is linear: a + (b << s) + k * (c + (d << s)) == (a + k c) + ((b + k d) << s)
+        tables.append((None, one) + tuple(packed_first + k * packed_step for k in range(MAX_BLOCK - 1)))
+    return tuple(tables) + (shift,)
 
 
 def count_many(archs: Iterable[Arch]) -> list[tuple[int, int]]:
