@@ -273,26 +273,36 @@ def count_many(archs: Iterable[Arch]) -> list[tuple[int, int]]:
         table_k, table_l, table_m, mask, shift = tables
         try:
             both = table_k[arch.K] + table_l[arch.L] + table_m[arch.M]
-        except (IndexError, TypeError):  # past MAX_BLOCK or 0: only an object that skipped Arch's checks
-            cost = _registered_cost(arch.channels, arch.K, arch.L, arch.M, arch.genotype)
-            append((cost.params, cost.macs))
+        except (IndexError, TypeError):
+            append(_counts(arch))
             continue
         append((both & mask, both >> shift))
     return out
 
 
+def _counts(arch: Arch) -> tuple[int, int]:
+    """(params, MACs) of one architecture from count_many's tables (a few lookups when cached)."""
+    table_k, table_l, table_m, shift = _block_tables(arch.channels, arch.genotype)
+    try:
+        both = table_k[arch.K] + table_l[arch.L] + table_m[arch.M]
+    except (IndexError, TypeError):  # past MAX_BLOCK or 0: only an object that skipped Arch's checks
+        cost = _registered_cost(arch.channels, arch.K, arch.L, arch.M, arch.genotype)
+        return cost.params, cost.macs
+    return both & ((1 << shift) - 1), both >> shift
+
+
 def arch_cost(arch: Arch) -> Cost:
     """Cost of an `Arch` (count_many's tables, cached by C and genotype); an unknown genotype is an
-    InputError. `_registered_cost` is the cell-by-cell path it is tested against."""
-    ((params, macs),) = count_many((arch,))
+    InputError. `_registered_cost` is the cell-by-cell path they are tested against."""
+    params, macs = _counts(arch)
     return Cost(params, macs, 1)
 
 
 def count_params(arch: Arch) -> int:
     """Trainable parameters except the auxiliary head (the DARTS / thesis count)."""
-    return arch_cost(arch).params
+    return _counts(arch)[0]
 
 
 def count_macs(arch: Arch) -> int:
     """Multiply-accumulates of the convolutions and classifier for one 32x32 image."""
-    return arch_cost(arch).macs
+    return _counts(arch)[1]

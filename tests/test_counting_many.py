@@ -70,6 +70,7 @@ def test_past_the_tables_falls_back_to_the_exact_path():
     arch = Arch(3, 2, 1, 8)
     object.__setattr__(arch, "K", MAX_BLOCK + 6)  # an object that skipped Arch's bounds check
     assert count_many([arch]) == [exact(arch)]
+    assert (count_params(arch), count_macs(arch)) == exact(arch)
 
 
 def test_extrapolated_counts_equal_a_torch_model():
