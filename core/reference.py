@@ -13,15 +13,16 @@ import csv
 import io
 import math
 import re
+from itertools import repeat
 from pathlib import Path
 from typing import cast
 
 from core.arch import Arch, ArchError, parse_arch
 from core.errors import InputError
-from core.limits import MAX_CSV_FIELD
+from core.limits import MAX_BLOCK, MAX_CHANNELS, MAX_CSV_FIELD
 from core.numbers import NotFinite, OutOfRange, finite_in, interval
 from core.records import ArchFields, ResultRecord
-from core.schema import MEASURED_SOURCE, THESIS_SOURCE
+from core.schema import DEFAULT_GENOTYPE, MEASURED_SOURCE, THESIS_SOURCE
 
 RESULT_COLUMNS = ("accuracy", "params_m", "latency_s", "power_w")
 CSV_COLUMNS = ("K", "L", "M", "channels", *RESULT_COLUMNS)
@@ -138,24 +139,45 @@ def _row_arch(row: dict[str, str], genotype: str | None) -> Arch:
 
 
 def parse_results_csv(text: str, source: str, *, name: str = "CSV", extra: dict | None = None) -> list[ResultRecord]:
-    """Validate a whole results CSV and return its `results` records; InputError names bad lines."""
+    """Validate a whole results CSV and return its `results` records; InputError names bad lines.
+
+    The common file (known columns once each, full rows, plain numbers, nothing wrong) takes the
+    whole-column path (`_fast_records`, issue 12: 100k rows); anything else, and every file with a
+    bad row, the row-by-row path (`_checked_records`), which decides and words the refusal."""
+    header = _csv_header(text, name)
+    records = _fast_records(text, header, source, extra)
+    return _checked_records(text, header, source, name, extra) if records is None else records
+
+
+def _csv_header(text: str, name: str) -> list[str]:
+    """The header's cells, stripped; refuses an empty file, a header csv cannot read, a long header
+    cell and missing columns."""
     if not text.strip():
         raise InputError(f"{name} is empty: expected a header {','.join(CSV_COLUMNS)} and rows")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        header = [h.strip() for h in (reader.fieldnames or [])]
+        header = [h.strip() for h in next(csv.reader(io.StringIO(text, newline="")), [])]
     except csv.Error as exc:
         raise InputError(f"{name}: line 1: {exc}; nothing imported") from None
     if any(len(h) > MAX_CSV_FIELD for h in header):
         raise InputError(f"{name}: line 1: a header cell has over {MAX_CSV_FIELD} characters")
-    reader.fieldnames = header
     has_klm = all(c in header for c in ("K", "L", "M"))
     needed = [c for c in CSV_COLUMNS if c not in header and not (c in ("K", "L", "M") and "arch" in header)]
     if "channels" not in header and "arch" in header and not has_klm:
         needed = [c for c in needed if c != "channels"]  # K-L-M@C carries it
     if needed:
         raise InputError(f"{name}: missing column(s) {', '.join(needed)} (needs {','.join(CSV_COLUMNS)})")
-    known = set(CSV_COLUMNS) | {"arch", "genotype"}
+    return header
+
+
+_KNOWN_COLUMNS = frozenset((*CSV_COLUMNS, "arch", "genotype"))
+
+
+def _checked_records(text: str, header: list[str], source: str, name: str, extra: dict | None) -> list[ResultRecord]:
+    """Row by row, as csv.DictReader reads them: every bad row is named by its line (the first
+    _MAX_ERRORS_SHOWN of them), and then nothing is returned."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader.fieldnames  # noqa: B018  (reads the header line, as _csv_header did)
+    reader.fieldnames = header
     records: list[ResultRecord] = []
     errors: list[str] = []
     seen: dict[str, int] = {}
@@ -189,7 +211,7 @@ def parse_results_csv(text: str, source: str, *, name: str = "CSV", extra: dict 
             errors.append(f"line {line}: {arch.id} already on line {seen[arch.id]}")
             continue
         seen[arch.id] = line
-        row_extra = {k: v for k, v in row.items() if k not in known and k and (v or "").strip()}
+        row_extra = {k: v for k, v in row.items() if k not in _KNOWN_COLUMNS and k and (v or "").strip()}
         records.append(result_record(source, arch, values, {**(extra or {}), **row_extra}))
     if errors:
         shown = "; ".join(errors[:_MAX_ERRORS_SHOWN])
@@ -198,6 +220,122 @@ def parse_results_csv(text: str, source: str, *, name: str = "CSV", extra: dict 
     if not records:
         raise InputError(f"{name} has a header but no rows")
     return records
+
+
+def _fast_records(text: str, header: list[str], source: str, extra: dict | None) -> list[ResultRecord] | None:
+    """The records of a file with nothing to name, built a column at a time; None for anything
+    else: a repeated header name, a short or long row, a cell over MAX_CSV_FIELD, a blank row, an
+    empty or malformed K/L/M/channels/arch cell, a number float() or RESULT_RANGES refuses, a
+    repeated architecture, a csv.Error. The records are exactly `_checked_records'` (same dicts,
+    key order, floats, `extra`; tests/test_results_csv.py); the row-by-row path decides the rest."""
+    if len(set(header)) != len(header):
+        return None
+    columns = _plain_columns(text, len(header)) or _csv_columns(text, len(header))
+    if columns is None:
+        return None
+    at = {col: i for i, col in enumerate(header)}
+    count = len(columns[0])
+    genotype_cells = list(map(str.strip, columns[at["genotype"]])) if "genotype" in at else [""] * count
+    if all(c in at for c in ("K", "L", "M")):
+        k_col, l_col, m_col = (_whole_numbers(columns[at[c]], MAX_BLOCK) for c in ("K", "L", "M"))
+        c_col = _whole_numbers(columns[at["channels"]], MAX_CHANNELS)
+        if k_col is None or l_col is None or m_col is None or c_col is None:
+            return None
+        ks, ls, ms, channels = k_col, l_col, m_col, c_col
+        genotypes = [g or DEFAULT_GENOTYPE for g in genotype_cells]
+    else:  # the `arch` column: parse_arch, row by row, exactly as _row_arch
+        given = zip(columns[at["arch"]], columns[at["channels"]] if "channels" in at else [""] * count, genotype_cells)
+        try:
+            archs = [_row_arch({"arch": a, "channels": c}, g or None) for a, c, g in given]
+        except ValueError:
+            return None
+        ks, ls, ms = [a.K for a in archs], [a.L for a in archs], [a.M for a in archs]
+        channels, genotypes = [a.channels for a in archs], [a.genotype for a in archs]
+    acc, params, latency, power = (_finite_numbers(columns[at[col]], col) for col in RESULT_COLUMNS)
+    if acc is None or params is None or latency is None or power is None:
+        return None
+    triples = [f"{k}-{l}-{m}" for k, l, m in zip(ks, ls, ms)]
+    ids = [f"{t}@{c}" if g == DEFAULT_GENOTYPE else f"{t}@{c}/{g}" for t, c, g in zip(triples, channels, genotypes)]
+    if len(set(ids)) != count:
+        return None
+    extras = [dict(extra) for _ in ids] if extra else [{} for _ in ids]
+    for i, col in enumerate(header):
+        if col and col not in _KNOWN_COLUMNS:
+            for row_extra, cell in zip(extras, columns[i]):
+                if cell.strip():
+                    row_extra[col] = cell
+    # result_record's shape, key for key (arch_fields, then RESULT_COLUMNS, then extra)
+    return [cast(ResultRecord, {"id": f"{source}:{arch_id}", "source": source, "arch_id": arch_id, "arch": t, "K": k,
+                                "L": l, "M": m, "channels": c, "genotype": g, "accuracy": a, "params_m": p,
+                                "latency_s": la, "power_w": w, "extra": e})
+            for arch_id, t, k, l, m, c, g, a, p, la, w, e in zip(ids, triples, ks, ls, ms, channels, genotypes, acc,
+                                                                  params, latency, power, extras)]
+
+
+def _plain_columns(text: str, width: int) -> list[list[str]] | None:
+    """The body's columns of a text csv would read as plain `str.split`s (no quote, CR or NUL), every
+    line `width` cells and at most MAX_CSV_FIELD characters (so no cell is longer); else None."""
+    if '"' in text or "\r" in text or "\0" in text:
+        return None
+    lines = text.split("\n")
+    body = lines[1:-1] if lines[-1] == "" else lines[1:]
+    if "" in body:  # empty lines: csv reads [], and DictReader skips them
+        body = [line for line in body if line]
+    if not body or max(map(len, body)) > MAX_CSV_FIELD or set(map(str.count, body, repeat(","))) != {width - 1}:
+        return None
+    cells = ",".join(body).split(",")
+    return [cells[i::width] for i in range(width)]
+
+
+def _csv_columns(text: str, width: int) -> list[list[str]] | None:
+    """The body's columns as csv reads them, if every row has `width` cells of at most MAX_CSV_FIELD
+    characters (empty lines skipped, as DictReader does); else None."""
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))[1:]
+    except csv.Error:
+        return None
+    if [] in rows:
+        rows = [row for row in rows if row]
+    if not rows or any(len(row) != width for row in rows):
+        return None
+    columns = [list(cells) for cells in zip(*rows)]
+    return None if max(max(map(len, cells)) for cells in columns) > MAX_CSV_FIELD else columns
+
+
+_WHOLE = {str(n): n for n in range(1, max(MAX_BLOCK, MAX_CHANNELS) + 1)}  # the plain spellings of 1..512
+
+
+def _whole_numbers(cells: list[str], high: int) -> list[int] | None:
+    """A column of `_integer`s all in [1, high] (what Arch accepts), or None."""
+    try:
+        numbers = list(map(_WHOLE.__getitem__, cells))  # plain `36`: a look-up instead of strip, checks and int()
+    except KeyError:  # ` 36`, `036`, Unicode digits, or not a number at all
+        cells = list(map(str.strip, cells))
+        if not all(map(str.isdecimal, cells)) or max(map(len, cells)) > 7:
+            return None
+        numbers = list(map(int, cells))
+    return numbers if min(numbers) >= 1 and max(numbers) <= high else None
+
+
+def _finite_numbers(cells: list[str], column: str) -> list[float | None] | None:
+    """A column of `_number`s (blank cells are None) if none of them would raise, else None.
+    float() skips the same surrounding whitespace str.strip() does."""
+    try:
+        numbers: list[float | None] = list(map(float, cells))
+        present = cast("list[float]", numbers)
+    except ValueError:
+        try:
+            numbers = [float(t) if t.strip() else None for t in cells]
+        except ValueError:
+            return None
+        present = [v for v in numbers if v is not None]
+    if not present:
+        return numbers
+    low, high, low_open = RESULT_RANGES[column]
+    smallest = min(present)
+    if not math.isfinite(sum(present)) or (smallest <= low if low_open else smallest < low) or max(present) > high:
+        return None  # a NaN or an infinity makes the sum one; the row-by-row path names the cell
+    return numbers
 
 
 def read_results_csv(path: str | Path, source: str) -> list[ResultRecord]:
