@@ -319,13 +319,14 @@ def _whole_numbers(cells: list[str], high: int) -> list[int] | None:
 
 def _finite_numbers(cells: list[str], column: str) -> list[float | None] | None:
     """A column of `_number`s (blank cells are None) if none of them would raise, else None.
-    float() skips the same surrounding whitespace str.strip() does."""
+    Where float() takes a cell as it is, it reads what `_number` reads from it stripped (checked over
+    every code point); it refuses more (a blank cell, `\x1c`-`\x1f` around a number): then a second pass strips."""
     try:
         numbers: list[float | None] = list(map(float, cells))
         present = cast("list[float]", numbers)
     except ValueError:
         try:
-            numbers = [float(t) if t.strip() else None for t in cells]
+            numbers = [float(t) if t else None for t in map(str.strip, cells)]
         except ValueError:
             return None
         present = [v for v in numbers if v is not None]
