@@ -103,19 +103,20 @@ def _cell_cost(nodes: list[list[Edge]], multiplier: int, c_pp: int, c_p: int, c:
     else:
         cost = _relu_conv_bn(c_pp, c, size_pp)
     cost = cost + _relu_conv_bn(c_p, c, size_p)
+    params, macs = cost.params, cost.macs  # summed as ints: no Cost per edge (count_many's tables)
     sizes = [size_p, size_p]
     for node in nodes:
         node_size = size_p
         for _, name, source in node:
             stride = 2 if reduction and source < 2 else 1
             edge = op_cost(name, c, stride, sizes[source])
-            cost = Cost(cost.params + edge.params, cost.macs + edge.macs, cost.size)
+            params, macs = params + edge.params, macs + edge.macs
             node_size = edge.size
         if not node:
             node_size = size_p
         sizes.append(node_size)
     out_size = _pooled_size(size_p, 2) if reduction else size_p
-    return Cost(cost.params, cost.macs, out_size), multiplier * c
+    return Cost(params, macs, out_size), multiplier * c
 
 
 _CELL_CACHE: dict[tuple, tuple[Cost, int]] = {}
