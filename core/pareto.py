@@ -173,7 +173,7 @@ class FrontResult:
 _CELLS = 1 << 21  # booleans per vectorised comparison (a few MB of temporaries)
 
 
-def _plain_front(points: Sequence[Sequence[float]], signs: Sequence[float]) -> list[bool]:
+def plain_front(points: Sequence[Sequence[float]], signs: Sequence[float]) -> list[bool]:
     """Which points no other point dominates (plain dominance), without comparing every pair.
 
     In minimisation space (value * sign) a dominator is lexicographically smaller, and identical
@@ -225,7 +225,7 @@ def _dominated_by(front: Any, cand: Any, np: Any) -> Any:
 
 
 def _front_blocks(q: Any, np: Any, block: int = 512) -> Any:
-    """The non-dominated rows of `q` (distinct rows, sorted lexicographically): see `_plain_front`."""
+    """The non-dominated rows of `q` (distinct rows, sorted lexicographically): see `plain_front`."""
     flags = np.zeros(len(q), dtype=bool)
     remaining = np.arange(len(q))
     while len(remaining):
@@ -263,7 +263,7 @@ def pareto_front(
     objectives: Sequence[Objective] = DEFAULT_OBJECTIVES,
     tolerances: Mapping[str, Tolerance] | None = None,
 ) -> FrontResult:
-    """The rows no other row dominates: plain dominance without comparing every pair (`_plain_front`);
+    """The rows no other row dominates: plain dominance without comparing every pair (`plain_front`);
     with tolerances every pair, O(n^2 * objectives), fine for thousands of rows."""
     objectives = tuple(objectives)
     if not objectives:
@@ -300,7 +300,7 @@ def _front(rows: list[Mapping[str, Any]], objectives: tuple[Objective, ...], tol
             for i in range(len(points))
         ]
     else:
-        on_front = _plain_front(points, [o.sign for o in objectives])
+        on_front = plain_front(points, [o.sign for o in objectives])
     for row, flag in zip(kept, on_front):
         row["on_front"] = flag
     front = [row for row, flag in zip(kept, on_front) if flag]

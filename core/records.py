@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, TypedDict, Union
 
-from core.schema import ARCHITECTURES, BENCHMARKS, DEVICES, RESULTS, RUNS
+from core.schema import ARCHITECTURES, BENCHMARKS, DEVICES, RESULTS, RUNS, SOURCES
 
 
 class ArchFields(TypedDict, total=False):
@@ -164,7 +164,22 @@ class ResultRecord(ArchFields, total=False):
     extra: dict[str, Any]
 
 
-AnyRecord = Union[ArchitectureRecord, RunRecord, BenchmarkRecord, DeviceRecord, ResultRecord]
+class SourceRecord(TypedDict, total=False):
+    """Table `sources`: the manifest of one imported source whose rows live in their own file
+    (`core.sources`): id = the source name."""
+
+    id: str
+    file: str  # the file's name in `<store stem>.sources/`
+    previous: Optional[str]  # the file before it, kept until the source is written again
+    sha256: str
+    bytes: int
+    rows: int
+    imported: str
+    csv: Optional[str]  # the CSV imported last
+    reference: bool  # read-only for import-results (core.reference.is_reference_source)
+
+
+AnyRecord = Union[ArchitectureRecord, RunRecord, BenchmarkRecord, DeviceRecord, ResultRecord, SourceRecord]
 
 RECORD_TYPES: dict[str, type] = {
     ARCHITECTURES: ArchitectureRecord,
@@ -172,6 +187,7 @@ RECORD_TYPES: dict[str, type] = {
     BENCHMARKS: BenchmarkRecord,
     DEVICES: DeviceRecord,
     RESULTS: ResultRecord,
+    SOURCES: SourceRecord,
 }
 
 

@@ -3,7 +3,8 @@
 Every layer (core, remote, klmtui) imports these names from here instead of spelling the literals
 again. `docs/architecture.md` ("Store layout") describes the file these names index.
 
-- `TABLES`: the five record tables of `runs.json` (plus TinyDB's `_meta`, see `core.store`).
+- `TABLES`: the six record tables of `runs.json` (plus TinyDB's `_meta`, see `core.store`); `SOURCES`
+  holds a manifest per imported source, whose rows live in a file of their own (`core.sources`).
 - `STATUSES`: every status a training run or a benchmark can have; `ACTIVE_STATUSES` (still
   going: pending, queued, running) and `FINAL_STATUSES` (nothing more will happen unless resumed)
   partition it.
@@ -32,7 +33,8 @@ RUNS: Final = "runs"
 BENCHMARKS: Final = "benchmarks"
 DEVICES: Final = "devices"
 RESULTS: Final = "results"
-TABLES: Final[tuple[str, ...]] = (ARCHITECTURES, RUNS, BENCHMARKS, DEVICES, RESULTS)
+SOURCES: Final = "sources"  # manifests of imported sources kept in their own files (core.sources)
+TABLES: Final[tuple[str, ...]] = (ARCHITECTURES, RUNS, BENCHMARKS, DEVICES, RESULTS, SOURCES)
 META_TABLE: Final = "_meta"
 
 # ----------------------------------------------------------------------------- statuses

@@ -61,6 +61,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "benchmarks": ("arch_id", "status"),
     "results": ("source", "arch_id", "K", "L", "M", "channels"),
     "devices": (),
+    "sources": ("file", "sha256", "rows"),
 }
 _CHECKED = frozenset((*INT_RANGES, *NUMBER_RANGES, *STRING_FIELDS, *DICT_FIELDS))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Iterable, Mapping, cast
+from typing import Any, Iterable, Mapping, Sequence, cast
 
 from core.arch import Arch
 from core.counting import count_macs, count_params
@@ -23,7 +23,7 @@ from core.errors import InputError
 from core.records import ArchitectureRecord, ResultRecord
 from core.reference import (MEASURED_SOURCE, THESIS_SOURCE, arch_fields, is_reference_source, result_record,
                             thesis_results)
-from core.schema import DONE
+from core.schema import ARCHITECTURES, BENCHMARKS, DONE, RESULTS, RUNS, SOURCES
 from core.report import with_derived
 from core.store import Store, Tx
 
@@ -94,44 +94,79 @@ def init_study(store: Store, **sample_options: Any) -> dict:
     return counts
 
 
-def import_results(store: Store, records: Iterable[dict], *, replace: bool = False) -> dict:
-    """Write validated `results` records of one source in one transaction.
+def import_results(store: Store, records: Iterable[dict], *, replace: bool = False, csv: str | None = None) -> dict:
+    """Write validated `results` records of one source, in one transaction, to the source's own file
+    (`core.sources`; rows the `results` table held for it before are moved there).
 
-    Architectures not yet in the store are added (not sampled, `in_thesis` None). With
-    `replace`, the source's rows absent from `records` are removed. Returns counts.
+    Merges with the rows the source has (a row of an architecture already there is updated); with
+    `replace`, the source's rows absent from `records` are removed. `architectures_added` counts the
+    architectures the store did not know (in no architecture record, run, benchmark or source).
+    Returns counts.
     """
     from core.store_check import gc_paused
 
     with gc_paused():  # 100k rows: records, copies and lines that all live on
-        return _import_results(store, records, replace)
+        return _import_results(store, list(records), replace, csv)
 
 
-def _import_results(store: Store, records: Iterable[dict], replace: bool) -> dict:
-    records = list(records)
-    sources = {r["source"] for r in records}
-    if len(sources) != 1:
+def _import_results(store: Store, records: list[dict], replace: bool, csv: str | None) -> dict:
+    from core import sources as files
+    from core.counting import count_macs, count_params
+
+    names = {r["source"] for r in records}
+    if len(names) != 1:
         raise InputError("an import holds exactly one source")
-    (source,) = sources
+    (source,) = names
     counts = {"source": source, "added": 0, "updated": 0, "removed": 0, "architectures_added": 0}
     with store.transaction() as tx:
         if is_reference_source(tx, source):
             raise InputError(f"source {source!r} is a reference source and read-only: import your figures "
                              f"under another name (e.g. --source {source}-mine)")
-        ids = {r["id"] for r in records}
-        if replace:
-            for old in tx.find("results", source=source):
-                if old["id"] not in ids:
-                    tx.remove("results", old["id"])
-                    counts["removed"] += 1
+        files.sweep(store)  # under the write lock: leftovers of killed writers, files two versions old
+        old: dict[str, tuple[dict, tuple[int, int]]] = {}  # arch id -> (record, (params, macs))
+        manifest = tx.get(SOURCES, source)
+        if manifest is not None:
+            table = files.load(store.view(), manifest)
+            for i, rec in enumerate(table.records()):
+                old[rec["arch_id"]] = (rec, (table.columns["params"][i], table.columns["macs"][i]))
+        for rec in tx.find(RESULTS, source=source):  # rows from before sources had files of their own
+            tx.remove(RESULTS, rec["id"])
+            old.setdefault(rec["arch_id"], (rec, (-1, -1)))
+        known = _known_architectures(tx, store, skip=source)
+        merged: dict[str, tuple[dict, tuple[int, int]]] = {} if replace else dict(old)
         for rec in records:
-            counts["architectures_added"] += _ensure_architecture(tx, arch_of(rec))
-            if not tx.has("results", rec["id"]):
-                tx.insert("results", rec)
+            arch_id = rec["arch_id"]
+            previous = old.get(arch_id)
+            if previous is None:
                 counts["added"] += 1
+                counts["architectures_added"] += arch_id not in known
             else:
-                tx.upsert("results", rec)
                 counts["updated"] += 1
+            merged[arch_id] = (rec, previous[1] if previous and previous[1][0] >= 0 else (-1, -1))
+        counts["removed"] = sum(1 for arch_id in old if arch_id not in merged)
+        rows = [rec for rec, _ in merged.values()]
+        costs = []
+        for rec, cost in merged.values():
+            if cost[0] < 0:
+                arch = arch_of(rec)
+                cost = (count_params(arch), count_macs(arch))
+            costs.append(cost)
+        files.write(store, tx, files.table_from_records(source, rows, costs), csv=csv)
     return counts
+
+
+def _known_architectures(tx: Tx, store: Store, skip: str) -> set[str] | dict:
+    """Every architecture id the store knows: records, runs, benchmarks, results and the other sources."""
+    from core import sources as files
+
+    known: set[str] = {a["id"] for a in tx.all(ARCHITECTURES)}
+    for table in (RUNS, BENCHMARKS, RESULTS):
+        known.update(r.get("arch_id") for r in tx.all(table) if r.get("arch_id"))
+    view = store.view()
+    for name, manifest in files.manifests(view).items():
+        if name != skip:
+            known.update(files.load(view, manifest).columns["arch_id"])
+    return known
 
 
 # --------------------------------------------------------------------------- sources
@@ -139,7 +174,9 @@ def _import_results(store: Store, records: Iterable[dict], replace: bool) -> dic
 
 def source_names(store: Store) -> list[str]:
     """Imported sources in the store, then `measured` (and `measured:DEVICE` per device)."""
-    names = sorted({r["source"] for r in store.rows("results")})
+    from core import sources as files
+
+    names = sorted({r["source"] for r in store.rows(RESULTS)} | set(files.manifests(store)))
     # a device is a source once it has a figure: a failed benchmark makes no empty `measured:DEVICE`
     devices = sorted({str(b["device"]) for b in store.rows("benchmarks") if b.get("device")
                       and b.get("status") == DONE and (b.get("latency_s") is not None or b.get("power_w") is not None)})
@@ -217,12 +254,55 @@ def source_rows(store: Store, source: str = DEFAULT_SOURCE) -> list[ResultRecord
     else:
         from core.store_check import gc_paused
 
+        table = source_table(store, source)
         with gc_paused():  # shallow copies of the records (callers may add keys; nested values are shared, read-only)
-            rows = cast(list[ResultRecord], [dict(r) for r in store.rows("results") if r.get("source") == source])
+            rows = cast(list[ResultRecord], [dict(r) for r in store.rows(RESULTS) if r.get("source") == source])
+        if table is not None:
+            rows += table.records()
     if not rows:
         known = ", ".join(n for n in source_names(store)) or "none (run `klmtui init`)"
         raise InputError(f"source {source!r} has no results in {store.path}; sources: {known}")
-    return sorted(rows, key=lambda r: (r["K"], r["L"], r["M"], -r["channels"], r.get("genotype") or ""))
+    return sorted(rows, key=_row_order)
+
+
+def source_table(store: Store, source: str):
+    """The `core.sources.SourceTable` of an imported source kept in its own file, else None."""
+    from core import sources as files
+
+    manifest = store.get(SOURCES, source)
+    return None if manifest is None else files.load(store, manifest)
+
+
+def _row_order(row: Mapping[str, Any]) -> tuple:
+    return (row["K"], row["L"], row["M"], -row["channels"], row.get("genotype") or "")
+
+
+def file_source_front(store: Store, source: str, objectives: Sequence[Any]) -> list[dict] | None:
+    """`pareto_front(source_rows(store, source), objectives).front` with `with_derived` figures, for a
+    source in its own file, computed on its columns: only the front's rows are built (100k rows).
+
+    None when the columnar path does not apply (not such a source, or an objective that is not a
+    stored column or has no value at all): the caller then takes the general path, which also
+    words its errors."""
+    from core import sources as files
+    from core.pareto import plain_front
+    from core.report import with_derived
+
+    table = source_table(store, source)
+    if table is None or any(r.get("source") == source for r in store.rows(RESULTS)):
+        return None
+    names = [o.name for o in objectives]
+    if len(set(names)) != len(names) or any(n not in files.VALUE_COLUMNS for n in names):
+        return None
+    import numpy as np
+
+    points = np.column_stack([table.array(n) for n in names]) if names else np.empty((len(table), 0))
+    if not len(table) or not np.isfinite(points).any(axis=0).all():
+        return None
+    kept = np.flatnonzero(np.isfinite(points).all(axis=1))
+    flags = plain_front(points[kept], [o.sign for o in objectives])
+    rows = [table.record(int(i)) for i, flag in zip(kept.tolist(), flags) if flag]
+    return [with_derived(r) for r in sorted(rows, key=_row_order)]
 
 
 def with_exact_params(rows: Iterable[Mapping[str, Any]]) -> list[dict]:
@@ -309,7 +389,8 @@ def study_status(store: Store) -> list[dict]:
     """One object per architecture (sampled, or seen in runs/benchmarks/results): its runs,
     benchmarks, mean/best measured accuracy, and results by source with energy per image.
 
-    The shape of `klmtui status --json` (and what the TUI's overview shows).
+    The shape of `klmtui status --json`. Read-only, like `Store.rows` records: the architectures only
+    an imported source knows (100k rows) share one empty `runs` and one empty `benchmarks` object.
     """
     from core.store_check import gc_paused
 
@@ -317,15 +398,74 @@ def study_status(store: Store) -> list[dict]:
         return _study_status(store)
 
 
+def _column_summaries(table: Any) -> list[dict]:
+    """`_summary(row)` of every row of a `core.sources.SourceTable`, from its columns."""
+    from core.report import batch_of, energy_per_image_j
+
+    c = table.columns
+    out = []
+    for acc, params_m, latency, power, extra in zip(c["accuracy"], c["params_m"], c["latency_s"], c["power_w"],
+                                                     c["extra"]):
+        batch = energy = None
+        if extra:  # a batch in `extra` (as the thesis' rows have) gives energy per image
+            row = {"power_w": power, "latency_s": latency, "extra": extra}
+            batch = batch_of(row)
+            energy = None if power is None or latency is None or not batch else energy_per_image_j(row)
+        out.append({"accuracy": acc, "params_m": params_m, "latency_s": latency, "power_w": power, "batch": batch,
+                    "energy_j": energy})
+    return out
+
+
+def _imported_only(tables: list[tuple[str, Any]], summaries: dict[str, list[dict]], known: Mapping[str, Any],
+                   ) -> list[list[dict]]:
+    """Status objects of the architectures only file sources know (e.g. 100k imported rows: no run, no
+    benchmark), built on the columns (whose rows are sorted, `SourceTable.in_order`): one sorted list
+    per table."""
+    seen: set[str] = set()
+    lists = []
+    # one shared "nothing of ours" per call (read-only, as `Store.rows` records are): 100k entries cost half
+    no_runs, no_benchmarks = {"total": 0, "by_status": {}, "ids": []}, {"total": 0, "by_status": {}, "latest": None}
+    for name, table in tables:
+        c = table.columns
+        entries = []
+        for arch_id, k, l, m, ch, g, params, macs, summary in zip(
+                c["arch_id"], c["K"], c["L"], c["M"], c["channels"], c["genotype"], c["params"], c["macs"],
+                summaries[name]):
+            if arch_id in known or arch_id in seen:
+                continue
+            if len(tables) > 1:  # every source's figures, in the sources' order (as for the study's own)
+                seen.add(arch_id)
+                results = {n: summaries[n][j] for n, t in tables if (j := t.index().get(arch_id)) is not None}
+            else:
+                results = {name: summary}
+            entries.append({
+                "id": arch_id, "arch": f"{k}-{l}-{m}", "K": k, "L": l, "M": m, "channels": ch, "genotype": g,
+                "params": params, "macs": macs, "in_thesis": None, "sampled": False,
+                "runs": no_runs, "accuracy": None, "accuracy_std": None, "accuracy_seeds": 0,
+                "accuracy_recipe": None, "accuracy_text": None, "best_accuracy": None,
+                "benchmarks": no_benchmarks, "results": results,
+            })
+        lists.append(entries)
+    return lists
+
+
 def _study_status(store: Store) -> list[dict]:
+    import heapq
+
+    from core import sources as files
+
     # read only: the records themselves, uncopied (100k imported rows: copying them all cost seconds)
-    archs: dict[str, Mapping[str, Any]] = {a["id"]: a for a in store.rows("architectures")}
-    runs, benches, results = (_by_arch(store.rows(t)) for t in ("runs", "benchmarks", "results"))
+    archs: dict[str, Mapping[str, Any]] = {a["id"]: a for a in store.rows(ARCHITECTURES)}
+    runs, benches, results = (_by_arch(store.rows(t)) for t in (RUNS, BENCHMARKS, RESULTS))
     for grouped in (runs, benches, results):
         for arch_id, recs in grouped.items():
             if arch_id not in archs and "K" in recs[0]:
                 archs[arch_id] = architecture_record(arch_of(recs[0]), in_thesis=None, sampled=False)
     measured = {r["arch_id"]: with_derived(r) for r in measured_rows(store)}
+    # imported sources in their own files (core.sources): read on their columns, no records built
+    tables = [(name, files.load(store, m)) for name, m in files.manifests(store).items()]
+    summaries = {name: _column_summaries(table) for name, table in tables}
+    imported = _imported_only(tables, summaries, archs)
     out: list[dict[str, Any]] = []
     arch_values = itemgetter(*_ARCH_KEYS)
     for arch_id, arch in archs.items():
@@ -333,22 +473,21 @@ def _study_status(store: Store) -> list[dict]:
             fields = dict(zip(_ARCH_KEYS, arch_values(arch)))
         except KeyError:
             fields = {k: arch.get(k) for k in _ARCH_KEYS}
-        if arch_id not in runs and arch_id not in benches and arch_id not in measured:  # e.g. 100k imported rows
+        from_files = {name: summaries[name][k] for name, table in tables
+                      if (k := table.index().get(arch_id)) is not None}
+        if arch_id not in runs and arch_id not in benches and arch_id not in measured:
             out.append({
-                **fields,
-                "runs": {"total": 0, "by_status": {}, "ids": []},
-                "accuracy": None, "accuracy_std": None, "accuracy_seeds": 0, "accuracy_recipe": None,
-                "accuracy_text": None, "best_accuracy": None,
-                "benchmarks": {"total": 0, "by_status": {}, "latest": None},
-                "results": {res["source"]: _summary(res) for res in results.get(arch_id, ())},
+                **fields, **_no_runs_or_benchmarks(),
+                "results": {**{res["source"]: _summary(res) for res in results.get(arch_id, ())}, **from_files},
             })
             continue
         my_runs = runs.get(arch_id, [])
         my_benches = sorted(benches.get(arch_id, []), key=_stamp)
         done = [r["accuracy"] for r in my_runs if r.get("status") == "done" and r.get("accuracy") is not None]
-        by_source = {res["source"]: res for res in results.get(arch_id, [])}
+        by_source = {res["source"]: _summary(res) for res in results.get(arch_id, [])}
+        by_source.update(from_files)
         if arch_id in measured:
-            by_source[MEASURED_SOURCE] = measured[arch_id]
+            by_source[MEASURED_SOURCE] = _summary(measured[arch_id])
         latest = with_derived(my_benches[-1]) if my_benches else None
         ours = (measured.get(arch_id) or {}).get("extra") or {}
         out.append({
@@ -366,7 +505,15 @@ def _study_status(store: Store) -> list[dict]:
                 "by_status": count_status(my_benches),
                 "latest": None if latest is None else {k: latest.get(k) for k in _BENCH_KEYS},
             },
-            "results": {name: _summary(row) for name, row in by_source.items()},
+            "results": by_source,
         })
-    out.sort(key=lambda r: (r["K"], r["L"], r["M"], -r["channels"], r.get("genotype") or ""))
-    return out
+    out.sort(key=_row_order)
+    return list(heapq.merge(out, *imported, key=_row_order)) if tables else out
+
+
+def _no_runs_or_benchmarks() -> dict:
+    """The status fields of an architecture with no run and no benchmark (fresh dicts each time)."""
+    return {"runs": {"total": 0, "by_status": {}, "ids": []},
+            "accuracy": None, "accuracy_std": None, "accuracy_seeds": 0, "accuracy_recipe": None,
+            "accuracy_text": None, "best_accuracy": None,
+            "benchmarks": {"total": 0, "by_status": {}, "latest": None}}

@@ -11,6 +11,7 @@ import pytest
 
 from core.store import Store
 from tests.fixtures.cli import assert_one_line_error
+from tests.fixtures.leaks import runners_of
 from tests.test_jobs import stop_active_runs, wait_for
 
 PER_CLASS = 12  # images per class and split in the small real CIFAR-10 folder
@@ -81,6 +82,7 @@ def test_train_that_fails_exits_1_json_too(cli, small_cifar, tmp_path):
     line = assert_one_line_error(r, 1)
     (row,) = json.loads(r.stdout)  # --json still prints the summary
     assert row["status"] == "failed"
+    assert runners_of(row["id"]) == []  # it returned once the failed run's process had exited
     assert line.startswith(f"klmtui: run {row['id']} failed: cannot read image "), line
     assert "9999.jpg" in line
     assert Store(cli.store).get("runs", row["id"])["config"]["data"] == str(broken.resolve())  # ...and is recorded
@@ -90,6 +92,7 @@ def test_train_that_fails_exits_1_json_too(cli, small_cifar, tmp_path):
     r = cli("resume", row["id"], "--json", timeout=300)
     line = assert_one_line_error(r, 1)
     assert line.startswith(f"klmtui: run {row['id']} failed: cannot read image "), line
+    assert runners_of(row["id"]) == []
 
     # resume --data overrides the recorded folder: a bad one is refused, a good one trains -> 0
     line = refused(cli, "resume", row["id"], "--data", tmp_path / "nowhere")
@@ -103,6 +106,12 @@ def test_train_that_fails_exits_1_json_too(cli, small_cifar, tmp_path):
     r = cli("train", "1-1-1@8", *tiny, "--data", broken, "--detach")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().startswith("t-")
+    detached = r.stdout.strip()
+    from core.jobs import wait_exited
+
+    store = Store(cli.store)  # this test's own runner: it fails by itself, and exits before the test ends
+    wait_for(lambda: store.get("runs", detached)["status"] == "failed", 120, "the detached run to fail")
+    assert wait_exited(store, [detached]) == [] and runners_of(detached) == []
 
 
 def test_bench_and_resume_on_a_device_that_is_down_exit_1(cli):
@@ -278,7 +287,12 @@ def test_symlinked_store_writes_its_target(cli, tmp_path):
     r = cli("import-results", csv_file, "--source", "mine")
     assert r.returncode == 0, r.stderr
     assert cli.store.is_symlink() and cli.store.resolve() == elsewhere.resolve()
-    assert len(Store(elsewhere).all("results")) == 55  # the target got both writes
+    target = Store(elsewhere)  # the target got both writes, and the source's file sits beside it
+    assert len(target.all("results")) == 54 and [r["id"] for r in target.all("sources")] == ["mine"]
+    assert [p.name for p in (elsewhere.parent / "study.sources").iterdir()] == [target.get("sources", "mine")["file"]]
+    from core.study import source_rows
+
+    assert [r["arch_id"] for r in source_rows(target, "mine")] == ["6-6-6@36"]
     assert (elsewhere.parent / "study.json.lock").exists()  # the target is what is locked
     assert not list(tmp_path.glob(".runs.json.*.tmp")) and not list(elsewhere.parent.glob(".study.json.*.tmp"))
 

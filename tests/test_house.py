@@ -103,6 +103,11 @@ def test_real_records_use_only_their_typed_fields(history):
     store = Store(history)
     init_study(store)
     add_device(store, "nano", "192.0.2.7", user="jetson", port=22)
+    from core.reference import parse_results_csv
+    from core.study import import_results
+
+    import_results(store, parse_results_csv("K,L,M,channels,accuracy,params_m,latency_s,power_w\n2,2,2,8,90,0.1,,\n",
+                                            "mine"), csv="mine.csv")
     seen = {table: store.all(table) for table in schema.TABLES}
     assert all(seen[t] for t in schema.TABLES), {t: len(v) for t, v in seen.items()}
     from remote.agent.events import SUMMARY  # the one event schema: its summary fields are stored as named

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from core.arch import Arch
 from core.reference import THESIS_TABLE1
 from core.store import Store
 from tests.fixtures.cli import assert_one_line_error
@@ -111,15 +114,25 @@ def test_export_formats(study, tmp_path):
 
 
 def test_import_results_adds_architectures_and_keeps_extras(study, tmp_path):
+    from core.counting import count_macs, count_params
+    from core.study import source_rows
+
     csv_file = tmp_path / "mine.csv"
     csv_file.write_text(f"{HEADER},device\n2,2,14,16,94.5,0.2,0.3,3.5,xavier\n6,6,6,36,97.1,2.7,,,\n")
     r = study("import-results", csv_file, "--source", "mine")
     assert r.returncode == 0, r.stderr
     assert "2 added" in r.stdout and "1 new architectures" in r.stdout
     store = Store(study.store)
-    rec = store.get("results", "mine:2-2-14@16")
+    rec = {r["id"]: r for r in source_rows(store, "mine")}["mine:2-2-14@16"]
     assert rec["extra"] == {"device": "xavier"} and rec["accuracy"] == 94.5
-    assert store.get("architectures", "2-2-14@16")["sampled"] is False
+    # an architecture only the source knows is in status (not sampled, exact counts), not in `architectures`
+    assert store.get("architectures", "2-2-14@16") is None
+    r = study("status", "--json")
+    [entry] = [e for e in json.loads(r.stdout) if e["id"] == "2-2-14@16"]
+    arch = Arch(2, 2, 14, 16)
+    assert (entry["sampled"], entry["params"], entry["macs"]) == (False, count_params(arch), count_macs(arch))
+    assert entry["results"] == {"mine": {"accuracy": 94.5, "params_m": 0.2, "latency_s": 0.3, "power_w": 3.5,
+                                         "batch": None, "energy_j": None}}
     r = study("pareto", "--source", "mine")
     assert r.returncode == 0, r.stderr
     assert "excluded for a missing objective value: 6-6-6@36" in r.stdout

@@ -59,7 +59,7 @@ def test_crud_and_meta(tmp_path):
     assert meta["app"] == "klmtui" and meta["schema"] >= 1
     # a second Store (another process would do the same) sees it all
     assert Store(tmp_path / "runs.json").get("runs", rid)["status"] == "done"
-    assert set(TABLES) == {"architectures", "runs", "benchmarks", "devices", "results"}
+    assert set(TABLES) == {"architectures", "runs", "benchmarks", "devices", "results", "sources"}
     assert "interrupted" in STATUSES
 
 

@@ -17,7 +17,7 @@ import struct
 
 import pytest
 
-from core.pareto import Objective, _plain_front, dominates, pareto_front
+from core.pareto import Objective, plain_front, dominates, pareto_front
 from core.store import AtomicJSONStorage, RawTable, Store, StoreError, split_blocks
 from core.store_check import decode
 
@@ -160,7 +160,7 @@ def test_pareto_filters_equal_the_every_pair_definition():
         objectives = [Objective(f"o{k}", rng.choice(["min", "max"])) for k in range(d)]
         expected = [not any(j != i and dominates(points[j], points[i], objectives) for j in range(n))
                     for i in range(n)]
-        assert _plain_front(points, [o.sign for o in objectives]) == expected, (trial, points)
+        assert plain_front(points, [o.sign for o in objectives]) == expected, (trial, points)
     # several blocks (512 rows each) in 4-D, against the front found by every pair of a sample's front
     rows = [{"a": rng.random(), "b": rng.random(), "c": rng.random(), "d": rng.random()} for _ in range(3000)]
     objectives = [Objective("a", "max"), Objective("b", "min"), Objective("c", "min"), Objective("d", "min")]

@@ -65,12 +65,19 @@ def emit_json(rows: Any) -> None:
     """Write JSON to stdout and nothing else (the `--json` contract)."""
     # one write (100k rows: a tenth of the time of json.dump's many small writes); large outputs compact
     indent = 2 if not isinstance(rows, list) or len(rows) <= 2000 else None
-    text = _fast_json(rows) if indent is None else None  # 100k rows: orjson, a tenth of the time
-    sys.stdout.write((text or json.dumps(rows, indent=indent, default=_json_default)) + "\n")
+    data = _fast_json(rows) if indent is None else None  # 100k rows: orjson, a tenth of the time
+    if data is not None and hasattr(sys.stdout, "buffer"):  # 50 MB of status: no decode and re-encode
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.write(b"\n")
+        sys.stdout.buffer.flush()
+        return
+    text = data.decode("utf-8") if data is not None else json.dumps(rows, indent=indent, default=_json_default)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
-def _fast_json(rows: Any) -> str | None:
+def _fast_json(rows: Any) -> bytes | None:
     """Compact JSON by orjson (the same data as json.dumps; no space after separators; a NaN, which
     the store refuses anyway, would be null, valid JSON, not `NaN`), None when orjson is missing or
     refuses something (an integer beyond 64 bits): then json.dumps writes it."""
@@ -79,7 +86,7 @@ def _fast_json(rows: Any) -> str | None:
     except ImportError:
         return None
     try:
-        return orjson.dumps(rows, default=_json_default).decode("utf-8")
+        return orjson.dumps(rows, default=_json_default)
     except (TypeError, ValueError):
         return None
 

@@ -116,7 +116,7 @@ def import_results(app, csv_file: Path, source: str, replace: bool, as_json: boo
     records = read_results_csv(csv_file, source)
     store = app.store()
     store.view(strict=True).check()  # a bad store file (hostile, records missing keys) is reported before anything else
-    counts = do_import(store, records, replace=replace)
+    counts = do_import(store, records, replace=replace, csv=csv_file.name)
     if as_json:
         emit_json([counts])
         return
@@ -178,6 +178,13 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
     tolerances = _tolerances(tolerance_specs)
     reference = parse_reference(reference_specs, objectives)
     axes = _plot_axes(plot_spec, objectives) if plot_spec else None
+    if as_json and not (tolerances or exact_params or with_predicted or axes):
+        from core.study import file_source_front
+
+        front = file_source_front(app.live_view(), source, objectives)  # 100k imported rows: on the columns
+        if front is not None:
+            emit_json(_front_json(front, [o.name for o in objectives], source, with_predicted))
+            return
     rows = source_rows(app.live_view(), source)
     if exact_params:
         rows = with_exact_params(rows)
@@ -199,12 +206,7 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
     result = pareto_front(rows, objectives, tolerances)
     names = [o.name for o in objectives]
     if as_json:
-        emit_json([
-            {"arch": r["arch"], "arch_id": r["arch_id"], "K": r["K"], "L": r["L"], "M": r["M"],
-             "channels": r["channels"], "source": r.get("source", source), **{n: r.get(n) for n in names},
-             **({"predicted": r.get("predicted") or [], "intervals": r.get("intervals") or {}} if with_predicted else {})}
-            for r in result.front
-        ])
+        emit_json(_front_json(result.front, names, source, with_predicted))
         return
     from rich.text import Text
 
@@ -246,6 +248,16 @@ def pareto(app, source: str, objective_specs, tolerance_specs, exact_params: boo
         front2 = front_2d(rows, x, y, tolerances)
         click.echo(scatter(rows, x, y, {r["arch_id"] for r in front2.front},
                            title=f"{source}: 2-D Pareto front of {x} vs {y}"))
+
+
+def _front_json(front: list[dict], names: list[str], source: str, with_predicted: bool) -> list[dict]:
+    """`pareto --json`: one object per front row (contract: arch, K, L, M, channels, the objectives)."""
+    return [
+        {"arch": r["arch"], "arch_id": r["arch_id"], "K": r["K"], "L": r["L"], "M": r["M"],
+         "channels": r["channels"], "source": r.get("source", source), **{n: r.get(n) for n in names},
+         **({"predicted": r.get("predicted") or [], "intervals": r.get("intervals") or {}} if with_predicted else {})}
+        for r in front
+    ]
 
 
 def _cell(name: str, row: dict, rows, guessed: set):
