@@ -47,8 +47,12 @@ _MAX_ERRORS_SHOWN = 3
 
 
 def is_reference_source(store, source: str) -> bool:
-    """A shipped source (`thesis`), or one whose stored rows are marked `"reference": true`."""
-    return source in REFERENCE_SOURCES or any(r.get("reference") for r in store.find("results", source=source))
+    """A shipped source (`thesis`), or one whose stored rows (or, for a source in its own file, its
+    manifest: `core.sources`) are marked `"reference": true`."""
+    from core.schema import SOURCES
+
+    return (source in REFERENCE_SOURCES or any(r.get("reference") for r in store.find("results", source=source))
+            or bool((store.get(SOURCES, source) or {}).get("reference")))
 
 
 def check_source_name(name: str) -> str:
