@@ -187,6 +187,7 @@ def _latest_done(records: Iterable[dict]) -> dict | None:
 def resolve_items(store, refs: Sequence[str]) -> list[Item]:
     """`compare`'s arguments: run/benchmark ids, or architectures (their latest done run and benchmark)."""
     from core.arch import parse_arch
+    from core.study import architecture_of
 
     if len(refs) < 2:
         raise InputError("compare needs at least two runs, benchmarks or architectures")
@@ -203,10 +204,10 @@ def resolve_items(store, refs: Sequence[str]) -> list[Item]:
                 raise InputError(f"{ref!r} is neither a run/benchmark id (t-..., b-...) nor an architecture (K-L-M@C)") from None
             run = _latest_done(store.find(RUNS, arch_id=arch_id))
             bench = _latest_done(store.find(BENCHMARKS, arch_id=arch_id))
-            if store.get("architectures", arch_id) is None and run is None and bench is None:
+            if architecture_of(store, arch_id) is None and run is None and bench is None:
                 raise InputError(f"no architecture {arch_id!r} in {store.path}")
             item = Item(ref, arch_id, run=run, bench=bench)
-        item.arch = store.get("architectures", item.arch_id) or {}
+        item.arch = dict(architecture_of(store, item.arch_id) or {})
         if item.run:
             item.curve = metrics(store, item.run["id"])
         items.append(item)

@@ -288,8 +288,9 @@ def load(store: Any, manifest: Mapping[str, Any]) -> SourceTable:
 
 
 def write(store: Any, tx: Any, table: SourceTable, **fields: Any) -> SourceRecord:
-    """Write `table` to a new file and record its manifest in `tx` (a transaction of `store`,
-    so the write lock is held). The file is removed again if the transaction does not commit."""
+    """Write `table` to a new file and record its manifest in `tx` (a transaction of `store`, so the
+    write lock is held); then `sweep`. If the transaction does not commit, the new file is a leftover
+    that no manifest names, and the next write of any source removes it."""
     from core.nospace import DiskFull, is_no_space
     from core.store import OperationFailed, atomic_write_text, now_iso
 
@@ -310,26 +311,19 @@ def write(store: Any, tx: Any, table: SourceTable, **fields: Any) -> SourceRecor
         "previous": (old or {}).get("file"),
     })
     tx.upsert(SOURCES, manifest)
+    sweep(store, tx)
     with _CACHE_LOCK:
         _CACHE[(str(folder / name), manifest["sha256"])] = table
     return manifest
 
 
-def forget(store: Any, tx: Any, name: str) -> None:
-    """Remove a source's manifest in `tx` (its files go at the next sweep)."""
-    if tx.get(SOURCES, name) is not None:
-        tx.remove(SOURCES, name)
-
-
-def sweep(store: Any, keep: Iterable[str] = ()) -> list[Path]:
-    """Remove source files no manifest names (the current or the previous file of a source) and
-    temp files of killed writers. Call it holding the write lock (in a transaction). Returns what went."""
+def sweep(store: Any, tx: Any) -> list[Path]:
+    """Remove the source files no manifest of `tx` names (as its current or previous file) and temp
+    files of killed writers. Only under the write lock (in a transaction). Returns what went."""
     folder = folder_of(store)
     if not folder.is_dir():
         return []
-    wanted = set(keep)
-    for manifest in store.rows(SOURCES):
-        wanted.update(str(manifest.get(k)) for k in ("file", "previous") if manifest.get(k))
+    wanted = {str(m[k]) for m in tx.all(SOURCES) for k in ("file", "previous") if m.get(k)}
     gone = []
     for path in folder.iterdir():
         if path.name in wanted or not (path.name.endswith(SUFFIX) or path.name.endswith(".tmp")):
@@ -342,5 +336,4 @@ def sweep(store: Any, keep: Iterable[str] = ()) -> list[Path]:
     return gone
 
 
-__all__ = ["COLUMNS", "SourceTable", "folder_of", "table_from_records", "encode", "load", "manifests", "write",
-           "forget", "sweep"]
+__all__ = ["COLUMNS", "SourceTable", "folder_of", "table_from_records", "encode", "load", "manifests", "write", "sweep"]

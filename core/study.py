@@ -122,7 +122,6 @@ def _import_results(store: Store, records: list[dict], replace: bool, csv: str |
         if is_reference_source(tx, source):
             raise InputError(f"source {source!r} is a reference source and read-only: import your figures "
                              f"under another name (e.g. --source {source}-mine)")
-        files.sweep(store)  # under the write lock: leftovers of killed writers, files two versions old
         old: dict[str, tuple[dict, tuple[int, int]]] = {}  # arch id -> (record, (params, macs))
         manifest = tx.get(SOURCES, source)
         if manifest is not None:
@@ -271,6 +270,22 @@ def source_table(store: Store, source: str):
 
     manifest = store.get(SOURCES, source)
     return None if manifest is None else files.load(store, manifest)
+
+
+def architecture_of(store: Store, arch_id: str) -> Mapping[str, Any] | None:
+    """The `architectures` record of `arch_id`, else the one an imported source's file describes
+    (`SourceTable.architecture`: not sampled, exact counts), else None."""
+    from core import sources as files
+
+    record = store.get(ARCHITECTURES, arch_id)
+    if record is not None:
+        return record
+    for manifest in files.manifests(store).values():
+        table = files.load(store, manifest)
+        row = table.index().get(arch_id)
+        if row is not None:
+            return table.architecture(row)
+    return None
 
 
 def _row_order(row: Mapping[str, Any]) -> tuple:

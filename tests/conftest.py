@@ -9,5 +9,6 @@ pytest_plugins = [
     "tests.fixtures.sshd",
     "tests.fixtures.ray_cluster",
     "tests.fixtures.runs",
+    "tests.fixtures.disk",
     "tests.fixtures.study",
 ]

@@ -11,6 +11,7 @@ import pytest
 
 from core.store import Store
 from tests.fixtures.cli import assert_one_line_error
+from tests.fixtures.disk import fill
 from tests.fixtures.leaks import runners_of
 from tests.test_jobs import stop_active_runs, wait_for
 
@@ -525,38 +526,7 @@ def test_training_again_takes_the_next_unused_seed_and_an_honest_label(cli, smal
     assert store.get("runs", third.stdout.strip())["seed"] == 0
 
 
-# --------------------------------------------------------------------------- 4. a full disk
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 12 MB tmpfs (root only; unmounted in teardown)."""
-    import subprocess
-
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
-def _fill(folder: Path) -> Path:
-    """Write a file until the disk is full; returns it (delete it to free the space)."""
-    filler = folder / "filler"
-    with open(filler, "wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        except OSError:
-            pass
-    return filler
+# --------------------------------------------------------------------------- 4. a full disk (tests/fixtures/disk.py)
 
 
 @pytest.mark.slow
@@ -576,7 +546,7 @@ def test_full_disk_fails_the_run_with_no_space_and_keeps_the_last_two_checkpoint
     assert (run_dir / "checkpoint.prev.pt").exists()
 
     # the disk fills: the run cannot even write its record; it says so once a write succeeds again
-    filler = _fill(small_disk)
+    filler = fill(small_disk)
     wait_for(lambda: (run_dir / ".no-space").exists(), 120, "the run to meet the full disk")
     assert store.get("runs", run_id)["status"] == "running"  # nothing could be written yet
     assert not list(small_disk.rglob("*.tmp")), list(small_disk.rglob("*.tmp"))  # no partial temp files
@@ -603,7 +573,7 @@ def test_full_disk_fails_the_run_with_no_space_and_keeps_the_last_two_checkpoint
     # full again, and the process dies before the disk has room: `refresh` (here: status) says why
     rec = wait_for(lambda: (lambda x: x if x.get("pid") and x["status"] == "running" else None)(store.get("runs", run_id)),
                    60, "the resumed run's pid")
-    filler = _fill(small_disk)
+    filler = fill(small_disk)
     wait_for(lambda: (run_dir / ".no-space").exists(), 120, "the run to meet the full disk again")
     os.kill(rec["pid"], signal.SIGKILL)
     wait_for(lambda: not Path(f"/proc/{rec['pid']}").exists() or
