@@ -5,10 +5,12 @@
 Builds a store in a temp folder (`klmtui init` + `import-results` of a generated NAS-Bench-sized
 CSV: distinct K-L-M@C, random figures), then times the real commands as subprocesses
 (`import-results`, `status --json`, `pareto --source NAME --json`, `device add`) and, in the same
-run, the baseline: a Python process that does `json.load` of the same store file (interpreter
-start included on both sides, so the ratio is command vs. "just read the file"). Prints one JSON
-object: seconds per command, the baseline, the ratios, the file size. Goals from the issue: import
-<= 10 s, status and pareto <= 1 s, a small write (device add) <= 0.2 s.
+run, the baseline: a Python process that does `json.load` of the same study as one file, in the
+layout runs.json had before imported sources got files of their own (`write_one_file`; interpreter
+start included on both sides, so the ratio is command vs. "just read the data"). Also reported:
+`json.load` of the files the store has now (runs.json + the source file, much smaller). Prints one
+JSON object: seconds per command, the baselines, the ratios, the file sizes. Goals from the issue:
+import <= 10 s, status and pareto <= 1 s, a small write (device add) <= 0.2 s.
 
 Figures (2026-12-01, the shared 2-core VM, load average 7.5-9.8 from other test runs; "before" is
 the previous round's code measured by this same script right before):
@@ -51,6 +53,33 @@ def write_csv(path: Path, rows: int, seed: int = 0) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def write_one_file(store: Path, out: Path) -> None:
+    """The same study as ONE TinyDB-layout file, the way runs.json held imported rows before they got
+    files of their own (a `results` record per row, an `architectures` record per architecture the
+    store did not know): what the baseline `json.load`s, so that ratios compare with earlier rounds."""
+    sys.path.insert(0, str(REPO))
+    from core import sources
+    from core.store import Store
+
+    view = Store(store).view()
+    tables = {"_meta": {1: view.meta()}, **{name: dict(enumerate(view.rows(name), 1)) for name in (
+        "architectures", "runs", "benchmarks", "devices", "results")}}
+    known = {a["id"] for a in tables["architectures"].values()}
+    for manifest in sources.manifests(view).values():
+        table = sources.load(view, manifest)
+        for i, record in enumerate(table.records()):
+            tables["results"][len(tables["results"]) + 1] = record
+            if record["arch_id"] not in known:
+                tables["architectures"][len(tables["architectures"]) + 1] = table.architecture(i)
+    with open(out, "w") as fh:  # one record per line, as core.store writes
+        fh.write("{")
+        for t, (name, records) in enumerate(tables.items()):
+            fh.write(("," if t else "") + f"\n{json.dumps(name)}: {{")
+            fh.write(",".join(f"\n{json.dumps(str(k))}: {json.dumps(r)}" for k, r in records.items()))
+            fh.write("}")
+        fh.write("\n}\n")
+
+
 def timed(argv: list[str], cwd: Path) -> float:
     env = dict(os.environ, PYTHONPATH=str(REPO), KLMTUI_HOME=str(cwd / "home"))
     start = time.perf_counter()
@@ -75,16 +104,24 @@ def main() -> None:
         klmtui = [sys.executable, "-m", "klmtui", "--store", str(store)]
         timed(klmtui + ["init"], folder)
         seconds = {"import": timed(klmtui + ["import-results", str(csv_file), "--source", "bench"], folder)}
-        baseline = min(timed([sys.executable, "-c", f"import json; json.load(open({str(store)!r}))"], folder)
+        one_file = folder / "one-file.json"
+        write_one_file(store, one_file)
+        baseline = min(timed([sys.executable, "-c", f"import json; json.load(open({str(one_file)!r}))"], folder)
                        for _ in range(3))
+        files = [store, *sorted((folder / "runs.sources").glob("*.json"))]
+        now_load = min(timed([sys.executable, "-c", "import json\n" + "".join(
+            f"json.load(open({str(f)!r}))\n" for f in files)], folder) for _ in range(3))
         seconds["status"] = min(timed(klmtui + ["status", "--json"], folder) for _ in range(2))
         seconds["pareto"] = min(timed(klmtui + ["pareto", "--source", "bench", "--json"], folder) for _ in range(2))
         seconds["device_add"] = min(timed(klmtui + ["device", "add", f"nano{n}", "--host", f"192.0.2.{10 + n}",
                                                     "--user", "u"], folder) for n in range(3))
         result = {
             "rows": args.rows,
-            "store_mb": round(store.stat().st_size / 1e6, 1),
+            "one_file_mb": round(one_file.stat().st_size / 1e6, 1),
+            "store_mb": round(store.stat().st_size / 1e6, 2),
+            "source_files_mb": round(sum(f.stat().st_size for f in files[1:]) / 1e6, 1),
             "json_load_s": round(baseline, 3),
+            "json_load_of_the_new_files_s": round(now_load, 3),
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
             "ratio_to_json_load": {k: round(v / baseline, 2) for k, v in seconds.items()},
             "goals_s": GOALS,

@@ -111,7 +111,7 @@ def import_results(store: Store, records: Iterable[dict], *, replace: bool = Fal
 
 def _import_results(store: Store, records: list[dict], replace: bool, csv: str | None) -> dict:
     from core import sources as files
-    from core.counting import count_macs, count_params
+    from core.counting import count_many
 
     names = {r["source"] for r in records}
     if len(names) != 1:
@@ -144,12 +144,10 @@ def _import_results(store: Store, records: list[dict], replace: bool, csv: str |
             merged[arch_id] = (rec, previous[1] if previous and previous[1][0] >= 0 else (-1, -1))
         counts["removed"] = sum(1 for arch_id in old if arch_id not in merged)
         rows = [rec for rec, _ in merged.values()]
-        costs = []
-        for rec, cost in merged.values():
-            if cost[0] < 0:
-                arch = arch_of(rec)
-                cost = (count_params(arch), count_macs(arch))
-            costs.append(cost)
+        costs = [cost for _, cost in merged.values()]
+        uncounted = [i for i, cost in enumerate(costs) if cost[0] < 0]  # exact counts, all at once (core.counting)
+        for i, cost in zip(uncounted, count_many([arch_of(rows[i]) for i in uncounted])):
+            costs[i] = cost
         files.write(store, tx, files.table_from_records(source, rows, costs), csv=csv)
     return counts
 
