@@ -90,7 +90,7 @@ def init_study(store: Store, **sample_options: Any) -> dict:
                 tx.upsert("results", rec)
                 counts["results_updated"] += 1
     counts["architectures"] = store.count("architectures")
-    counts["results"] = store.count("results")
+    counts["results"] = store.count(RESULTS) + sum(int(m.get("rows") or 0) for m in store.rows(SOURCES))  # every source's
     return counts
 
 
