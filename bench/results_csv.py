@@ -13,8 +13,10 @@ garbage collector paused as `read_results_csv` pauses it:
   cannot take whole),
 - read: `read_results_csv` on the file (what `import-results` calls: read, decode, parse),
 
-checks that old and new returned equal records, and prints one JSON object: the best seconds of
-each, the ratio old/new (goal >= 3) and the load average. Figures (2026-12-01, the shared 2-core VM):
+then both on the same file with its last cell made `nan` (refused: the fast path gives up at that
+column and the row-by-row path words the message), checks that old and new returned equal
+records and messages, and prints one JSON object: the best seconds of each, the ratio old/new
+(goal >= 3) and the load average. Figures (2026-12-01, the shared 2-core VM):
 see README, "Scale".
 """
 
@@ -31,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
+from core.errors import InputError  # noqa: E402
 from core.reference import _checked_records, _csv_header, parse_results_csv, read_results_csv  # noqa: E402
 from core.store_check import gc_paused  # noqa: E402
 from store_scale import write_csv  # noqa: E402
@@ -43,6 +46,14 @@ def timed(fn) -> tuple[float, object]:
         start = time.perf_counter()
         result = fn()
         return time.perf_counter() - start, result
+
+
+def _refusal(parse) -> str | None:
+    try:
+        parse()
+    except InputError as exc:
+        return str(exc)
+    return None
 
 
 def main() -> None:
@@ -67,6 +78,14 @@ def main() -> None:
             r, _records = timed(lambda: read_results_csv(csv_file, "bench"))
             _records = None
             old_s, new_s, read_s = min(old_s, o), min(new_s, n), min(read_s, r)
+        # a refused file (its last cell NaN): the fast path gives up, the row-by-row path words it
+        bad = text.rstrip("\n").rsplit(",", 1)[0] + ",nan\n"
+        refused_old_s, refused_new_s = float("inf"), float("inf")
+        for _ in range(args.repeat):
+            o, old_error = timed(lambda: _refusal(lambda: _checked_records(bad, _csv_header(bad, name), "b", name, None)))
+            n, new_error = timed(lambda: _refusal(lambda: parse_results_csv(bad, "b", name=name)))
+            same = same and old_error == new_error and "nan" in str(new_error)
+            refused_old_s, refused_new_s = min(refused_old_s, o), min(refused_new_s, n)
     result = {
         "rows": args.rows,
         "old_s": round(old_s, 3),
@@ -75,7 +94,9 @@ def main() -> None:
         "ratio": round(old_s / new_s, 2),
         "goal_ratio": GOAL,
         "met": old_s / new_s >= GOAL,
-        "same_records": same,
+        "refused_old_s": round(refused_old_s, 3),
+        "refused_new_s": round(refused_new_s, 3),
+        "same_records_and_messages": same,
         "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
     }
     text_out = json.dumps(result)
