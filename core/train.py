@@ -632,13 +632,24 @@ def run_from_store(store_path: str, run_id: str) -> int:
     from core import nospace
 
     def finish() -> None:
-        fields_ = dict(status=status, finished=now_iso(), error=error, pid=None)
+        # pid/pid_start stay: whoever waited for this status waits for this process to exit too
+        # (core.jobs.wait_exited), and `resume` does not start a second one beside it
+        fields_ = dict(status=status, finished=now_iso(), error=error)
         current = store.get("runs", run_id) or {}
         if current.get("status") == "cancelled":
             fields_["status"] = "cancelled"
         store.update("runs", run_id, **fields_)
 
-    nospace.retry_while_full(finish)  # a full disk: recorded as soon as a store write succeeds again
+    if status == "cancelled":
+        # SIGTERM: the status stays `running` while this process lives; `klmtui cancel` records
+        # `cancelled` once it is gone (core.jobs.cancel), and a SIGTERM from anything else leaves a
+        # run that `refresh` finds `interrupted`, resumable. Never `cancelled` beside a live runner.
+        try:
+            _Logger(run_dir / LOG)("cancelled (SIGTERM)")
+        except OSError:
+            pass
+    else:
+        nospace.retry_while_full(finish)  # a full disk: recorded as soon as a store write succeeds again
     nospace.clear_marker(run_dir)
     if error:
         try:

@@ -12,7 +12,8 @@ The lifecycle, like training's (core/jobs), and what the CLI, the TUI and script
   (remote.bench.execute). A runner that ends calls `start_queued` again, so the queues drain
   with no daemon; queued benchmarks survive the CLI and the TUI exiting.
 - `cancel(store, id)`: a queued one is simply `cancelled`; a running one is asked to stop (its
-  runner's process group gets SIGTERM, which kills the agent's group on the device).
+  runner's process group gets SIGTERM, which kills the agent's group on the device); it returns
+  once the runner process has exited (`runner_gone`; SIGKILL of its group after 10 s, said once).
 - `resume(store, id)`: a failed/cancelled/interrupted benchmark, queued again under the same id
   (attempt + 1), after killing any leftover agent of it on the device (its process group id is
   recorded as `agent_pgid`; the agent's command line carries the benchmark id, so a recycled
@@ -280,9 +281,38 @@ def refresh(store) -> list[str]:
 # --------------------------------------------------------------------------- cancel / resume
 
 
-def cancel(store, bench_id: str, wait_s: float = 20.0) -> dict:
-    """Stop a queued or running benchmark from any process; its record once it has stopped."""
-    from core.jobs.process import stop
+def _runner(record: dict) -> Optional[tuple]:
+    """(pid, marker, pid_start) of a benchmark's detached runner on this host, else None (a
+    foreground runner is the process that asked for the benchmark: it does not exit with it)."""
+    if record.get("runner") != DETACHED or not record.get("pid") or record.get("host") not in (None, host()):
+        return None
+    return int(record["pid"]), record["id"], record.get("pid_start")
+
+
+def runner_gone(store, bench_id: str, *, timeout_s: Optional[float] = None, kill: bool = False,
+                warn: Optional[Callable[[str], None]] = None) -> bool:
+    """Wait until the detached runner of an ended benchmark has exited (it writes the final status
+    a moment before: then it hands the device on and exits). `kill`: SIGKILL its group after
+    `timeout_s` (default `STOP_GRACE_S`), said through `warn`. True once it is gone."""
+    from core.jobs.process import ALIVE, KILLED, STOP_GRACE_S, stop, stop_message, wait_gone
+
+    runner = _runner(_get(store, bench_id))
+    if runner is None:
+        return True
+    grace = STOP_GRACE_S if timeout_s is None else timeout_s
+    if not kill:
+        return wait_gone(runner[0], runner[1], runner[2], grace)
+    pid, marker, started = runner
+    outcome = stop(pid, marker, grace, started, terminate=False)
+    if outcome == KILLED and warn is not None:
+        warn(stop_message(f"benchmark {bench_id}", runner[0], grace))
+    return outcome != ALIVE
+
+
+def cancel(store, bench_id: str, wait_s: float = 20.0, *, warn: Optional[Callable[[str], None]] = None) -> dict:
+    """Stop a queued or running benchmark from any process; its record once it has stopped and
+    (a detached runner) its runner process has exited: a `resume` right after it starts one runner."""
+    from core.jobs.process import KILLED, stop, stop_message
 
     with store.transaction() as tx:
         record = tx.get(BENCHMARKS, bench_id)
@@ -294,30 +324,41 @@ def cancel(store, bench_id: str, wait_s: float = 20.0) -> dict:
         raise InputError(f"benchmark {bench_id} is not running (status {record['status']})")
     (store.run_dir(bench_id) / CANCEL_FILE).write_text("cancel requested\n")  # the runner watches it
     deadline = time.monotonic() + wait_s
-    signalled = False
+    signalled: list = []
+
+    def terminate(runner: tuple) -> None:
+        pid, marker, started = runner
+        outcome = stop(pid, marker, wait_s / 2, started)
+        if outcome == KILLED and warn is not None:
+            warn(stop_message(f"benchmark {bench_id}", runner[0], wait_s / 2))
+
     while time.monotonic() < deadline:
         record = _get(store, bench_id)
-        if record["status"] != RUNNING:
-            return record
-        if not _alive(record):
+        if record["status"] != RUNNING or not _alive(record):
             break
         if not signalled and record.get("host") == host() and time.monotonic() > deadline - wait_s * 0.75:
-            signalled = True  # it did not react to the file: signal it (runners and the CLI handle SIGTERM)
-            if record.get("runner") == DETACHED and record.get("pid"):
-                threading.Thread(target=stop, args=(int(record["pid"]), bench_id, wait_s / 2), daemon=True).start()
-            elif record.get("pid"):
+            signalled.append(True)  # it did not react to the file: signal it (runners and the CLI handle SIGTERM)
+            runner = _runner(record)
+            if runner is not None:
+                signalled.append(threading.Thread(target=terminate, args=(runner,), daemon=True))
+                signalled[-1].start()
+            elif record.get("pid") and is_alive(int(record["pid"]), None, record.get("pid_start")):
                 try:
-                    os.kill(int(record["pid"]), signal.SIGTERM)
+                    os.kill(int(record["pid"]), signal.SIGTERM)  # a foreground one: the process itself
                 except OSError:
                     pass
         time.sleep(0.2)
+    for thread in signalled[1:]:
+        thread.join()
     record = _get(store, bench_id)
-    if record["status"] == RUNNING and not _alive(record):
+    if record["status"] == RUNNING and _alive(record):
+        raise OperationFailed(f"benchmark {bench_id} did not stop within {wait_s:.0f} s (pid {record.get('pid')})")
+    if not signalled[1:]:  # it stopped by itself: its runner exits next (bounded, then SIGKILL)
+        runner_gone(store, bench_id, kill=True, warn=warn)
+    if record["status"] == RUNNING:
         return store.update(BENCHMARKS, bench_id, status=CANCELLED, finished=stamp(),
                             error="cancelled (the benchmark process had already gone)")
-    if record["status"] == RUNNING:
-        raise OperationFailed(f"benchmark {bench_id} did not stop within {wait_s:.0f} s (pid {record.get('pid')})")
-    return record
+    return _get(store, bench_id)
 
 
 def kill_leftover_agent(store, record: dict) -> bool:
@@ -353,6 +394,9 @@ def resume(store, bench_id: str, *, start: bool = True, runner: str = DETACHED) 
         raise InputError(f"benchmark {bench_id} is still {record['status']} (pid {record.get('pid')})")
     if record["status"] not in RESUMABLE_STATUSES:
         raise InputError(f"benchmark {bench_id} is already {record['status']}: start a new one with `klmtui bench`")
+    if not runner_gone(store, bench_id):  # it ended a moment ago; its runner is still exiting
+        raise InputError(f"benchmark {bench_id} is {record['status']} but its runner (pid {record.get('pid')}) "
+                         "has not exited yet: resume it once it has")
     kill_leftover_agent(store, record)
     (store.run_dir(bench_id) / CANCEL_FILE).unlink(missing_ok=True)
     run = latest_checkpoint(store, record["arch_id"])
@@ -402,6 +446,8 @@ def follow(store, ids: list[str], on_event: Optional[Callable[[str, dict], None]
                 if on_end is not None:
                     on_end(record)
         if len(ended) == len(ids):
+            for bench_id in ids:  # a runner writes its final status a moment before it exits
+                runner_gone(store, bench_id)
             return records
         time.sleep(poll_s)
 

@@ -20,6 +20,7 @@ import pytest
 from core.store import Store
 from tests.fake_tegrastats import install
 from tests.fixtures.cli import assert_one_line_error
+from tests.fixtures.leaks import gone, runners_of
 from tests.fixtures.sshd import SSHD, SshdServer
 from tests.test_jobs import wait_for
 
@@ -146,6 +147,7 @@ def test_heartbeat_loss_stops_the_agent_and_tegrastats(tmp_path, monkeypatch, te
     record = wait_for(lambda: (r := store.get("benchmarks", bench_id))["status"] != "running" and r, 60, "the record")
     assert record["status"] == "failed" and "no heartbeat from the host" in record["error"], record["error"]
     assert record["dropped_fields"] == [] and record["event_counts"]["power"] > 0  # power events: all declared
+    assert benchjobs.runner_gone(store, bench_id, timeout_s=30)  # it exits after its final status
 
 
 @pytest.mark.slow
@@ -168,8 +170,10 @@ def test_kill_9_of_the_host_process_marks_interrupted_and_leaves_no_agent(tmp_pa
     again = benchjobs.resume(store, bench_id)
     assert again["attempt"] == 2 and again["status"] in ("queued", "running")
     wait_for(lambda: store.get("benchmarks", bench_id)["status"] == "running", 60, "the second attempt to run")
+    second = wait_for(lambda: store.get("benchmarks", bench_id)["pid"], 30, "the second runner's pid")
     cancelled = benchjobs.cancel(store, bench_id, wait_s=90)  # generous: the machine may be loaded
     assert cancelled["status"] == "cancelled" and cancelled["attempt"] == 2
+    assert second != runner and gone(second) and runners_of(bench_id) == []  # cancel returned once it had exited
 
 
 def test_a_full_device_disk_is_one_clear_line(cli, ssh_env, sshd, tmp_path):

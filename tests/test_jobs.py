@@ -3,6 +3,7 @@
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -66,7 +67,7 @@ def test_queue_cancel_and_resume(cli, cifar_dir):
     record = store.get("runs", first)
     assert record["status"] == "cancelled" and record["pid"] is None
     assert (store.run_dir(first) / "checkpoint.pt").exists()
-    assert not os.path.exists(f"/proc/{pid}/cmdline") or first not in open(f"/proc/{pid}/cmdline").read()
+    assert not os.path.exists(f"/proc/{pid}/cmdline") or first not in Path(f"/proc/{pid}/cmdline").read_text()
     wait_for(lambda: store.get("runs", third)["status"] == "running", 30, "the queued run to start")
     assert store.get("runs", second)["status"] == "cancelled" and not store.get("runs", second).get("started")
 

@@ -10,6 +10,7 @@ import torch
 
 from core.store import Store
 from tests.fixtures.cli import assert_one_line_error
+from tests.fixtures.leaks import runners_of
 from tests.test_jobs import stop_active_runs, wait_for
 
 TINY = ["--train-subset", "384", "--test-subset", "128", "--batch-size", "64"]
@@ -41,7 +42,9 @@ def test_small_net_learns_real_cifar(cli1, cifar_dir):
     store = Store(cli1.store)
     record = store.get("runs", summary["id"])
     assert set(RECORD_FIELDS) <= set(record), set(RECORD_FIELDS) - set(record)
-    assert record["epoch"] == 3 and record["finished"] and record["error"] is None and record["pid"] is None
+    assert record["epoch"] == 3 and record["finished"] and record["error"] is None
+    # the process identity stays recorded, and the foreground command returned after that process exited
+    assert record["pid"] and record["pid_start"] and runners_of(summary["id"]) == []
     assert record["best_accuracy"] >= record["accuracy"] == summary["accuracy"]
     rows = [json.loads(line) for line in (store.run_dir(summary["id"]) / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2, 3]
@@ -105,6 +108,7 @@ def test_kill_9_then_resume_continues_exactly(cli1, cifar_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     [resumed] = r.json()
     assert resumed["status"] == "done" and resumed["epoch"] == 3
+    assert runners_of(run_id) == []  # `resume` in the foreground returned once its runner had exited
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2, 3]
     for ours, ref in zip(rows, reference):

@@ -351,6 +351,8 @@ async def test_train_from_the_tui_queued_running_done_with_accuracy(tmp_path, ci
         for run in store.all("runs"):  # never leave a training process behind
             if run["status"] in ("queued", "running"):
                 jobs.cancel(store, run["id"])
+        # a run says `done` a moment before its process exits: the test ends after they did
+        assert jobs.wait_exited(store, [run["id"] for run in store.all("runs")], timeout_s=30) == []
     assert any(s.startswith("running") for s in seen) and seen[-1].startswith("done")
     assert any("+1q" in s for s in seen), seen  # seed 1 waited queued behind seed 0
     runs = Store(tmp_path / "runs.json").find("runs", arch_id=TINY)

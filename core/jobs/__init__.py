@@ -9,7 +9,10 @@ The functions here are what the CLI and the TUI call; they never block on traini
 
 Every run, whatever its executor, has one local process recorded as `pid` (the training process
 itself, or the Ray driver that submitted it), so cancel = SIGTERM its process group, and a run
-whose process vanished is `interrupted` and resumable from its last checkpoint.
+whose process vanished is `interrupted` and resumable from its last checkpoint. Cancel returns
+only once that process is gone; a run keeps `pid`/`pid_start` after it ended, so whoever waited
+for its final status can wait for its process too (`wait_exited`), and `resume` never starts a
+second process beside one still exiting.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from core.arch import Arch, parse_arch
 from core.errors import InputError, OperationFailed
@@ -124,25 +127,63 @@ def _record(store, run_id: str) -> RunRecord:
     return rec
 
 
-def cancel(store, run_id: str) -> dict:
-    """Stop a queued or running run (SIGTERM to its process group); its checkpoint stays."""
-    from core.jobs.process import stop
+LAUNCH_WAIT_S = 90.0  # a run being started: how long cancel waits for its launcher to report the pid
+RAY_GRACE_S = 20.0  # a Ray driver cancels its task on the cluster before it exits
+
+
+def _launched(store, rec: RunRecord) -> RunRecord:
+    """The record once its launcher has answered (`launching`: claimed, pid not known yet)."""
+    deadline = time.monotonic() + LAUNCH_WAIT_S
+    while rec.get("launching") and rec.get("pid") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        rec = _record(store, rec["id"])
+    return rec
+
+
+def cancel(store, run_id: str, *, warn: Callable[[str], None] | None = None) -> dict:
+    """Stop a queued or running run; its checkpoint stays. Returns once its process is gone.
+
+    A run with a process (the training process, or a Ray run's driver) gets SIGTERM on its process
+    group; cancel waits for it to exit (up to `STOP_GRACE_S`, then SIGKILL of the group, said once
+    through `warn`), and only then records `cancelled`: a `resume` right after it can never start
+    a second process beside a dying one. A run that finished meanwhile stays `done`."""
+    from core.jobs.process import ALIVE, KILLED, STOP_GRACE_S, stop, stop_message
     from core.store import now_iso
 
-    rec = _record(store, run_id)
+    rec = _launched(store, _record(store, run_id))
     if rec["status"] in FINAL_STATUSES:
         raise InputError(f"run {run_id} is already {rec['status']}")
     pid = rec.get("pid")
-    if rec["status"] == "running" and pid:
-        store.update("runs", run_id, status="cancelled", finished=now_iso())
-        if not stop(pid, run_id):
-            raise OperationFailed(f"run {run_id}: process {rec['pid']} did not stop")
+    if pid:
+        grace = RAY_GRACE_S if rec.get("executor") == "ray" else STOP_GRACE_S
+        outcome = stop(pid, run_id, grace, rec.get("pid_start"))
+        if outcome == ALIVE:
+            raise OperationFailed(f"run {run_id}: process {pid} did not stop, even after SIGKILL")
+        if outcome == KILLED and warn is not None:
+            warn(stop_message(f"run {run_id}", pid, grace))
     with store.transaction() as tx:
-        tx.update("runs", run_id, status="cancelled", pid=None, finished=now_iso())
+        current = tx.get("runs", run_id) or rec
+        if current.get("status") != DONE:  # it may have finished its last epoch as the signal came
+            tx.update("runs", run_id, status="cancelled", pid=None, finished=current.get("finished") or now_iso())
     from core.jobs import local
 
     local.start_queued(store)
     return store.get("runs", run_id)
+
+
+def wait_exited(store, run_ids: list[str], timeout_s: float | None = None) -> list[str]:
+    """Wait until the processes recorded for these runs (pid + pid_start; a run keeps them after it
+    ended) have exited: a run writes its final status a moment before its process is gone. The ids
+    whose process still runs after `timeout_s` (default `STOP_GRACE_S`) each."""
+    from core.jobs.process import STOP_GRACE_S, wait_gone
+
+    still = []
+    for run_id in run_ids:
+        rec = store.get("runs", run_id) or {}
+        if rec.get("pid") and not wait_gone(rec["pid"], run_id, rec.get("pid_start"),
+                                            STOP_GRACE_S if timeout_s is None else timeout_s):
+            still.append(run_id)
+    return still
 
 
 def resume(store, run_id: str, *, data: str | None = None) -> dict:
@@ -156,6 +197,9 @@ def resume(store, run_id: str, *, data: str | None = None) -> dict:
         raise InputError(f"run {run_id} is {rec['status']}: nothing to resume")
     if rec["status"] == DONE:
         raise InputError(f"run {run_id} is done ({rec.get('epoch')} of {rec.get('epochs')} epochs)")
+    if wait_exited(store, [run_id]):  # it ended a moment ago and its process is still finishing
+        raise InputError(f"run {run_id} is {rec['status']} but its process {rec.get('pid')} has not exited yet: "
+                         "resume it once it has")
     # a torn newest checkpoint falls back to the one before (a warning); both corrupt: one clear error now
     latest = load_latest_checkpoint(checkpoint_dir(store, rec))
     fields: dict[str, Any] = {"warning": latest[2] if latest else None}

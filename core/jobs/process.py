@@ -71,7 +71,9 @@ def is_alive(pid: int | None, marker: str | None = None, started: int | None = N
             return False
         if started is not None and fields[19:20] != [str(started)]:
             return False
-        return fields[0] not in ("Z", "X") and (marker is None or marker in cmdline)
+        # an exiting process has an empty command line: with its start time matching, still the one
+        return fields[0] not in ("Z", "X") and (marker is None or marker in cmdline
+                                                 or (started is not None and not cmdline.strip()))
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -81,20 +83,54 @@ def is_alive(pid: int | None, marker: str | None = None, started: int | None = N
     return sys.platform != "linux"
 
 
-def stop(pid: int, marker: str | None = None, grace_s: float = 20.0) -> bool:
-    """SIGTERM the process group of `pid`, SIGKILL it after `grace_s`. True if it is gone."""
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        if not is_alive(pid, marker):
-            return True
+STOP_GRACE_S = 10.0  # SIGTERM, then this long before SIGKILL of the process group
+KILL_WAIT_S = 5.0  # after SIGKILL: how long until the kernel has removed it
+GONE, STOPPED, KILLED, ALIVE = "gone", "stopped", "killed", "alive"  # what `stop` did
+
+
+def wait_gone(pid: int | None, marker: str | None = None, started: int | None = None,
+              timeout_s: float = STOP_GRACE_S, poll_s: float = 0.05) -> bool:
+    """Wait until process `pid` (the one `marker`/`started` identify, see `is_alive`) is gone;
+    True if it is, False if it still runs after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while is_alive(pid, marker, started):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # a detached runner leads its own group (core.jobs.launch)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
         try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
             os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not is_alive(pid, marker):
-                return True
-            time.sleep(0.1)
-    return not is_alive(pid, marker)
+        except OSError:
+            pass
+
+
+def stop(pid: int, marker: str | None = None, grace_s: float = STOP_GRACE_S, started: int | None = None, *,
+         terminate: bool = True) -> str:
+    """End the process `pid` (identified as in `is_alive`: a recycled pid is never signalled) and
+    return only once it is gone: SIGTERM its process group (unless `terminate` is False: it is
+    ending by itself), wait up to `grace_s`, then SIGKILL the group and wait again.
+
+    Returns GONE (it was not running), STOPPED (it exited within the grace), KILLED (it needed
+    SIGKILL) or ALIVE (it survived even that, e.g. stuck in the kernel)."""
+    if not is_alive(pid, marker, started):
+        return GONE
+    if terminate:
+        _signal_group(pid, signal.SIGTERM)
+    if wait_gone(pid, marker, started, grace_s):
+        return STOPPED
+    _signal_group(pid, signal.SIGKILL)
+    return KILLED if wait_gone(pid, marker, started, KILL_WAIT_S) else ALIVE
+
+
+def stop_message(what: str, pid: int, grace_s: float = STOP_GRACE_S) -> str:
+    """The one line said when `stop` had to SIGKILL."""
+    return (f"{what}: its process {pid} still ran {grace_s:.0f} s after it was asked to stop: "
+            "killed it (SIGKILL to its process group)")

@@ -133,6 +133,11 @@ def _follow(store, ids: list[str], quiet: bool) -> None:
     except KeyboardInterrupt:
         console.print("runs continue in the background; stop them with: klmtui cancel " + " ".join(ids))
         raise click.exceptions.Exit(130) from None
+    from core.jobs import wait_exited
+
+    for run_id in wait_exited(store, ids):  # a run says `done`/`failed` a moment before its process exits
+        click.echo(f"klmtui: warning: run {run_id}: its process {store.get('runs', run_id).get('pid')} "
+                   "has not exited yet", err=True)
 
 
 def _completed(rec: dict, state: dict) -> float:
@@ -181,21 +186,27 @@ def _is_benchmark(run_id: str) -> bool:
     return run_id.startswith("b-")
 
 
+def _warn(line: str) -> None:
+    click.echo(f"klmtui: warning: {line}", err=True)
+
+
 @click.command("cancel")
 @click.argument("run_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print the updated record as JSON.")
 @pass_app
 def cancel(app: AppContext, run_id: str, as_json: bool) -> None:
-    """Stop a training run (t-...) or a benchmark (b-...); a run keeps its last checkpoint."""
+    """Stop a training run (t-...) or a benchmark (b-...); a run keeps its last checkpoint.
+
+    Returns once its process has exited (SIGTERM, then SIGKILL after 10 s, said on stderr)."""
     store = app.store()
     if _is_benchmark(run_id):
         from remote import benchjobs
 
-        rec = benchjobs.cancel(store, run_id)
+        rec = benchjobs.cancel(store, run_id, warn=_warn)
     else:
         from core.jobs import cancel as cancel_run
 
-        rec = cancel_run(store, run_id)
+        rec = cancel_run(store, run_id, warn=_warn)
     if as_json:
         emit_json([rec])
     else:
