@@ -324,7 +324,8 @@ def _whole_numbers(cells: list[str], high: int) -> list[int] | None:
 def _finite_numbers(cells: list[str], column: str) -> list[float | None] | None:
     """A column of `_number`s (blank cells are None) if none of them would raise, else None.
     Where float() takes a cell as it is, it reads what `_number` reads from it stripped (checked over
-    every code point); it refuses more (a blank cell, `\x1c`-`\x1f` around a number): then a second pass strips."""
+    every code point); it refuses more (a blank cell; U+001C-U+001F around a number, which str.strip()
+    removes): then a second pass strips."""
     try:
         numbers: list[float | None] = list(map(float, cells))
         present = cast("list[float]", numbers)
