@@ -154,13 +154,12 @@ def encode(table: SourceTable) -> bytes:
                 "columns": {c: table.columns[c] for c in COLUMNS}}
     try:
         import orjson
+
+        return orjson.dumps(document)
     except ImportError:
-        orjson = None
-    if orjson is not None:
-        try:
-            return orjson.dumps(document)
-        except TypeError:  # an integer beyond 64 bits (refused before this point): json says which
-            pass
+        pass
+    except TypeError:  # an integer beyond 64 bits (refused before this point): json says which
+        pass
     import json
 
     return json.dumps(document, allow_nan=False, separators=(",", ":")).encode("utf-8")

@@ -122,17 +122,17 @@ def _import_results(store: Store, records: list[dict], replace: bool, csv: str |
         if is_reference_source(tx, source):
             raise InputError(f"source {source!r} is a reference source and read-only: import your figures "
                              f"under another name (e.g. --source {source}-mine)")
-        old: dict[str, tuple[dict, tuple[int, int]]] = {}  # arch id -> (record, (params, macs))
+        old: dict[str, tuple[Mapping[str, Any], tuple[int, int]]] = {}  # arch id -> (record, (params, macs))
         manifest = tx.get(SOURCES, source)
         if manifest is not None:
             table = files.load(store.view(), manifest)
-            for i, rec in enumerate(table.records()):
-                old[rec["arch_id"]] = (rec, (table.columns["params"][i], table.columns["macs"][i]))
-        for rec in tx.find(RESULTS, source=source):  # rows from before sources had files of their own
-            tx.remove(RESULTS, rec["id"])
-            old.setdefault(rec["arch_id"], (rec, (-1, -1)))
+            for i, row in enumerate(table.records()):
+                old[row["arch_id"]] = (row, (table.columns["params"][i], table.columns["macs"][i]))
+        for legacy in tx.find(RESULTS, source=source):  # rows from before sources had files of their own
+            tx.remove(RESULTS, legacy["id"])
+            old.setdefault(legacy["arch_id"], (legacy, (-1, -1)))
         known = _known_architectures(tx, store, skip=source)
-        merged: dict[str, tuple[dict, tuple[int, int]]] = {} if replace else dict(old)
+        merged: dict[str, tuple[Mapping[str, Any], tuple[int, int]]] = {} if replace else dict(old)
         for rec in records:
             arch_id = rec["arch_id"]
             previous = old.get(arch_id)
@@ -152,13 +152,13 @@ def _import_results(store: Store, records: list[dict], replace: bool, csv: str |
     return counts
 
 
-def _known_architectures(tx: Tx, store: Store, skip: str) -> set[str] | dict:
+def _known_architectures(tx: Tx, store: Store, skip: str) -> set[str]:
     """Every architecture id the store knows: records, runs, benchmarks, results and the other sources."""
     from core import sources as files
 
     known: set[str] = {a["id"] for a in tx.all(ARCHITECTURES)}
     for table in (RUNS, BENCHMARKS, RESULTS):
-        known.update(r.get("arch_id") for r in tx.all(table) if r.get("arch_id"))
+        known.update(str(r["arch_id"]) for r in tx.all(table) if r.get("arch_id"))
     view = store.view()
     for name, manifest in files.manifests(view).items():
         if name != skip:

@@ -264,3 +264,16 @@ def test_a_full_disk_during_an_import_is_one_line_and_loses_nothing(cli, small_d
     assert {p: p.read_bytes() for p in small_disk.rglob("*") if p.is_file() and p.name != "runs.json.lock"} == {
         p: b for p, b in before.items() if p.name != "runs.json.lock"}
     assert _consistent(cli.store) == {"mine": 300}
+
+
+def test_without_orjson_a_source_is_written_and_read_the_same(store, monkeypatch):
+    import_results(store, parse_results_csv(csv_text(50), "fast"))
+    expected = source_rows(store, "fast")
+    files._CACHE.clear()
+    monkeypatch.setitem(sys.modules, "orjson", None)  # `import orjson` raises ImportError
+    assert source_rows(Store(store.path), "fast") == expected
+    import_results(store, parse_results_csv(csv_text(50), "plain"))  # encoded by json
+    files._CACHE.clear()
+    monkeypatch.undo()
+    assert [{**r, "id": "", "source": ""} for r in source_rows(Store(store.path), "plain")] == [
+        {**r, "id": "", "source": ""} for r in expected]
