@@ -124,6 +124,7 @@ def corpus() -> dict[str, tuple[str, dict]]:
         "exponents": f"{h}\n6,6,6,36,9.7e1,2.7E0,18e-1,.47e1\n",
         "Infinity word": f"{h}\n6,6,6,36,97,2.7,Infinity,4.7\n",
         "-inf": f"{h}\n6,6,6,36,97,2.7,1.8,-inf\n",
+        "upper bounds": f"{h}\n6,6,6,36,100,1e6,1e6,1e5\n6,6,6,24,0,1000000,1000000.0,100000.0\n",
         "huge power": f"{h}\n6,6,6,36,97,2.7,1.8,1e5\n6,6,6,24,97,2.7,1.8,100000.1\n",
         "huge latency": f"{h}\n6,6,6,36,97,2.7,1e6,4.7\n6,6,6,24,97,2.7,1000000.5,4.7\n",
         "tiny positive": f"{h}\n6,6,6,36,0,5e-324,1e-300,1e-9\n",
@@ -193,7 +194,7 @@ def test_same_outcome_as_before_the_fast_path(case):
     assert outcome(_checked_only, text, kwargs) == recorded[case]
 
 
-FAST_CASES = ("thesis appendix A", "CRLF, extra column last", "genotype column, distinct", "thesis re-export", "extra kwarg", "extra columns", "missing values", "CRLF",
+FAST_CASES = ("thesis appendix A", "upper bounds", "K 64 channels 512", "CRLF, extra column last", "genotype column, distinct", "thesis re-export", "extra kwarg", "extra columns", "missing values", "CRLF",
               "quoted cells", "spaces around cells", "unicode digits", "7 digits", "arch with @C", "arch genotype",
               "arch and channels", "trailing comma rows", "minus zero", "empty accuracy column")
 
