@@ -9,7 +9,7 @@ the row-by-row path alone (`core.reference._checked_records`, the old loop, kept
 same records or the same message. Re-record (a case added, or a message meant to change):
 `.venv/bin/python tests/test_results_csv.py [OLD.py]` (OLD.py: the parser to record, e.g.
 `git show 1320fea:core/reference.py > OLD.py`; default: the current one). The fuzz pass takes
-KLMTUI_FUZZ_EXAMPLES examples (default 200; 4000 passed once, 2026-12-01).
+KLMTUI_FUZZ_EXAMPLES examples (default 200, ~3 s; 4000 passed, 2026-12-01 16:12 UTC, 848 of them taking the fast path).
 """
 
 from __future__ import annotations
@@ -26,11 +26,8 @@ import pytest
 if __name__ == "__main__":  # re-recording: run from anywhere
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-try:
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
-except ImportError:  # pragma: no cover  (a test dependency; the corpus checks run without it)
-    st = None
+from hypothesis import HealthCheck, given, settings  # noqa: E402  (a test dependency: pyproject's `test` extra)
+from hypothesis import strategies as st  # noqa: E402
 
 from core.errors import InputError  # noqa: E402
 from core.reference import (  # noqa: E402
@@ -194,8 +191,8 @@ def test_same_outcome_as_before_the_fast_path(case):
     assert outcome(_checked_only, text, kwargs) == recorded[case]
 
 
-FAST_CASES = ("thesis appendix A", "upper bounds", "K 64 channels 512", "CRLF, extra column last", "genotype column, distinct", "thesis re-export", "extra kwarg", "extra columns", "missing values", "CRLF",
-              "quoted cells", "spaces around cells", "unicode digits", "7 digits", "arch with @C", "arch genotype",
+FAST_CASES = ("thesis appendix A", "thesis re-export", "upper bounds", "K 64 channels 512", "CRLF, extra column last",
+              "genotype column, distinct", "extra kwarg", "extra columns", "missing values", "CRLF", "quoted cells", "spaces around cells", "unicode digits", "7 digits", "arch with @C", "arch genotype",
               "arch and channels", "trailing comma rows", "minus zero", "empty accuracy column")
 
 
@@ -257,25 +254,23 @@ def _cell():
                      st.text(st.characters(codec="utf-8"), max_size=6))
 
 
-if st is not None:
-    @settings(max_examples=int(os.environ.get("KLMTUI_FUZZ_EXAMPLES", "200")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(columns=st.sampled_from(COLUMN_SETS).flatmap(st.permutations), data=st.data(),
-           newline=st.sampled_from(["\n", "\r\n", "\r"]), tail=st.sampled_from(["", "\n", "\n", "\n\n", " \n", ",,,"]),
-           extra=st.sampled_from([None, {}, EXTRA, {"batch": "1", "notes": "n"}]))
-    def test_fuzz_fast_path_agrees_with_the_row_by_row_path(columns, data, newline, tail, extra):
-        """Plain full rows (the fast path's case), then a few cells swapped for tricky ones, a few rows of anything."""
-        rows = [list(data.draw(_good_row(tuple(columns)))) for _ in range(data.draw(st.integers(1, 6)))]
-        for _ in range(data.draw(st.sampled_from([0, 0, 0, 1, 2]))):
-            row = data.draw(st.sampled_from(rows))
-            row[data.draw(st.integers(0, len(row) - 1))] = data.draw(_cell())
-        if data.draw(st.integers(0, 3)) == 0:
-            rows += data.draw(_any_rows())
-        if data.draw(st.integers(0, 3)) == 0:
-            rows.append(list(data.draw(st.sampled_from(rows))))  # a repeated architecture
-        text = newline.join([",".join(columns)] + [",".join(r) for r in rows]) + tail
-        assert outcome(parse_results_csv, text, {"extra": extra}) == outcome(_checked_only, text, {"extra": extra})
-else:  # pragma: no cover
-    test_fuzz_fast_path_agrees_with_the_row_by_row_path = pytest.mark.skip("needs hypothesis")(lambda: None)
+@settings(max_examples=int(os.environ.get("KLMTUI_FUZZ_EXAMPLES", "200")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(columns=st.sampled_from(COLUMN_SETS).flatmap(st.permutations), data=st.data(),
+       newline=st.sampled_from(["\n", "\r\n", "\r"]), tail=st.sampled_from(["", "\n", "\n", "\n\n", " \n", ",,,"]),
+       extra=st.sampled_from([None, {}, EXTRA, {"batch": "1", "notes": "n"}]))
+def test_fuzz_fast_path_agrees_with_the_row_by_row_path(columns, data, newline, tail, extra):
+    """Plain full rows (the fast path's case), then a few cells swapped for tricky ones, a few rows of anything."""
+    rows = [list(data.draw(_good_row(tuple(columns)))) for _ in range(data.draw(st.integers(1, 6)))]
+    for _ in range(data.draw(st.sampled_from([0, 0, 0, 1, 2]))):
+        row = data.draw(st.sampled_from(rows))
+        row[data.draw(st.integers(0, len(row) - 1))] = data.draw(_cell())
+    if data.draw(st.integers(0, 3)) == 0:
+        rows += data.draw(_any_rows())
+    if data.draw(st.integers(0, 3)) == 0:
+        rows.append(list(data.draw(st.sampled_from(rows))))  # a repeated architecture
+    text = newline.join([",".join(columns)] + [",".join(r) for r in rows]) + tail
+    assert outcome(parse_results_csv, text, {"extra": extra}) == outcome(_checked_only, text, {"extra": extra})
 
 
 @functools.lru_cache(maxsize=None)
