@@ -382,11 +382,13 @@ class KlmtuiApp(App):
     def _cancel_job(self, job_id: str) -> None:
         """Cancel one run or benchmark in a worker: JobCancelled, or its error by type in `_failed`
         (e.g. a benchmark that ended just before: "benchmark b-... is not running (status done)")."""
-        self.run_job(Job("cancel", job_id), self._then(self.services.cancel, job_id, m.JobCancelled(job_id)),
+        self.run_job(Job("cancel", job_id), lambda: m.JobCancelled(job_id, self.services.cancel(job_id)),
                      group=f"cancel-{job_id}")
 
     @on(m.JobCancelled)
     def job_cancelled(self, message: m.JobCancelled) -> None:
+        if message.warnings:
+            self.notify(visible(" ".join(message.warnings)), severity="warning", timeout=8, markup=False)
         self.notify(f"cancelled {message.job_id}", timeout=4)
 
     @on(m.ResumeRequest)

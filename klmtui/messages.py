@@ -118,9 +118,10 @@ class RunsSubmitted(Message):
 
 
 class JobCancelled(Message):
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, warnings: list[str] | None = None) -> None:
         super().__init__()
         self.job_id = job_id
+        self.warnings = list(warnings or [])  # e.g. its process needed SIGKILL
 
 
 class StreamCancelRequested(Message):
@@ -223,3 +224,15 @@ class ComparisonLoaded(Message):
     def __init__(self, items: list) -> None:
         super().__init__()
         self.items = items
+
+
+class TableRows(Message):
+    """The home table's rows for one request (`generation`): every row of the source (`rows`, kept
+    for the next filter or sort) and those the filter keeps, sorted (`ordered`); built by a worker."""
+
+    def __init__(self, generation: int, key: tuple, rows: list, ordered: list) -> None:
+        super().__init__()
+        self.generation = generation
+        self.key = key
+        self.rows = rows
+        self.ordered = ordered

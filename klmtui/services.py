@@ -107,16 +107,19 @@ class Services:
                                storage=form.get("storage") or None)
         return ids
 
-    def cancel(self, job_id: str) -> None:
-        """A training run (`t-...`) or a benchmark started by another process (`b-...`)."""
+    def cancel(self, job_id: str) -> list[str]:
+        """A training run (`t-...`) or a benchmark started by another process (`b-...`); returns
+        once its process has exited, with the warning lines (e.g. it needed SIGKILL)."""
+        said: list[str] = []
         if job_id.startswith("b-"):
             from remote import benchjobs
 
-            benchjobs.cancel(self.store(), job_id)
-            return
+            benchjobs.cancel(self.store(), job_id, warn=said.append)
+            return said
         from core import jobs
 
-        jobs.cancel(self.store(), job_id)
+        jobs.cancel(self.store(), job_id, warn=said.append)
+        return said
 
     def resume(self, run_id: str) -> Any:
         from core import jobs

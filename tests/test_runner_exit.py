@@ -106,3 +106,29 @@ def test_resume_refuses_while_the_last_runner_is_still_exiting(tmp_path, monkeyp
     finally:
         fake.kill()
         fake.wait()
+
+
+@pytest.mark.slow
+def test_benchmark_cancel_waits_for_its_runner_and_kills_a_stuck_one(tmp_path, monkeypatch):
+    """The runner records `cancelled`, then hands the device on (the queue lock, held here, so it
+    cannot exit): cancel does not return beside it; after the grace (1 s here, 10 s for real) it
+    SIGKILLs the runner's group and says so on one line."""
+    from filelock import FileLock
+
+    from core.jobs import process
+    from remote import benchjobs
+    from tests.test_benchjobs import TINY_OPTIONS, _runner_with_agent
+
+    monkeypatch.setenv("KLMTUI_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(process, "STOP_GRACE_S", 1.0)
+    store = Store(tmp_path / "runs.json")
+    [bench_id] = benchjobs.submit(store, ["1-1-1@8"], ["local"], dict(TINY_OPTIONS, runs=100000, no_power=True))
+    runner, agent = _runner_with_agent(store, bench_id)
+    said: list[str] = []
+    with FileLock(str(store.folder / "runs" / benchjobs.QUEUE_LOCK), timeout=30):
+        record = benchjobs.cancel(store, bench_id, wait_s=90, warn=said.append)
+        assert record["status"] == "cancelled"
+        assert gone(runner) and gone(agent), "cancel returned while the runner still ran"
+    assert said == [f"benchmark {bench_id}: its process {runner} still ran 1 s after it was asked to stop: "
+                    "killed it (SIGKILL to its process group)"]
+    assert runners_of(bench_id) == []
