@@ -6,6 +6,7 @@ come from `core` (`core.latency.summarize`, `core.pareto`); nothing here decides
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -56,14 +57,14 @@ class ArchRow:
         }
 
     def objective(self, name: str) -> float | None:
-        return {
-            "accuracy": self.accuracy,
-            "params_m": self.params_m,
-            "latency_s": self.latency_s,
-            "power_w": self.power_w,
-            "energy_mj": self.energy_mj,
-            "macs_m": None if self.macs is None else self.macs / 1e6,
-        }.get(name)
+        """The figure `name` of OBJECTIVE_NAMES (None for any other name); called per row and
+        objective for a front over 20k rows, so no dict is built per call."""
+        if name == "macs_m":
+            return None if self.macs is None else self.macs / 1e6
+        return getattr(self, name) if name in _ATTRIBUTE_OBJECTIVES else None
+
+
+_ATTRIBUTE_OBJECTIVES = frozenset(OBJECTIVE_NAMES) - {"macs_m"}  # read as attributes of the row
 
 
 def sources(snapshot) -> list[str]:
@@ -129,7 +130,17 @@ def arch_rows(snapshot, source: str = MEASURED, predicted: bool = False) -> list
 
     With `predicted`, missing latency/power figures are predicted from the source's own rows
     (`predict_missing`); such rows carry `predicted` and the table styles them as predictions.
+    The cyclic garbage collector is paused meanwhile (`core.store_check.gc_paused`): a 20k-row
+    source makes 20k rows that live on, which it would scan again and again (and a collection
+    stops the UI thread too while the home screen builds them in a worker).
     """
+    from core.store_check import gc_paused
+
+    with gc_paused():
+        return _arch_rows(snapshot, source, predicted)
+
+
+def _arch_rows(snapshot, source: str, predicted: bool) -> list[ArchRow]:
     runs_by: dict[str, list[dict]] = {}
     for r in snapshot.table("runs"):
         runs_by.setdefault(r.get("arch_id"), []).append(r)
@@ -229,12 +240,47 @@ def front(rows: list[ArchRow], objectives: Iterable[str] = DEFAULT_OBJECTIVES, t
 
 def mark_front(rows: list[ArchRow], objectives: Iterable[str] = DEFAULT_OBJECTIVES) -> None:
     """The on-front marker of the table (plain dominance): the objectives some row has values for
-    (benchmarks without power readings still get a front over the rest, as on the Pareto screen)."""
+    (benchmarks without power readings still get a front over the rest, as on the Pareto screen).
+
+    The same flags as `front` (`core.pareto.available_objectives`, then `pareto_front`), read from
+    one column per objective straight into `core.pareto.plain_front`: no row dicts (20k rows in a
+    fraction of the time; tests/test_tui_scale.py checks it against `front`)."""
     from core import pareto
 
-    kept, _ = pareto.available_objectives([r.as_dict() for r in rows], [pareto.parse_objective(o) for o in objectives])
-    if kept:
-        front(rows, [str(o) for o in kept])
+    objs = [pareto.parse_objective(o) for o in objectives]
+    if not rows or len({o.name for o in objs}) != len(objs):  # nothing to mark / pareto_front's own error
+        kept, _ = pareto.available_objectives([r.as_dict() for r in rows], objs)
+        if kept:
+            front(rows, [str(o) for o in kept])
+        return
+    columns = {o.name: _objective_column(rows, o.name) for o in objs}
+    kept = [o for o in objs if any(v is not None for v in columns[o.name])]
+    if not kept:
+        return
+    complete: list[int] = []  # the rows with every kept objective (pareto_front excludes the rest)
+    points: list[tuple] = []
+    for i, values in enumerate(zip(*(columns[o.name] for o in kept))):
+        if None not in values:
+            complete.append(i)
+            points.append(values)
+    flags = pareto.plain_front(points, [o.sign for o in kept])
+    on = {rows[i].id for i, flag in zip(complete, flags) if flag}
+    for r in rows:
+        r.on_front = r.id in on
+
+
+def _objective_column(rows: list[ArchRow], name: str) -> list[float | None]:
+    """`core.pareto.value_of` of every row's figure `name` (floats, the common case, checked inline)."""
+    from core.pareto import value_of
+
+    out: list[float | None] = []
+    for row in rows:
+        value = row.objective(name)
+        if value.__class__ is float and math.isfinite(value):
+            out.append(value)
+        else:
+            out.append(None if value is None else value_of({name: value}, name))
+    return out
 
 
 # ---------------------------------------------------------------------- formatting

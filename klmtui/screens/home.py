@@ -12,7 +12,7 @@ from textual.widgets import Footer, Header, Input, Static
 from core.schema import THESIS_SOURCE
 from klmtui import messages as m
 from klmtui.views import MEASURED, arch_rows, sources
-from klmtui.widgets.arch_table import COLUMNS, ArchTable
+from klmtui.widgets.arch_table import COLUMNS, SHOWN_ROWS, ArchTable, ordered
 
 
 def matches(row, tokens: list[str]) -> bool:
@@ -47,6 +47,12 @@ class HomeScreen(Screen):
         self.source = MEASURED
         self._source_chosen = False  # the user has not pressed `s` yet
         self._snapshot = None
+        # the rows of (snapshot, source, predicted), kept for the next filter keystroke or sort
+        self._rows_for: tuple | None = None
+        self._rows: list | None = None
+        self._generation = 0  # of the latest table request; a worker's older answer is dropped
+        self._pending = False  # a worker is building the rows for the latest request
+        self._when_shown: list = []  # what to do once the rows of the latest request are shown
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -54,6 +60,9 @@ class HomeScreen(Screen):
             yield Input(placeholder="/ filter: @24  running  6-6-  (esc clears)", id="filter", compact=True)
             yield Static("", id="source-label")
         yield Static("", id="store-message")
+        note = Static("", id="rows-note")  # "200 of 20,057 shown ...": only for a big source
+        note.display = False
+        yield note
         yield ArchTable(id="arch-table")
         yield Footer(compact=True)
 
@@ -92,12 +101,93 @@ class HomeScreen(Screen):
         self._redraw()
 
     def _redraw(self) -> None:
-        if self._snapshot is None:
+        """Show the source's rows that pass the filter, in the table's sort order. Up to
+        `SHOWN_ROWS` rows (the study) this is done here at once; a bigger source (an imported one of
+        20k rows) is read, filtered and sorted over all its rows in a thread worker (`TableRows`)
+        while the UI keeps answering, and the table draws the first rows of that order."""
+        snapshot = self._snapshot
+        if snapshot is None:
             return
+        source, predicted = self.source, self.show_predicted
         tokens = self.query_one("#filter", Input).value.lower().lstrip("/").split()
-        rows = [r for r in arch_rows(self._snapshot, self.source, predicted=self.show_predicted) if matches(r, tokens)]
-        self.table.show(rows)
-        self.sub_title = f"{self._snapshot.path}  ·  {len(rows)} architectures  ·  figures: {self.source}"
+        key = (snapshot, source, predicted)
+        cached = self._rows if self._rows_for is not None and self._same_rows(self._rows_for, key) else None
+        size = len(cached) if cached is not None else self._size_bound(snapshot, source)
+        self._generation += 1
+        if size <= SHOWN_ROWS:
+            rows = cached if cached is not None else arch_rows(snapshot, source, predicted=predicted)
+            self._rows_for, self._rows = key, rows
+            self._pending = False
+            self.table.show([r for r in rows if matches(r, tokens)])
+            self._shown(source)
+            return
+        self._pending = True
+        generation, column, reverse = self._generation, self.table.sort_column, self.table.sort_reverse
+        if cached is None and self.sub_title and not self.sub_title.endswith(f"figures: {source}"):
+            self._note(f"[b]{source}[/]: reading its {size:,} rows ...")
+
+        def build() -> m.TableRows | None:
+            from textual.worker import get_current_worker
+
+            rows = cached if cached is not None else arch_rows(snapshot, source, predicted=predicted)
+            if get_current_worker().is_cancelled:  # a newer request (keystroke, sort) is on its way
+                return None
+            kept = [r for r in rows if matches(r, tokens)]
+            return m.TableRows(generation, key, rows, ordered(kept, column, reverse))
+
+        from klmtui.app import Job
+
+        self.app.run_job(Job("show the architectures", source, repeats=True), build, group="home-rows",
+                         exclusive=True, target=self)
+
+    @staticmethod
+    def _same_rows(a: tuple, b: tuple) -> bool:
+        return a[0] is b[0] and a[1:] == b[1:]
+
+    @staticmethod
+    def _size_bound(snapshot, source: str) -> int:
+        """How many rows `arch_rows` gives, without building them (a set of ids: ~2 ms for 20k)."""
+        ids = {a["id"] for a in snapshot.table("architectures")}
+        ids.update(r.get("arch_id") for name in ("runs", "benchmarks") for r in snapshot.table(name))
+        if not source.startswith(MEASURED):
+            ids.update(r.get("arch_id") for r in snapshot.figures.get(source, []))
+        ids.discard(None)
+        return len(ids)
+
+    def on_table_rows(self, message: m.TableRows) -> None:
+        if message.generation != self._generation:  # an older request's answer
+            return
+        self._rows_for, self._rows = message.key, message.rows
+        self._pending = False
+        self.table.show_ordered(message.ordered)
+        self._shown(message.key[1])
+
+    def _shown(self, source: str) -> None:
+        path = self._snapshot.path if self._snapshot is not None else ""
+        self.sub_title = f"{path}  ·  {self.table.total:,} architectures  ·  figures: {source}"
+        waiting, self._when_shown = self._when_shown, []
+        for fn in waiting:
+            fn()
+
+    def _when_rows_shown(self, fn) -> None:
+        """Call `fn` now, or once the rows being built in the worker are shown."""
+        if self._pending:
+            self._when_shown.append(fn)
+        else:
+            fn()
+
+    def _note(self, text: str | None) -> None:
+        note = self.query_one("#rows-note", Static)
+        if text:
+            note.update(text)
+        note.display = bool(text)
+
+    def on_arch_table_extent(self, event: ArchTable.Extent) -> None:
+        self._note(None if event.shown >= event.total else
+                   f"{event.shown:,} of {event.total:,} shown (more as you scroll): / filters, a column header sorts all")
+
+    def on_arch_table_sort_changed(self, event: ArchTable.SortChanged) -> None:
+        self._redraw()  # more rows than the table sorts itself: sorted in the worker
 
     def _update_source_label(self) -> None:
         label = "our measurements" if self.source == MEASURED else f"reference: {self.source}"
@@ -130,6 +220,9 @@ class HomeScreen(Screen):
     def action_toggle_predicted(self) -> None:
         """w: show predicted latency/power (~, italic, 90% interval) where the source has none."""
         self.show_predicted = not self.show_predicted  # watched: the table is redrawn at once
+        self._when_rows_shown(self._say_predicted)
+
+    def _say_predicted(self) -> None:
         n = sum(1 for r in self.table.rows_by_id.values() if r.predicted)
         if self.show_predicted:
             self.notify(f"{n} row(s) with predicted figures (~value±90% interval), fitted on {self.source}"

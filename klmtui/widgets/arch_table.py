@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from core.arch import triple_key
 from core.numbers import column_figure
@@ -38,23 +38,47 @@ STATUS_STYLE = {
 }
 
 
+# At most this many rows are added to the DataTable at once (the first of the sorted order); more are
+# added, as many again, when the cursor or the scroll comes within a screen of the last one. A
+# DataTable row costs ~0.5 ms on this 2-core VM (its cells are measured for the column widths), so a
+# redraw stays ~0.05 s however many rows there are (2,000 would be ~1 s); sorting, filtering and the
+# front marker always use them all. The study (57) and the thesis (54) fit: their table is as before.
+SHOWN_ROWS = 100
+
+
+_SORT_KEYS = {
+    "sel": lambda r: r.id,
+    "arch": lambda r: (triple_key(r.arch), r.channels),
+    "channels": lambda r: r.channels,
+    "params": lambda r: r.params,
+    "macs": lambda r: r.macs,
+    "status": lambda r: r.status,
+    "accuracy": lambda r: r.accuracy,
+    "latency": lambda r: r.latency_s,
+    "power": lambda r: r.power_w,
+    "energy": lambda r: r.energy_mj,
+    "front": lambda r: not r.on_front,
+}
+
+
 def sort_value(row: ArchRow, column: str):
     """A value that sorts sensibly; missing figures always sort last."""
-    values = {
-        "sel": row.id,
-        "arch": (triple_key(row.arch), row.channels),
-        "channels": row.channels,
-        "params": row.params,
-        "macs": row.macs,
-        "status": row.status,
-        "accuracy": row.accuracy,
-        "latency": row.latency_s,
-        "power": row.power_w,
-        "energy": row.energy_mj,
-        "front": not row.on_front,
-    }
-    value = values.get(column)
+    key = _SORT_KEYS.get(column)
+    value = None if key is None else key(row)
     return (value is None, value if value is not None else 0)
+
+
+def ordered(rows: list[ArchRow], column: str, reverse: bool) -> list[ArchRow]:
+    """The rows sorted by `column` (missing values last in both directions): the table's order,
+    also computed in the home screen's worker for a big source."""
+    rows = sorted(rows, key=lambda r: sort_value(r, column), reverse=reverse)
+    if reverse:  # missing values last in both directions
+        rows.sort(key=lambda r: sort_value(r, column)[0])
+    return rows
+
+
+def selection_cell(selected: bool) -> Text:
+    return Text("✓", style="bold green") if selected else Text(" ")
 
 
 def row_cells(row: ArchRow, selected: bool) -> list:
@@ -63,7 +87,7 @@ def row_cells(row: ArchRow, selected: bool) -> list:
     if row.in_thesis is False:
         arch.append("*", style="dim")
     return [
-        Text("✓", style="bold green") if selected else Text(" "),
+        selection_cell(selected),
         arch,
         str(row.channels),
         Text("★", style="bold yellow") if row.on_front else Text(""),
@@ -89,7 +113,12 @@ def figure_cell(row: ArchRow, name: str):
 
 
 class ArchTable(DataTable):
-    """DataTable of `ArchRow`s keyed by architecture id; the cursor survives refreshes."""
+    """DataTable of `ArchRow`s keyed by architecture id; the cursor survives refreshes.
+
+    `rows_by_id` holds every row given (filtered, in the sorted order); only the first
+    `SHOWN_ROWS` are in the DataTable until the cursor or the scroll nears the end (`Extent` says
+    how many). With more than `SHOWN_ROWS` rows, a sort asks the screen (`SortChanged`) to sort
+    them all in a worker instead of sorting here."""
 
     BINDINGS = [
         Binding("enter", "open_details", "Details", id="klmtui.details"),
@@ -101,6 +130,17 @@ class ArchTable(DataTable):
             super().__init__()
             self.arch_id = arch_id
 
+    class SortChanged(Message):
+        """The sort column or direction changed over more rows than the table sorts itself."""
+
+    class Extent(Message):
+        """How many of the rows are in the table (`shown`) out of all of them (`total`)."""
+
+        def __init__(self, shown: int, total: int) -> None:
+            super().__init__()
+            self.shown = shown
+            self.total = total
+
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.rows_by_id: dict[str, ArchRow] = {}
@@ -108,6 +148,8 @@ class ArchTable(DataTable):
         self.sort_column = "arch"
         self.sort_reverse = False
         self._shown: list[tuple] = []
+        self._ordered: list[ArchRow] = []  # every row, in the table's order; the first len(_shown) are drawn
+        self._more_pending = False
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -123,6 +165,11 @@ class ArchTable(DataTable):
             return None
         return key.value
 
+    @property
+    def total(self) -> int:
+        """All the rows the table was given (it shows the first `len(self._shown)`)."""
+        return len(self._ordered)
+
     def targets(self) -> list[str]:
         """The selection, or the row under the cursor when nothing is selected."""
         if self.selected:
@@ -132,20 +179,64 @@ class ArchTable(DataTable):
 
     def show(self, rows: list[ArchRow]) -> None:
         """Redraw with `rows` (already filtered), sorted by the current column; keep the cursor."""
-        rows = sorted(rows, key=lambda r: sort_value(r, self.sort_column), reverse=self.sort_reverse)
-        if self.sort_reverse:  # missing values last in both directions
-            rows.sort(key=lambda r: sort_value(r, self.sort_column)[0])
-        shown = [(r.id, tuple(map(str, row_cells(r, r.id in self.selected)))) for r in rows]
+        self.show_ordered(ordered(rows, self.sort_column, self.sort_reverse))
+
+    def show_ordered(self, rows: list[ArchRow]) -> None:
+        """Redraw with `rows` already filtered and in the table's order: the first `SHOWN_ROWS` (or
+        as many as were shown before, when the user had scrolled further); keep the cursor."""
+        self._ordered = rows
         self.rows_by_id = {r.id: r for r in rows}
+        limit = min(len(rows), max(SHOWN_ROWS, len(self._shown)))
+        cells = [row_cells(r, r.id in self.selected) for r in rows[:limit]]
+        shown = [(r.id, tuple(map(str, c))) for r, c in zip(rows, cells)]
         if shown == self._shown:
+            self.post_message(self.Extent(len(shown), len(rows)))
             return
         self._shown = shown
         current = self.cursor_id
         self.clear()
-        for r in rows:
-            self.add_row(*row_cells(r, r.id in self.selected), key=r.id)
+        for r, c in zip(rows, cells):
+            self.add_row(*c, key=r.id)
         if current in self.rows_by_id:
-            self.move_cursor(row=self.get_row_index(current), animate=False)
+            try:
+                self.move_cursor(row=self.get_row_index(current), animate=False)
+            except RowDoesNotExist:  # sorted past the rows drawn: the cursor stays at the top
+                pass
+        self.post_message(self.Extent(len(shown), len(rows)))
+
+    def _show_more_soon(self) -> None:
+        if not self._more_pending:
+            self._more_pending = True
+            self.call_after_refresh(self.show_more)
+
+    def show_more(self) -> None:
+        """Add the next `SHOWN_ROWS` rows of the order (the cursor or the scroll neared the end)."""
+        self._more_pending = False
+        start = len(self._shown)
+        more = self._ordered[start:start + SHOWN_ROWS]
+        if not more:
+            return
+        for r in more:
+            c = row_cells(r, r.id in self.selected)
+            self.add_row(*c, key=r.id)
+            self._shown.append((r.id, tuple(map(str, c))))
+        self.post_message(self.Extent(len(self._shown), len(self._ordered)))
+
+    def _near_the_end(self) -> bool:
+        """The cursor or the last visible row is within a screen of the last row drawn (rows are
+        one line high; counted in rows, not from the virtual size, which lags a redraw)."""
+        page = max(1, self.size.height)
+        return len(self._shown) < len(self._ordered) and (
+            self.cursor_row >= len(self._shown) - page or self.scroll_y + 2 * page >= len(self._shown))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self._near_the_end():
+            self._show_more_soon()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if new_value > old_value and self._near_the_end():
+            self._show_more_soon()
 
     def sort_by(self, column: str) -> None:
         if column == self.sort_column:
@@ -153,15 +244,21 @@ class ArchTable(DataTable):
         else:
             self.sort_column, self.sort_reverse = column, False
         self._shown = []
-        self.show(list(self.rows_by_id.values()))
+        if len(self._ordered) > SHOWN_ROWS:  # sorted over all of them in the screen's worker
+            self.post_message(self.SortChanged())
+            return
+        self.show(self._ordered)
 
     def action_toggle_select(self) -> None:
         current = self.cursor_id
         if current is None:
             return
         self.selected ^= {current}
-        self._shown = []
-        self.show(list(self.rows_by_id.values()))
+        index = self.cursor_row
+        cell = selection_cell(current in self.selected)
+        self.update_cell(current, "sel", cell)  # the selection does not move the row: one cell
+        if 0 <= index < len(self._shown) and self._shown[index][0] == current:
+            self._shown[index] = (current, (str(cell), *self._shown[index][1][1:]))
         if self.cursor_row < self.row_count - 1:
             self.move_cursor(row=self.cursor_row + 1)
 
