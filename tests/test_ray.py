@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.store import Store
+from tests.fixtures.leaks import gone
 from tests.test_jobs import stop_active_runs, wait_for
 
 pytestmark = pytest.mark.slow
@@ -58,12 +59,17 @@ def _scenario(cli, cifar_dir, address, storage):
     wait_for(lambda: rec(to_cancel)["epoch"] >= 1 and rec(to_kill)["epoch"] >= 1, what="epoch 1 of two runs")
     victim = rec(to_kill)["worker_pid"]
     os.kill(victim, signal.SIGKILL)
+    driver = rec(to_cancel)["pid"]
     r = cli("cancel", to_cancel)
     assert r.returncode == 0, r.stderr
     assert rec(to_cancel)["status"] == "cancelled"
+    assert gone(driver)  # cancel returned once the run's driver had exited
 
     wait_for(lambda: rec(to_kill)["status"] in ("done", "failed") and rec(plain)["status"] in ("done", "failed"),
           what="the other two runs to finish")
+    from core.jobs import wait_exited
+
+    assert wait_exited(store, [to_kill, plain], timeout_s=60) == []  # their drivers exit after the status
     killed, normal = rec(to_kill), rec(plain)
     assert normal["status"] == "done" and normal["epoch"] == 4, normal
     assert killed["status"] == "done" and killed["epoch"] == 4, killed

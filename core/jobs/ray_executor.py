@@ -182,8 +182,11 @@ class Driver:
                     error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                     log(f"failed: {error}")
                 break
-        store.update("runs", run_id, status=status, error=error, finished=now_iso(), pid=None)
-        return 0 if status in ("done", "cancelled") else 1
+        if status == "cancelled":  # SIGTERM: `klmtui cancel` records it once this driver has exited
+            return 0
+        # pid/pid_start stay: a foreground wait or a `resume` waits for this driver's exit (core.jobs)
+        store.update("runs", run_id, status=status, error=error, finished=now_iso())
+        return 0 if status == "done" else 1
 
 
 def _append_line(path: Path):
