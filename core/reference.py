@@ -337,10 +337,14 @@ def _finite_numbers(cells: list[str], column: str) -> list[float | None] | None:
         present = [v for v in numbers if v is not None]
     if not present:
         return numbers
+    if not math.isfinite(sum(present)):  # a NaN or an infinity anywhere makes the sum one
+        return None
     low, high, low_open = RESULT_RANGES[column]
-    smallest = min(present)
-    if not math.isfinite(sum(present)) or (smallest <= low if low_open else smallest < low) or max(present) > high:
-        return None  # a NaN or an infinity makes the sum one; the row-by-row path names the cell
+    try:  # the one range check (core.numbers), on the column's two ends
+        finite_in(min(present), low, high, low_open=low_open)
+        finite_in(max(present), low, high, low_open=low_open)
+    except ValueError:
+        return None  # the row-by-row path names the cell
     return numbers
 
 
