@@ -175,13 +175,15 @@ def wait_exited(store, run_ids: list[str], timeout_s: float | None = None) -> li
     """Wait until the processes recorded for these runs (pid + pid_start; a run keeps them after it
     ended) have exited: a run writes its final status a moment before its process is gone. The ids
     whose process still runs after `timeout_s` (default `STOP_GRACE_S`) each."""
+    from core.jobs.local import host
     from core.jobs.process import STOP_GRACE_S, wait_gone
 
     still = []
     for run_id in run_ids:
         rec = store.get("runs", run_id) or {}
-        if rec.get("pid") and not wait_gone(rec["pid"], run_id, rec.get("pid_start"),
-                                            STOP_GRACE_S if timeout_s is None else timeout_s):
+        if not rec.get("pid") or rec.get("host") not in (None, host()):
+            continue  # no process recorded, or one on another machine
+        if not wait_gone(rec["pid"], run_id, rec.get("pid_start"), STOP_GRACE_S if timeout_s is None else timeout_s):
             still.append(run_id)
     return still
 
