@@ -10,6 +10,7 @@ same records or the same message. Re-record (a case added, or a message meant to
 `.venv/bin/python tests/test_results_csv.py [OLD.py]` (OLD.py: the parser to record, e.g.
 `git show 1320fea:core/reference.py > OLD.py`; default: the current one). The fuzz pass takes
 KLMTUI_FUZZ_EXAMPLES examples (default 200, ~3 s; 4000 passed, 2026-12-01 16:12 UTC, 848 of them taking the fast path).
+That each check can fail: tests/mutants_results_csv.py (18 deliberate bugs in the fast path, all caught).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def corpus() -> dict[str, tuple[str, dict]]:
         "short row, error": f"{h}\n6,6,6,36\n",
         "long row": f"{h}\n{r},extra\n",
         "duplicate header column": f"{h},accuracy\n{r},95\n",
+        "duplicate extra column, last empty": f"{h},notes,notes\n{r},a,\n",
         "duplicate extra column": f"{h},note,note\n{r},a,b\n{r.replace('36', '24')},c\n",
         "empty header name": f"{h},\n{r},x\n",
         "trailing comma rows": f"{h},\n{r},\n6,6,6,24,96,1.2,1.1,4.4,\n",
