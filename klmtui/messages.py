@@ -230,9 +230,10 @@ class TableRows(Message):
     """The home table's rows for one request (`generation`): every row of the source (`rows`, kept
     for the next filter or sort) and those the filter keeps, sorted (`ordered`); built by a worker."""
 
-    def __init__(self, generation: int, key: tuple, rows: list, ordered: list) -> None:
+    def __init__(self, generation: int, key: tuple, rows: list, ordered: list, tokens: list[str]) -> None:
         super().__init__()
         self.generation = generation
         self.key = key
         self.rows = rows
         self.ordered = ordered
+        self.tokens = tokens  # the filter words `ordered` passed

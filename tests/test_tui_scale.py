@@ -131,11 +131,25 @@ async def test_a_20k_style_source_is_built_off_the_ui_thread_bounded_and_sorted_
         assert table_ids(app)[:SHOWN_ROWS] == before and drawn % SHOWN_ROWS == 0
         assert [table.rows_by_id[i].accuracy for i in table_ids(app)] == accuracies[:drawn]
         assert note(app).startswith(f"{drawn:,} of {total:,} shown")
+        # new store content (a run elsewhere) redraws the same view: the rows drawn stay drawn
+        top = table_ids(app)[0]
+        Store(big_store).insert("runs", {"id": "t-00000b16", "arch_id": top, "arch": top.split("@")[0],
+                                         "channels": int(top.split("@")[1]), "seed": 0, "profile": "quick",
+                                         "epochs": 5, "epoch": 2, "status": "running", "executor": "local",
+                                         "created": "2026-01-01T00:00:00Z"})
+        await wait_until(pilot, lambda: table.rows_by_id[top].status == "running 2/5", what="the new snapshot")
+        assert table.row_count == drawn and table.total == total
+        # a new filter starts again from the first rows
+        app.screen.query_one("#filter").value = "@36"
+        await wait_until(pilot, lambda: table.total == len(at36), what="the @36 filter again")
+        assert table.row_count == SHOWN_ROWS
+        app.screen.query_one("#filter").value = ""
 
         # back to the study: drawn at once on the UI thread, no note
         await pilot.press("s", "s")
         await wait_until(pilot, lambda: "figures: thesis" in app.screen.sub_title, what="the thesis again")
-        assert table.row_count == 57 and note(app) == "" and threads[-1] == ("thesis", True)
+        study = {a["id"] for a in snapshot.table("architectures")} | {top}  # and the run's architecture
+        assert table.row_count == len(study) and note(app) == "" and threads[-1] == ("thesis", True)
 
 
 def random_rows(rnd: random.Random, n: int) -> list[views.ArchRow]:

@@ -53,6 +53,7 @@ class HomeScreen(Screen):
         self._generation = 0  # of the latest table request; a worker's older answer is dropped
         self._pending = False  # a worker is building the rows for the latest request
         self._when_shown: list = []  # what to do once the rows of the latest request are shown
+        self._view: tuple | None = None  # (source, predicted, filter words) of the rows shown
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -118,7 +119,7 @@ class HomeScreen(Screen):
             rows = cached if cached is not None else arch_rows(snapshot, source, predicted=predicted)
             self._rows_for, self._rows = key, rows
             self._pending = False
-            self.table.show([r for r in rows if matches(r, tokens)])
+            self.table.show([r for r in rows if matches(r, tokens)], same_view=self._same_view(key, tokens))
             self._shown(source)
             return
         self._pending = True
@@ -133,7 +134,7 @@ class HomeScreen(Screen):
             if get_current_worker().is_cancelled:  # a newer request (keystroke, sort) is on its way
                 return None
             kept = [r for r in rows if matches(r, tokens)]
-            return m.TableRows(generation, key, rows, ordered(kept, column, reverse))
+            return m.TableRows(generation, key, rows, ordered(kept, column, reverse), tokens)
 
         from klmtui.app import Job
 
@@ -159,8 +160,13 @@ class HomeScreen(Screen):
             return
         self._rows_for, self._rows = message.key, message.rows
         self._pending = False
-        self.table.show_ordered(message.ordered)
+        self.table.show_ordered(message.ordered, same_view=self._same_view(message.key, message.tokens))
         self._shown(message.key[1])
+
+    def _same_view(self, key: tuple, tokens: list[str]) -> bool:
+        """The same source and filter as the rows shown (a new snapshot): the table keeps its extent."""
+        view, self._view = self._view, (key[1], key[2], tokens)
+        return view == self._view
 
     def _shown(self, source: str) -> None:
         path = self._snapshot.path if self._snapshot is not None else ""

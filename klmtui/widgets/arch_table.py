@@ -177,16 +177,17 @@ class ArchTable(DataTable):
         current = self.cursor_id
         return [current] if current else []
 
-    def show(self, rows: list[ArchRow]) -> None:
+    def show(self, rows: list[ArchRow], *, same_view: bool = True) -> None:
         """Redraw with `rows` (already filtered), sorted by the current column; keep the cursor."""
-        self.show_ordered(ordered(rows, self.sort_column, self.sort_reverse))
+        self.show_ordered(ordered(rows, self.sort_column, self.sort_reverse), same_view=same_view)
 
-    def show_ordered(self, rows: list[ArchRow]) -> None:
-        """Redraw with `rows` already filtered and in the table's order: the first `SHOWN_ROWS` (or
-        as many as were shown before, when the user had scrolled further); keep the cursor."""
+    def show_ordered(self, rows: list[ArchRow], *, same_view: bool = True) -> None:
+        """Redraw with `rows` already filtered and in the table's order: the first `SHOWN_ROWS`, or,
+        for the `same_view` (new figures of the same source and filter), as many as were shown
+        before when the user had scrolled further; keep the cursor."""
         self._ordered = rows
         self.rows_by_id = {r.id: r for r in rows}
-        limit = min(len(rows), max(SHOWN_ROWS, len(self._shown)))
+        limit = min(len(rows), max(SHOWN_ROWS, len(self._shown) if same_view else 0))
         cells = [row_cells(r, r.id in self.selected) for r in rows[:limit]]
         shown = [(r.id, tuple(map(str, c))) for r, c in zip(rows, cells)]
         if shown == self._shown:
