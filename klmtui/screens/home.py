@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -124,8 +125,9 @@ class HomeScreen(Screen):
             return
         self._pending = True
         generation, column, reverse = self._generation, self.table.sort_column, self.table.sort_reverse
-        if cached is None and self.sub_title and not self.sub_title.endswith(f"figures: {source}"):
-            self._note(f"[b]{source}[/]: reading its {size:,} rows ...")
+        if cached is None and (self._view is None or self._view[:2] != (source, predicted)):  # not a refresh
+            doing = "predicting the missing figures of" if predicted else "reading"
+            self._note(f"[b]{escape(source)}[/]: {doing} its {size:,} rows ...")
 
         def build() -> m.TableRows | None:
             from textual.worker import get_current_worker
