@@ -4,7 +4,8 @@ A store with the study plus a 5,000-row imported source `nasb`: `s` reaches it; 
 filtered and sorted over ALL rows in a thread worker (not on the UI thread); the table draws only
 the first `SHOWN_ROWS` of that order, says so in a line above it, and adds more as the cursor
 nears the end; the front marker is over all rows; a filter and a header sort consider all rows.
-The study alone (57 rows) is drawn on the UI thread at once, as before.
+The Pareto screen of the source has the same front and lists it first in a bounded table. The
+study alone (57 rows) is drawn on the UI thread at once, as before.
 Also: `views.mark_front`'s column path gives the flags of `views.front` (the path it replaced).
 """
 
@@ -144,6 +145,17 @@ async def test_a_20k_style_source_is_built_off_the_ui_thread_bounded_and_sorted_
         await wait_until(pilot, lambda: table.total == len(at36), what="the @36 filter again")
         assert table.row_count == SHOWN_ROWS
         app.screen.query_one("#filter").value = ""
+
+        # the Pareto screen of the source: the same front; its table lists the front first, bounded too
+        await pilot.press("p")
+        await wait_until(pilot, lambda: getattr(app.screen, "result", None) is not None, what="the Pareto screen")
+        pareto_table = app.screen.query_one("#front-table")
+        assert {r["id"] for r in app.screen.result.front} == front
+        assert pareto_table.row_count == max(SHOWN_ROWS, len(front)) < len(app.screen.result.rows)
+        assert {row.key.value for row in pareto_table.ordered_rows[:len(front)]} == front
+        assert "The table lists" in str(app.screen.query_one("#front-description").render())
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "HomeScreen", what="home again")
 
         # back to the study: drawn at once on the UI thread, no note
         await pilot.press("s", "s")

@@ -26,6 +26,7 @@ from core.errors import KlmtuiError
 from core.numbers import UNITS, column_figure
 from core.schema import THESIS_SOURCE
 from klmtui.views import DEFAULT_OBJECTIVES, MEASURED, arch_rows, front, sources
+from klmtui.widgets.arch_table import SHOWN_ROWS as FRONT_TABLE_ROWS
 from klmtui.widgets.plot import Figure, PlotView, Series
 
 
@@ -152,16 +153,21 @@ class ParetoScreen(Screen):
         if self.show_predicted:
             over += (f"; {guessed} row(s) with predicted figures (~, italic; {sum(1 for r in result.front if r.get('predicted'))}"
                      " on the front; w hides them)")
+        listed = self._fill_table(result)
+        if listed < len(result.rows):  # a big imported source: the table is bounded (klmtui.widgets.arch_table)
+            note += f"  [dim]The table lists {listed:,} of the {len(result.rows):,} rows, the front first.[/]"
         description.update(f"{escape(result.describe())}  [dim]Source: {escape(over)}.[/]{note}")
-        self._fill_table(result)
         self._draw_plot()
 
-    def _fill_table(self, result) -> None:
+    def _fill_table(self, result) -> int:
+        """The front's rows, then the others; at most `FRONT_TABLE_ROWS` (or the front, when it is
+        longer, up to 5x that): a DataTable row costs ~0.5 ms. Returns how many are listed."""
         table = self.query_one("#front-table", DataTable)
         names = [o.name for o in result.objectives]
         table.clear(columns=True)
         table.add_columns("", "arch", "C", *[f"{o.name} {'↑' if o.direction == 'max' else '↓'}" for o in result.objectives])
         ordered = sorted(result.rows, key=lambda r: (not r["on_front"], triple_key(r["arch"]), r["channels"]))
+        ordered = ordered[:min(max(FRONT_TABLE_ROWS, len(result.front)), 5 * FRONT_TABLE_ROWS)]
         for r in ordered:
             style = "bold" if r["on_front"] else "dim"
             cells = [Text("★" if r["on_front"] else "·", style="yellow" if r["on_front"] else "dim"),
@@ -170,6 +176,7 @@ class ParetoScreen(Screen):
             cells += [Text("~" + column_figure(n, r.get(n)), style=style + " italic yellow") if n in guessed
                       else Text(column_figure(n, r.get(n)), style=style) for n in names]
             table.add_row(*cells, key=r["id"])
+        return len(ordered)
 
     def pairs(self) -> list[tuple[str, str]]:
         names = [o.name for o in self.result.objectives] if self.result else ["accuracy", "latency_s"]
