@@ -62,7 +62,7 @@ class HomeScreen(Screen):
             yield Input(placeholder="/ filter: @24  running  6-6-  (esc clears)", id="filter", compact=True)
             yield Static("", id="source-label")
         yield Static("", id="store-message")
-        note = Static("", id="rows-note")  # "200 of 20,057 shown ...": only for a big source
+        note = Static("", id="rows-note")  # "100 of 20,057 shown ...": only for a big source
         note.display = False
         yield note
         yield ArchTable(id="arch-table")
