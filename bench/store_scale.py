@@ -12,15 +12,14 @@ start included on both sides, so the ratio is command vs. "just read the data").
 JSON object: seconds per command, the baselines, the ratios, the file sizes. Goals from the issue:
 import <= 10 s, status and pareto <= 1 s, a small write (device add) <= 0.2 s.
 
-Figures (2026-12-01, the shared 2-core VM, load average 7.5-9.8 from other test runs; "before" is
-the previous round's code measured by this same script right before):
+Figures (2026-12-01 16:51 UTC, the quiet shared 2-core VM, load 1.5; baseline 0.91-1.06 s):
 
-    100k rows, 46 MB   json.load   import          status         pareto         device add
-    before             2.40 s      45.4 s (18.9x)  16.9 s (7.1x)  18.5 s (7.7x)  7.56 s (3.2x)
-    after              3.14 s      26.9 s (8.6x)   11.9 s (3.8x)  11.8 s (3.8x)  1.67 s (0.53x)
-    after (load 5.2)   2.03 s      21.8 s (10.8x)   6.2 s (3.1x)   5.8 s (2.8x)  0.95 s (0.47x)
+    100k rows            import        status        pareto        device add
+    one file (14:39)     13.6 s 11.1x  3.6 s 3.0x    3.9 s 3.2x    0.46 s 0.38x
+    source files         1.6-1.8 s     0.94-0.95 s   0.48-0.60 s   0.12-0.17 s
+                         1.7x          0.89-1.04x    0.46-0.65x    0.12-0.19x
 
-Not met here: json.load alone takes 2-3 s on this loaded VM (0.95 s idle). README, "Scale".
+README, "Scale".
 """
 
 from __future__ import annotations
