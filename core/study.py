@@ -438,20 +438,22 @@ def _imported_only(tables: list[tuple[str, Any]], summaries: dict[str, list[dict
     lists = []
     # one shared "nothing of ours" per call (read-only, as `Store.rows` records are): 100k entries cost half
     no_runs, no_benchmarks = {"total": 0, "by_status": {}, "ids": []}, {"total": 0, "by_status": {}, "latest": None}
+    several = len(tables) > 1
     for name, table in tables:
         c = table.columns
-        entries = []
+        entries: list[dict] = []
+        append = entries.append
         for arch_id, k, l, m, ch, g, params, macs, summary in zip(
                 c["arch_id"], c["K"], c["L"], c["M"], c["channels"], c["genotype"], c["params"], c["macs"],
                 summaries[name]):
             if arch_id in known or arch_id in seen:
                 continue
-            if len(tables) > 1:  # every source's figures, in the sources' order (as for the study's own)
+            if several:  # every source's figures, in the sources' order (as for the study's own)
                 seen.add(arch_id)
                 results = {n: summaries[n][j] for n, t in tables if (j := t.index().get(arch_id)) is not None}
             else:
                 results = {name: summary}
-            entries.append({
+            append({
                 "id": arch_id, "arch": f"{k}-{l}-{m}", "K": k, "L": l, "M": m, "channels": ch, "genotype": g,
                 "params": params, "macs": macs, "in_thesis": None, "sampled": False,
                 "runs": no_runs, "accuracy": None, "accuracy_std": None, "accuracy_seeds": 0,
@@ -463,8 +465,6 @@ def _imported_only(tables: list[tuple[str, Any]], summaries: dict[str, list[dict
 
 
 def _study_status(store: Store) -> list[dict]:
-    import heapq
-
     from core import sources as files
 
     # read only: the records themselves, uncopied (100k imported rows: copying them all cost seconds)
@@ -479,6 +479,8 @@ def _study_status(store: Store) -> list[dict]:
     tables = [(name, files.load(store, m)) for name, m in files.manifests(store).items()]
     summaries = {name: _column_summaries(table) for name, table in tables}
     imported = _imported_only(tables, summaries, archs)
+    ours_in = {name: {arch_id: i for i, arch_id in enumerate(table.columns["arch_id"]) if arch_id in archs}
+               for name, table in tables}  # rows of the study's own architectures (a scan, not a 100k index)
     out: list[dict[str, Any]] = []
     arch_values = itemgetter(*_ARCH_KEYS)
     for arch_id, arch in archs.items():
@@ -486,8 +488,7 @@ def _study_status(store: Store) -> list[dict]:
             fields = dict(zip(_ARCH_KEYS, arch_values(arch)))
         except KeyError:
             fields = {k: arch.get(k) for k in _ARCH_KEYS}
-        from_files = {name: summaries[name][k] for name, table in tables
-                      if (k := table.index().get(arch_id)) is not None}
+        from_files = {name: summaries[name][k] for name, _ in tables if (k := ours_in[name].get(arch_id)) is not None}
         if arch_id not in runs and arch_id not in benches and arch_id not in measured:
             out.append({
                 **fields, **_no_runs_or_benchmarks(),
@@ -521,7 +522,27 @@ def _study_status(store: Store) -> list[dict]:
             "results": by_source,
         })
     out.sort(key=_row_order)
-    return list(heapq.merge(out, *imported, key=_row_order)) if tables else out
+    return _merged(out, imported)
+
+
+def _merged(ours: list[dict], lists: list[list[dict]]) -> list[dict]:
+    """The sorted study objects merged into the sorted lists of imported-only ones (`_row_order`).
+    One list (the usual case): each of ours is placed by bisection, so 100k keys are not computed."""
+    import bisect
+    import heapq
+
+    if len(lists) != 1:
+        return list(heapq.merge(ours, *lists, key=_row_order)) if lists else ours
+    (theirs,) = lists
+    out: list[dict] = []
+    start = 0
+    for entry in ours:
+        at = bisect.bisect_left(theirs, _row_order(entry), lo=start, key=_row_order)
+        out.extend(theirs[start:at])
+        out.append(entry)
+        start = at
+    out.extend(theirs[start:])
+    return out
 
 
 def _no_runs_or_benchmarks() -> dict:
