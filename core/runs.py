@@ -204,10 +204,10 @@ def resolve_items(store, refs: Sequence[str]) -> list[Item]:
                 raise InputError(f"{ref!r} is neither a run/benchmark id (t-..., b-...) nor an architecture (K-L-M@C)") from None
             run = _latest_done(store.find(RUNS, arch_id=arch_id))
             bench = _latest_done(store.find(BENCHMARKS, arch_id=arch_id))
-            if architecture_of(store, arch_id) is None and run is None and bench is None:
-                raise InputError(f"no architecture {arch_id!r} in {store.path}")
             item = Item(ref, arch_id, run=run, bench=bench)
         item.arch = dict(architecture_of(store, item.arch_id) or {})
+        if not item.arch and item.run is None and item.bench is None:
+            raise InputError(f"no architecture {item.arch_id!r} in {store.path}")
         if item.run:
             item.curve = metrics(store, item.run["id"])
         items.append(item)

@@ -208,9 +208,8 @@ def _check_rows(path: Path, table: SourceTable) -> None:
     for i, record in enumerate(table.records() if all(isinstance(e, dict) for e in c["extra"])
                                else _raw_records(table)):
         where = f"{path}: row {i + 1} ({str(record.get('arch_id'))[:40]})"
-        problem = record_problem("results", cast(dict, record)) or (
-            f"no {', '.join(missing_keys('results', cast(dict, record)))}" if missing_keys("results", cast(dict, record))
-            else None)
+        missing = missing_keys("results", cast(dict, record))
+        problem = record_problem("results", cast(dict, record)) or (f"no {', '.join(missing)}" if missing else None)
         if problem is None:
             for key, (low, high) in (("params", INT_RANGES["params"]), ("macs", INT_RANGES["macs"])):
                 value = c[key][i]
@@ -253,10 +252,11 @@ def load(store: Any, manifest: Mapping[str, Any]) -> SourceTable:
     """The source a manifest names (a StoreError naming the file when it is missing or bad)."""
     from core.store import StoreError
 
-    path = folder_of(store) / str(manifest.get("file") or "")
-    if Path(str(manifest.get("file") or "")).name != manifest.get("file") or not str(manifest.get("file")).endswith(SUFFIX):
-        raise StoreError(f"{store.path}: source {manifest.get('id')!r} names a file {manifest.get('file')!r} "
+    file = manifest.get("file")
+    if not isinstance(file, str) or Path(file).name != file or not file.endswith(SUFFIX):
+        raise StoreError(f"{store.path}: source {manifest.get('id')!r} names a file {file!r} "
                          f"that is not in {folder_of(store)}; the file is left untouched")
+    path = folder_of(store) / file
     key = (str(path), str(manifest.get("sha256")))
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
@@ -276,11 +276,16 @@ def load(store: Any, manifest: Mapping[str, Any]) -> SourceTable:
     if len(table) != manifest.get("rows"):
         raise StoreError(f"{path} has {len(table)} rows where {store.path} says {manifest.get('rows')}; "
                          f"the file is left untouched")
+    _remember(key, table)
+    return table
+
+
+def _remember(key: tuple[str, str], table: SourceTable) -> None:
+    """Keep a decoded table for the next `load` of the same file (at most `_CACHE_SIZE`)."""
     with _CACHE_LOCK:
         while len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = table
-    return table
 
 
 # --------------------------------------------------------------------------- writing
@@ -311,8 +316,7 @@ def write(store: Any, tx: Any, table: SourceTable, **fields: Any) -> SourceRecor
     })
     tx.upsert(SOURCES, manifest)
     sweep(store, tx)
-    with _CACHE_LOCK:
-        _CACHE[(str(folder / name), manifest["sha256"])] = table
+    _remember((str(folder / name), manifest["sha256"]), table)
     return manifest
 
 

@@ -305,11 +305,11 @@ def file_source_front(store: Store, source: str, objectives: Sequence[Any]) -> l
     if table is None or any(r.get("source") == source for r in store.rows(RESULTS)):
         return None
     names = [o.name for o in objectives]
-    if len(set(names)) != len(names) or any(n not in files.VALUE_COLUMNS for n in names):
+    if not names or len(set(names)) != len(names) or any(n not in files.VALUE_COLUMNS for n in names):
         return None
     import numpy as np
 
-    points = np.column_stack([table.array(n) for n in names]) if names else np.empty((len(table), 0))
+    points = np.column_stack([table.array(n) for n in names])
     if not len(table) or not np.isfinite(points).any(axis=0).all():
         return None
     kept = np.flatnonzero(np.isfinite(points).all(axis=1))
@@ -437,7 +437,7 @@ def _imported_only(tables: list[tuple[str, Any]], summaries: dict[str, list[dict
     seen: set[str] = set()
     lists = []
     # one shared "nothing of ours" per call (read-only, as `Store.rows` records are): 100k entries cost half
-    no_runs, no_benchmarks = {"total": 0, "by_status": {}, "ids": []}, {"total": 0, "by_status": {}, "latest": None}
+    nothing = _no_runs_or_benchmarks()
     several = len(tables) > 1
     for name, table in tables:
         c = table.columns
@@ -455,10 +455,7 @@ def _imported_only(tables: list[tuple[str, Any]], summaries: dict[str, list[dict
                 results = {name: summary}
             append({
                 "id": arch_id, "arch": f"{k}-{l}-{m}", "K": k, "L": l, "M": m, "channels": ch, "genotype": g,
-                "params": params, "macs": macs, "in_thesis": None, "sampled": False,
-                "runs": no_runs, "accuracy": None, "accuracy_std": None, "accuracy_seeds": 0,
-                "accuracy_recipe": None, "accuracy_text": None, "best_accuracy": None,
-                "benchmarks": no_benchmarks, "results": results,
+                "params": params, "macs": macs, "in_thesis": None, "sampled": False, **nothing, "results": results,
             })
         lists.append(entries)
     return lists
